@@ -1,0 +1,32 @@
+// swift-tools-version: 6.0
+// Xenstore daemon in Swift: pure core modules (Embedded-compatible, no I/O) plus thin host shells.
+// The unikernel images are built by the Makefile, which compiles the same core sources in Embedded mode.
+import PackageDescription
+
+/// Core modules are checked against the Embedded Swift subset in host builds too.
+let coreSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+]
+/// Host shells use libc globals (stderr, signal flags) directly.
+let hostSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "XenstoreSwift",
+    products: [
+        .executable(name: "xenstored", targets: ["xenstored"]),
+        .executable(name: "xsctl", targets: ["xsctl"]),
+    ],
+    targets: [
+        // CORE (pure Swift, no I/O, compiled in Embedded mode for the stub domain too)
+        .target(name: "XenstoreWire", swiftSettings: coreSettings),
+        .target(name: "XenstoreStore", swiftSettings: coreSettings),
+        .target(name: "XenstoreServer", dependencies: ["XenstoreWire", "XenstoreStore"], swiftSettings: coreSettings),
+        // HOST SHELLS (sockets, files, clocks)
+        .target(name: "XenstoreHost", dependencies: ["XenstoreServer"], swiftSettings: hostSettings),
+        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost"], swiftSettings: hostSettings),
+        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
+        // TESTS
+        .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
+    ]
+)

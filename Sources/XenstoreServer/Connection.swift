@@ -1,0 +1,120 @@
+// Per-connection state: identity, framing, bounded output queue, watches and open transactions.
+
+import XenstoreStore
+import XenstoreWire
+
+/// Identifies a connection (socket client or domain ring) for the lifetime of the server.
+public struct ConnectionID: Hashable, Sendable, Comparable {
+    /// The raw number; never reused while the server runs.
+    public let raw: UInt32
+
+    /// Wraps a raw number.
+    public init(raw: UInt32) { self.raw = raw }
+
+    /// Orders by creation.
+    public static func < (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.raw < rhs.raw }
+}
+
+/// A FIFO of encoded messages waiting to be written to a connection, with a byte count.
+struct OutputQueue {
+    private var messages: [[UInt8]] = []
+    private var head = 0
+    private var frontOffset = 0
+    /// Bytes not yet taken.
+    private(set) var byteCount = 0
+
+    /// Whether anything is waiting.
+    var isEmpty: Bool { head == messages.count }
+
+    /// Number of whole or partly sent messages waiting.
+    var count: Int { messages.count - head }
+
+    mutating func append(_ message: [UInt8]) {
+        messages.append(message)
+        byteCount += message.count
+    }
+
+    /// Removes and returns up to `maxBytes` bytes from the front (possibly part of a message).
+    mutating func take(maxBytes: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        while head < messages.count && out.count < maxBytes {
+            let message = messages[head]
+            let available = message.count - frontOffset
+            let wanted = min(available, maxBytes - out.count)
+            out.append(contentsOf: message[frontOffset..<(frontOffset + wanted)])
+            frontOffset += wanted
+            if frontOffset == message.count {
+                messages[head] = []
+                head += 1
+                frontOffset = 0
+            }
+        }
+        byteCount -= out.count
+        if head > 64 && head * 2 > messages.count {
+            messages.removeFirst(head)
+            head = 0
+        }
+        return out
+    }
+
+    mutating func removeAll() {
+        messages.removeAll()
+        head = 0
+        frontOffset = 0
+        byteCount = 0
+    }
+}
+
+/// A registered watch.
+struct Watch {
+    /// The absolute watched path, or the special name (`@releaseDomain`).
+    let path: [UInt8]
+    /// The parsed node path for non-special watches.
+    let node: NodePath?
+    /// The token echoed in every event.
+    let token: [UInt8]
+    /// Whether the watch was registered with a relative path; events then use relative paths.
+    let relative: Bool
+    /// Optional depth limit (WATCHDEPTH): 0 = only the path itself.
+    let depth: Int?
+}
+
+/// An open transaction: a branch from the head at TRANSACTION_START, its working tree, and the
+/// log of every request with the outcome the client saw — what a rebase replays and re-validates.
+final class Transaction {
+    let id: UInt32
+    let base: Commit
+    var workspace: Workspace
+    var log: [(NodeOperation, Outcome)] = []
+    var touched: Set<NodePath> = []
+
+    init(id: UInt32, base: Commit) {
+        self.id = id
+        self.base = base
+        self.workspace = Workspace(root: base.root)
+    }
+}
+
+/// Everything the server knows about one connection.
+final class Connection {
+    let id: ConnectionID
+    var caller: Caller
+    var decoder = FrameDecoder()
+    var output = OutputQueue()
+    var watches: [Watch] = []
+    var transactions: [UInt32: Transaction] = [:]
+    /// Watch events not queued because the output queue was over its bound.
+    var droppedEvents = 0
+    /// Set when framing failed; nothing more is read from or queued for this connection.
+    var isBroken = false
+
+    init(id: ConnectionID, caller: Caller) {
+        self.id = id
+        self.caller = caller
+    }
+
+    /// Bound on queued output bytes before watch events are dropped.
+    var outputBound: Int {
+        caller.privileged ? Limits.privilegedOutputQueueBytes : Limits.unprivilegedOutputQueueBytes
+    }
+}

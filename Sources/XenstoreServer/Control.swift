@@ -1,0 +1,82 @@
+// CONTROL requests (`xenstore-control`): check, log, quota, print, help, memreport, and history.
+
+import XenstoreStore
+import XenstoreWire
+
+extension Server {
+    /// Text reply of a CONTROL command: the text plus a NUL, as C xenstored sends it.
+    static func text(_ bytes: [UInt8]) -> Outcome { .success(bytes + [0]) }
+
+    /// CONTROL `<command>|[<argument>|]*` (privileged only).
+    func control(_ payload: [UInt8], on connection: Connection) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        guard let command = strings.first else { return .failure(.EINVAL) }
+        let arguments = Array(strings.dropFirst())
+        switch command {
+        case Payload.bytes("check"):
+            return checkStore() ? Server.text(Payload.bytes("OK")) : .failure(.EIO)
+        case Payload.bytes("log"), Payload.bytes("logfile"):
+            return Server.text(Payload.bytes("OK"))
+        case Payload.bytes("print"):
+            guard arguments.count == 1 else { return .failure(.EINVAL) }
+            effects.append(.log(arguments[0]))
+            return Server.text(Payload.bytes("OK"))
+        case Payload.bytes("quota"):
+            return quotaReport(arguments)
+        case Payload.bytes("memreport"):
+            var out = Payload.bytes("nodes: ") + Payload.decimal(Tree.count(history.head.root))
+            out += Payload.bytes("\ncommits: ") + Payload.decimal(history.commitCount)
+            out += Payload.bytes("\nconnections: ") + Payload.decimal(connections.count)
+            out += Payload.bytes("\ndomains: ") + Payload.decimal(domains.count)
+            return Server.text(out)
+        case Payload.bytes("history"):
+            let limit = arguments.first.flatMap { Payload.parseDecimal($0) }.map { Int(min($0, 10_000)) } ?? 20
+            return historyReport(limit: limit)
+        case Payload.bytes("help"):
+            return Server.text(Payload.bytes(
+                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nprint <string>\nquota [<domid>]\n"))
+        default:
+            return .failure(.EINVAL)
+        }
+    }
+
+    /// Recounts node ownership and compares it with the incremental accounting.
+    func checkStore() -> Bool {
+        var counted: [UInt32: Int] = [:]
+        var stack: [Node] = [history.head.root]
+        while let node = stack.popLast() {
+            counted[node.permissions.owner, default: 0] += 1
+            for child in node.children { stack.append(child.node) }
+        }
+        return counted == ownedNodes
+    }
+
+    func quotaReport(_ arguments: [[UInt8]]) -> Outcome {
+        var out: [UInt8] = []
+        if let first = arguments.first {
+            guard let domid = Payload.parseDecimal(first), domid <= UInt64(UInt32.max) else { return .failure(.EINVAL) }
+            let id = UInt32(domid)
+            guard domainExists(id) else { return .failure(.ENOENT) }
+            out += Payload.bytes("Domain ") + Payload.decimal(id) + Payload.bytes(":\n")
+            out += Payload.bytes("nodes: ") + Payload.decimal(ownedNodes[id] ?? 0) + [0x0A]
+            out += Payload.bytes("watches: ") + Payload.decimal(watchCount(of: id)) + [0x0A]
+            return Server.text(out)
+        }
+        for name in Quotas.names {
+            out += name + Payload.bytes(": ") + Payload.decimal(configuration.quotas.value(named: name)!) + [0x0A]
+        }
+        return Server.text(out)
+    }
+
+    /// The newest commits along first parents: `<id> <author> <time> <summary>` per line.
+    func historyReport(limit: Int) -> Outcome {
+        var out: [UInt8] = []
+        for commit in history.firstParentLog(limit: limit) {
+            var line = history.id(of: commit).hex
+            line += [0x20] + Payload.decimal(commit.time) + [0x20] + commit.summary + [0x0A]
+            if out.count + line.count + 1 > Limits.payloadMax { break }
+            out += line
+        }
+        return Server.text(out)
+    }
+}

@@ -1,0 +1,602 @@
+// The sans-IO Xenstore server: bytes and events in; replies, watch events and effects out.
+
+import XenstoreStore
+import XenstoreWire
+
+/// Something the shell around the server must do, or may want to know.
+public enum ServerEffect: Equatable, Sendable {
+    /// INTRODUCE: map the domain's store ring (`gfn`, or grant 1) and bind `eventChannel`.
+    case connectDomain(domid: UInt32, gfn: UInt64, eventChannel: UInt32)
+    /// RELEASE or domain death: unmap the domain's ring and unbind its event channel.
+    case disconnectDomain(domid: UInt32)
+    /// The connection broke the protocol (e.g. an oversized header) and must be closed.
+    case closeConnection(ConnectionID)
+    /// A commit became the new head (for persistent history backends).
+    case committed(sequence: UInt64)
+    /// A line worth logging.
+    case log([UInt8])
+}
+
+/// Settings of a server instance.
+public struct ServerConfiguration: Sendable {
+    /// Quotas applied to unprivileged domains that have no quotas of their own.
+    public var quotas = Quotas()
+    /// Commits kept with their parent links in memory.
+    public var retainedCommits = Limits.defaultInMemoryHistory
+    /// Whether to emit `.committed` effects.
+    public var reportCommits = false
+
+    /// The defaults of C xenstored 4.17.
+    public init() {}
+}
+
+/// A domain the server knows about.
+struct DomainRecord {
+    var gfn: UInt64 = 0
+    var eventChannel: UInt32 = 0
+    var introduced = false
+    var target: UInt32?
+    var features: UInt32 = 0
+    var quotas: Quotas?
+}
+
+/// The Xenstore server state machine. It performs no I/O: the shell feeds it bytes with
+/// `receive`, writes out what `takeOutput` returns, and carries out `takeEffects`.
+public final class Server {
+    /// The versioned store: every change is a commit.
+    public let history: History
+    /// The configuration in force (quotas can be changed with SET_QUOTA).
+    public private(set) var configuration: ServerConfiguration
+    var connections: [ConnectionID: Connection] = [:]
+    var connectionOrder: [ConnectionID] = []
+    var domains: [UInt32: DomainRecord] = [:]
+    var ownedNodes: [UInt32: Int] = [:]
+    var specialPermissions: [[UInt8]: Permissions] = [:]
+    var effects: [ServerEffect] = []
+    var nextConnection: UInt32 = 1
+    var nextTransaction: UInt32 = 1
+    var now: Int64
+
+    /// Features this server can offer a domain (GET_FEATURE): watch depth.
+    public static let supportedFeatures: UInt32 = 4
+
+    /// Special watch names.
+    static let introduceDomain = Payload.bytes("@introduceDomain")
+    static let releaseDomain = Payload.bytes("@releaseDomain")
+
+    /// Creates a server with the initial tree of C xenstored (`/`, `/tool`, `/tool/xenstored`,
+    /// plus `/local` and `/local/domain`), dom0 introduced, at `time` (seconds since the epoch).
+    public init(configuration: ServerConfiguration = ServerConfiguration(), time: Int64) {
+        self.configuration = configuration
+        self.now = time
+        let generations = GenerationCounter()
+        let perms = Permissions.ownedBy(0)
+        func node(_ children: [Child]) -> Node { Node(value: [], permissions: perms, children: children, generation: generations.take()) }
+        let tool = node([Child(name: Payload.bytes("xenstored"), node: node([]))])
+        let local = node([Child(name: Payload.bytes("domain"), node: node([]))])
+        let root = node([Child(name: Payload.bytes("local"), node: local), Child(name: Payload.bytes("tool"), node: tool)])
+        history = History(root: root, author: 0, message: Payload.bytes("Domain 0: initial store"), time: time,
+                          generations: generations, retainedCommits: configuration.retainedCommits)
+        ownedNodes[0] = Tree.count(root)
+        domains[0] = DomainRecord(introduced: true)
+        specialPermissions[Server.introduceDomain] = perms
+        specialPermissions[Server.releaseDomain] = perms
+    }
+
+    // MARK: - Connections
+
+    /// Opens a connection for a caller (a socket client, a test socket, or a domain ring).
+    public func openConnection(caller: Caller) -> ConnectionID {
+        let id = ConnectionID(raw: nextConnection)
+        nextConnection += 1
+        var identity = caller
+        identity.target = domains[caller.domid]?.target
+        connections[id] = Connection(id: id, caller: identity)
+        connectionOrder.append(id)
+        return id
+    }
+
+    /// Closes a connection, dropping its watches and open transactions.
+    public func closeConnection(_ id: ConnectionID) {
+        connections[id] = nil
+        if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
+    }
+
+    /// Feeds bytes received on a connection; complete requests are executed at once.
+    public func receive<C: Collection>(_ bytes: C, on id: ConnectionID, time: Int64) where C.Element == UInt8 {
+        guard let connection = connections[id], !connection.isBroken else { return }
+        now = time
+        let messages: [Message]
+        do {
+            messages = try connection.decoder.feed(bytes)
+        } catch {
+            connection.isBroken = true
+            effects.append(.log(Payload.bytes("closing connection: payload length over 4096")))
+            effects.append(.closeConnection(id))
+            return
+        }
+        for message in messages {
+            handle(message, on: connection)
+        }
+    }
+
+    /// Whether output is waiting for a connection.
+    public func hasOutput(_ id: ConnectionID) -> Bool {
+        !(connections[id]?.output.isEmpty ?? true)
+    }
+
+    /// Whether the shell should read more requests from a connection (back-pressure on a
+    /// client that does not read its replies).
+    public func wantsInput(_ id: ConnectionID) -> Bool {
+        guard let connection = connections[id] else { return false }
+        return !connection.isBroken && connection.output.count < Limits.maxQueuedRepliesBeforeBackpressure
+    }
+
+    /// Removes and returns up to `maxBytes` of output for a connection.
+    public func takeOutput(_ id: ConnectionID, maxBytes: Int = Int.max) -> [UInt8] {
+        connections[id]?.output.take(maxBytes: maxBytes) ?? []
+    }
+
+    /// Removes and returns the effects produced so far.
+    public func takeEffects() -> [ServerEffect] {
+        let taken = effects
+        effects.removeAll()
+        return taken
+    }
+
+    /// Watch events dropped for a connection because its output queue was full.
+    public func droppedEvents(_ id: ConnectionID) -> Int { connections[id]?.droppedEvents ?? 0 }
+
+    // MARK: - Domains (events from the hypervisor side)
+
+    /// The domain died or was destroyed: fire `@releaseDomain` and forget it.
+    public func domainDied(_ domid: UInt32, time: Int64) {
+        now = time
+        guard domid != 0, domains[domid] != nil else { return }
+        forgetDomain(domid)
+    }
+
+    /// Forgets an introduced domain; the shell closes its ring connection on `.disconnectDomain`.
+    func forgetDomain(_ domid: UInt32) {
+        domains[domid] = nil
+        effects.append(.disconnectDomain(domid: domid))
+        fireSpecial(Server.releaseDomain, domid: domid)
+    }
+
+    /// Whether a domain is known (dom0, introduced, or connected).
+    func domainExists(_ domid: UInt32) -> Bool {
+        if domains[domid] != nil { return true }
+        for connection in connections.values where connection.caller.domid == domid { return true }
+        return false
+    }
+
+    /// The quotas in force for a caller.
+    func quotas(for caller: Caller) -> Quotas {
+        domains[caller.domid]?.quotas ?? configuration.quotas
+    }
+
+    // MARK: - Requests
+
+    /// Requests only privileged callers may make.
+    static func isPrivilegedOnly(_ type: MessageType) -> Bool {
+        switch type {
+        case .control, .introduce, .release, .isDomainIntroduced, .resume, .setTarget, .setFeature,
+             .getQuota, .setQuota:
+            return true
+        default:
+            return false
+        }
+    }
+
+    func reply(_ connection: Connection, to message: Message, _ outcome: Outcome) {
+        let type: UInt32
+        let payload: [UInt8]
+        switch outcome {
+        case .success(let bytes) where bytes.count <= Limits.payloadMax:
+            type = message.header.type
+            payload = bytes
+        case .success:
+            type = MessageType.error.rawValue
+            payload = XenstoreError.E2BIG.payload
+        case .failure(let error):
+            type = MessageType.error.rawValue
+            payload = error.payload
+        }
+        let out = Message(type: type, requestID: message.header.requestID,
+                          transactionID: message.header.transactionID, payload: payload)
+        connection.output.append(out.encoded)
+    }
+
+    func handle(_ message: Message, on connection: Connection) {
+        guard let type = message.knownType else {
+            reply(connection, to: message, .failure(.ENOSYS))
+            return
+        }
+        if Server.isPrivilegedOnly(type) && !connection.caller.privileged {
+            reply(connection, to: message, .failure(.EACCES))
+            return
+        }
+        var transaction: Transaction? = nil
+        if type != .watch && type != .unwatch && message.header.transactionID != 0 {
+            guard let found = connection.transactions[message.header.transactionID] else {
+                reply(connection, to: message, .failure(.ENOENT))
+                return
+            }
+            transaction = found
+        }
+        let outcome = execute(type, message.payload, transaction: transaction, on: connection)
+        reply(connection, to: message, outcome)
+        if type == .watch, case .success = outcome, let watch = connection.watches.last {
+            // The initial event follows the acknowledgement.
+            queueEvent(on: connection, path: watch.relative ? relativeEventPath(watch.path, connection) : watch.path,
+                       token: watch.token)
+        }
+    }
+
+    /// The single argument of a one-argument request. C tolerates a missing final NUL.
+    static func oneArgument(_ payload: [UInt8]) -> [UInt8]? {
+        let (strings, trailing) = Payload.strings(payload)
+        if strings.isEmpty { return trailing.isEmpty && payload.isEmpty ? nil : trailing }
+        return strings.count == 1 && trailing.isEmpty ? strings[0] : nil
+    }
+
+    func nodePath(_ raw: [UInt8]?, _ connection: Connection) -> Result<NodePath, XenstoreError> {
+        guard let raw else { return .failure(.EINVAL) }
+        let caller = connection.caller
+        return PathRules.nodePath(raw, domid: caller.domid, pathQuota: caller.privileged ? nil : quotas(for: caller).pathMax)
+    }
+
+    func execute(_ type: MessageType, _ payload: [UInt8], transaction: Transaction?,
+                 on connection: Connection) -> Outcome {
+        switch type {
+        case .read, .directory, .getPerms, .mkdir, .rm:
+            let path: NodePath
+            switch nodePath(Server.oneArgument(payload), connection) {
+            case .success(let p): path = p
+            case .failure(let error): return .failure(error)
+            }
+            let operation: NodeOperation
+            switch type {
+            case .read: operation = .read(path)
+            case .directory: operation = .directory(path)
+            case .getPerms: operation = .getPerms(path)
+            case .mkdir: operation = .mkdir(path)
+            default: operation = .rm(path)
+            }
+            return run(operation, transaction: transaction, on: connection)
+        case .directoryPart:
+            let (strings, trailing) = Payload.strings(payload)
+            guard strings.count == 2, trailing.isEmpty else { return .failure(.EINVAL) }
+            switch nodePath(strings[0], connection) {
+            case .success(let path):
+                let offset = Int(min(Payload.parseLeadingDecimal(strings[1]), UInt64(Int32.max)))
+                return run(.directoryPart(path, offset: offset), transaction: transaction, on: connection)
+            case .failure(let error): return .failure(error)
+            }
+        case .write:
+            guard let nul = payload.firstIndex(of: 0) else { return .failure(.EINVAL) }
+            switch nodePath(Array(payload[..<nul]), connection) {
+            case .success(let path):
+                return run(.write(path, value: Array(payload[(nul + 1)...])), transaction: transaction, on: connection)
+            case .failure(let error): return .failure(error)
+            }
+        case .setPerms:
+            return setPermissions(payload, transaction: transaction, on: connection)
+        case .watch:
+            return watch(payload, on: connection)
+        case .unwatch:
+            return unwatch(payload, on: connection)
+        case .resetWatches:
+            connection.watches.removeAll()
+            connection.transactions.removeAll()
+            return .ok
+        case .transactionStart:
+            if transaction != nil { return .failure(.EBUSY) }
+            return startTransaction(on: connection)
+        case .transactionEnd:
+            guard let transaction else { return .failure(.ENOENT) }
+            guard let argument = Server.oneArgument(payload), argument == [0x54] || argument == [0x46] else {
+                return .failure(.EINVAL)
+            }
+            connection.transactions[transaction.id] = nil
+            if argument == [0x46] { return .ok }
+            return commit(transaction, by: connection)
+        case .getDomainPath:
+            guard let argument = Server.oneArgument(payload) else { return .failure(.EINVAL) }
+            let domid = UInt32(truncatingIfNeeded: Payload.parseLeadingDecimal(argument))
+            return .success(PathRules.home(of: domid) + [0])
+        case .introduce:
+            return introduce(payload)
+        case .release:
+            return release(payload)
+        case .isDomainIntroduced:
+            guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }
+            return .success([domains[domid]?.introduced == true ? 0x54 : 0x46, 0])
+        case .resume:
+            guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }
+            return domains[domid]?.introduced == true ? .ok : .failure(.ENOENT)
+        case .setTarget:
+            return setTarget(payload)
+        case .getFeature:
+            return getFeature(payload, on: connection)
+        case .setFeature:
+            return setFeature(payload)
+        case .getQuota:
+            return getQuota(payload)
+        case .setQuota:
+            return setQuota(payload)
+        case .control:
+            return control(payload, on: connection)
+        case .watchEvent, .error, .restrict, .invalid:
+            return .failure(.ENOSYS)
+        }
+    }
+
+    static func domidArgument(_ payload: [UInt8]) -> UInt32? {
+        guard let argument = oneArgument(payload), let value = Payload.parseDecimal(argument),
+              value <= UInt64(UInt32.max) else { return nil }
+        return UInt32(value)
+    }
+
+    func context(for connection: Connection) -> OperationContext {
+        OperationContext(caller: connection.caller, quotas: quotas(for: connection.caller),
+                         committedOwnedNodes: ownedNodes, generations: history.generations,
+                         domainExists: { [unowned(unsafe) self] in self.domainExists($0) })
+    }
+
+    /// Runs a node operation: inside a transaction on its branch, else directly on the head
+    /// as a one-operation commit.
+    func run(_ operation: NodeOperation, transaction: Transaction?, on connection: Connection) -> Outcome {
+        let context = context(for: connection)
+        if let transaction {
+            if !connection.caller.privileged {
+                transaction.touched.insert(operation.path)
+                if Quotas.exceeds(transaction.touched.count, context.quotas.transactionNodes) {
+                    return .failure(.ENOSPC)
+                }
+            }
+            let outcome = NodeOperations.execute(operation, in: &transaction.workspace, context)
+            transaction.log.append((operation, outcome))
+            return outcome
+        }
+        var workspace = Workspace(root: history.head.root)
+        let outcome = NodeOperations.execute(operation, in: &workspace, context)
+        if case .success = outcome, operation.isMutation {
+            var message = Server.domainLabel(connection.caller.domid)
+            message.append(contentsOf: Payload.bytes(": "))
+            operation.verb.withUTF8Buffer { message.append(contentsOf: $0) }
+            message.append(0x20)
+            message.append(contentsOf: operation.path.bytes)
+            history.commitOnHead(root: workspace.root, author: connection.caller.domid, message: message, time: now)
+            apply(workspace)
+        }
+        return outcome
+    }
+
+    static func domainLabel(_ domid: UInt32) -> [UInt8] {
+        Payload.bytes("Domain ") + Payload.decimal(domid)
+    }
+
+    /// Makes a committed workspace's accounting and watch events take effect.
+    func apply(_ workspace: Workspace) {
+        for (domid, delta) in workspace.ownedNodesDelta {
+            let count = (ownedNodes[domid] ?? 0) + delta
+            ownedNodes[domid] = count == 0 ? nil : count
+        }
+        if configuration.reportCommits { effects.append(.committed(sequence: history.head.sequence)) }
+        for trigger in workspace.triggers { fire(trigger) }
+    }
+
+    // MARK: - Transactions
+
+    func startTransaction(on connection: Connection) -> Outcome {
+        let caller = connection.caller
+        if !caller.privileged && Quotas.exceeds(connection.transactions.count + 1, quotas(for: caller).transactions) {
+            return .failure(.ENOSPC)
+        }
+        var id = nextTransaction
+        while id == 0 || connection.transactions[id] != nil { id &+= 1 }
+        nextTransaction = id &+ 1
+        connection.transactions[id] = Transaction(id: id, base: history.head)
+        return .success(Payload.decimal(id) + [0])
+    }
+
+    /// Whether a replayed outcome is what the client saw. DIRECTORY_PART's generation count
+    /// may differ for an unchanged child list, so only the list is compared.
+    static func sameOutcome(_ operation: NodeOperation, _ recorded: Outcome, _ replayed: Outcome) -> Bool {
+        if case .directoryPart = operation, case .success(let a) = recorded, case .success(let b) = replayed {
+            guard let i = a.firstIndex(of: 0), let j = b.firstIndex(of: 0) else { return a == b }
+            return a[(i + 1)...] == b[(j + 1)...]
+        }
+        return recorded == replayed
+    }
+
+    /// TRANSACTION_END T: merge the transaction's branch into the head.
+    ///
+    /// If the head has not moved, the branch is fast-forwarded. Otherwise the transaction's
+    /// requests are replayed on the new head and every outcome re-validated (reads, listings,
+    /// permission checks): only a differing outcome is a true conflict (EAGAIN). A validated
+    /// transaction is recorded as a three-way merge commit when the tree merge agrees with the
+    /// replay, else as a rebased commit on the head.
+    func commit(_ transaction: Transaction, by connection: Connection) -> Outcome {
+        let head = history.head
+        let author = connection.caller.domid
+        var message = Server.domainLabel(author)
+        message.append(contentsOf: Payload.bytes(": merging transaction "))
+        message.append(contentsOf: Payload.decimal(transaction.id))
+        if head === transaction.base {
+            let workspace = transaction.workspace
+            if workspace.root === head.root { return .ok }
+            history.commitOnHead(root: workspace.root, author: author, message: message, time: now)
+            apply(workspace)
+            return .ok
+        }
+        var replay = Workspace(root: head.root)
+        let context = context(for: connection)
+        for (operation, recorded) in transaction.log {
+            let replayed = NodeOperations.execute(operation, in: &replay, context)
+            if !Server.sameOutcome(operation, recorded, replayed) { return .failure(.EAGAIN) }
+        }
+        if replay.root === head.root { return .ok }
+        let merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,
+                                              theirs: transaction.workspace.root, generations: history.generations)
+        let commit: Commit
+        if let merged, Tree.equal(merged, replay.root) {
+            var branchMessage = Server.domainLabel(author)
+            branchMessage.append(contentsOf: Payload.bytes(": transaction "))
+            branchMessage.append(contentsOf: Payload.decimal(transaction.id))
+            let branch = history.makeCommit(root: transaction.workspace.root, parents: [transaction.base],
+                                            author: author, message: branchMessage, time: now)
+            commit = history.makeCommit(root: replay.root, parents: [head, branch], author: author,
+                                        message: message, time: now)
+        } else {
+            message.append(contentsOf: Payload.bytes(" (rebased)"))
+            commit = history.makeCommit(root: replay.root, parents: [head], author: author, message: message, time: now)
+        }
+        history.advanceHead(to: commit)
+        apply(replay)
+        return .ok
+    }
+
+    // MARK: - Permissions
+
+    func setPermissions(_ payload: [UInt8], transaction: Transaction?, on connection: Connection) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        guard strings.count >= 2 else { return .failure(.EINVAL) }
+        let caller = connection.caller
+        if !caller.privileged && Quotas.exceeds(strings.count - 1, quotas(for: caller).permissions) {
+            return .failure(.ENOSPC)
+        }
+        var entries: [PermissionEntry] = []
+        for text in strings.dropFirst() {
+            guard let entry = PermissionEntry(encoded: text) else { return .failure(.EINVAL) }
+            entries.append(entry)
+        }
+        let permissions = Permissions(entries)
+        if PathRules.isSpecial(strings[0]) {
+            guard let current = specialPermissions[strings[0]] else { return .failure(.ENOENT) }
+            guard Rights.of(caller, on: current).isSuperset(of: [.write, .owner]) else { return .failure(.EACCES) }
+            specialPermissions[strings[0]] = permissions
+            return .ok
+        }
+        switch nodePath(strings[0], connection) {
+        case .success(let path): return run(.setPerms(path, permissions), transaction: transaction, on: connection)
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    // MARK: - Domains (requests)
+
+    func introduce(_ payload: [UInt8]) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        guard strings.count >= 3, let domid = Payload.parseDecimal(strings[0]), domid <= UInt64(UInt16.max),
+              let gfn = Payload.parseDecimal(strings[1]) else { return .failure(.EINVAL) }
+        let port = Payload.parseLeadingDecimal(strings[2])
+        guard port > 0, port <= UInt64(UInt32.max) else { return .failure(.EINVAL) }
+        let id = UInt32(domid)
+        var record = domains[id] ?? DomainRecord()
+        let isNew = !record.introduced
+        record.introduced = true
+        record.gfn = gfn
+        record.eventChannel = UInt32(port)
+        domains[id] = record
+        if isNew {
+            effects.append(.connectDomain(domid: id, gfn: gfn, eventChannel: UInt32(port)))
+            fireSpecial(Server.introduceDomain, domid: id)
+        }
+        return .ok
+    }
+
+    func release(_ payload: [UInt8]) -> Outcome {
+        guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }
+        guard domid != 0 else { return .failure(.EINVAL) }
+        guard domains[domid]?.introduced == true else { return .failure(.ENOENT) }
+        forgetDomain(domid)
+        return .ok
+    }
+
+    func setTarget(_ payload: [UInt8]) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        guard strings.count == 2, let domid = Payload.parseDecimal(strings[0]), domid <= UInt64(UInt32.max),
+              let target = Payload.parseDecimal(strings[1]), target <= UInt64(UInt32.max) else {
+            return .failure(.EINVAL)
+        }
+        let id = UInt32(domid)
+        guard domainExists(id), domainExists(UInt32(target)) else { return .failure(.ENOENT) }
+        domains[id, default: DomainRecord()].target = UInt32(target)
+        for connection in connections.values where connection.caller.domid == id {
+            connection.caller.target = UInt32(target)
+        }
+        return .ok
+    }
+
+    func getFeature(_ payload: [UInt8], on connection: Connection) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        if strings.isEmpty {
+            let features = domains[connection.caller.domid]?.features ?? Server.supportedFeatures
+            return .success(Payload.decimal(features == 0 ? Server.supportedFeatures : features) + [0])
+        }
+        guard connection.caller.privileged else { return .failure(.EACCES) }
+        guard strings.count == 1, let domid = Payload.parseDecimal(strings[0]), domid <= UInt64(UInt32.max) else {
+            return .failure(.EINVAL)
+        }
+        guard let record = domains[UInt32(domid)] else { return .failure(.ENOENT) }
+        return .success(Payload.decimal(record.features) + [0])
+    }
+
+    func setFeature(_ payload: [UInt8]) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        guard strings.count == 2, let domid = Payload.parseDecimal(strings[0]), domid <= UInt64(UInt32.max),
+              let value = Payload.parseDecimal(strings[1]), value <= UInt64(UInt32.max) else {
+            return .failure(.EINVAL)
+        }
+        guard UInt32(value) & ~Server.supportedFeatures == 0 else { return .failure(.EINVAL) }
+        guard domains[UInt32(domid)] != nil else { return .failure(.ENOENT) }
+        domains[UInt32(domid)]!.features = UInt32(value)
+        return .ok
+    }
+
+    func getQuota(_ payload: [UInt8]) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        switch strings.count {
+        case 0:
+            var out: [UInt8] = []
+            for name in Quotas.names {
+                if !out.isEmpty { out.append(0x20) }
+                out.append(contentsOf: name)
+            }
+            return .success(out + [0])
+        case 1:
+            guard let value = configuration.quotas.value(named: strings[0]) else { return .failure(.EINVAL) }
+            return .success(Payload.decimal(value) + [0])
+        case 2:
+            guard let domid = Payload.parseDecimal(strings[0]), domid <= UInt64(UInt32.max) else { return .failure(.EINVAL) }
+            guard let record = domains[UInt32(domid)] else { return .failure(.ENOENT) }
+            guard let value = (record.quotas ?? configuration.quotas).value(named: strings[1]) else {
+                return .failure(.EINVAL)
+            }
+            return .success(Payload.decimal(value) + [0])
+        default:
+            return .failure(.EINVAL)
+        }
+    }
+
+    func setQuota(_ payload: [UInt8]) -> Outcome {
+        let (strings, _) = Payload.strings(payload)
+        guard strings.count == 2 || strings.count == 3,
+              let value = Payload.parseDecimal(strings[strings.count - 1]), value <= UInt64(Int32.max) else {
+            return .failure(.EINVAL)
+        }
+        let name = strings[strings.count - 2]
+        if strings.count == 2 {
+            return configuration.quotas.set(named: name, to: Int(value)) ? .ok : .failure(.EINVAL)
+        }
+        guard let domid = Payload.parseDecimal(strings[0]), domid <= UInt64(UInt32.max) else { return .failure(.EINVAL) }
+        guard var record = domains[UInt32(domid)] else { return .failure(.ENOENT) }
+        var quotas = record.quotas ?? configuration.quotas
+        guard quotas.set(named: name, to: Int(value)) else { return .failure(.EINVAL) }
+        record.quotas = quotas
+        domains[UInt32(domid)] = record
+        return .ok
+    }
+}

@@ -1,0 +1,123 @@
+// Git's object encoding of nodes and commits, so that every id equals what `git hash-object` computes.
+
+/// The kind of a git object.
+public enum GitObjectType: Sendable {
+    case blob, tree, commit
+
+    /// The type word that prefixes the object body before hashing (`blob`, `tree`, `commit`).
+    public var word: [UInt8] {
+        switch self {
+        case .blob: return [0x62, 0x6C, 0x6F, 0x62]
+        case .tree: return [0x74, 0x72, 0x65, 0x65]
+        case .commit: return [0x63, 0x6F, 0x6D, 0x6D, 0x69, 0x74]
+        }
+    }
+}
+
+/// Encodes nodes as git trees and blobs: each Xenstore node is one tree holding a `.value` blob,
+/// a `.perms` blob and one subtree per child. `.` never occurs in a Xenstore name, so the
+/// reserved entries cannot collide with children.
+public enum GitEncoding {
+    /// Name of the tree entry holding a node's value.
+    public static let valueEntry: [UInt8] = [0x2E, 0x76, 0x61, 0x6C, 0x75, 0x65]  // .value
+    /// Name of the tree entry holding a node's permission list.
+    public static let permsEntry: [UInt8] = [0x2E, 0x70, 0x65, 0x72, 0x6D, 0x73]  // .perms
+    static let blobMode: [UInt8] = [0x31, 0x30, 0x30, 0x36, 0x34, 0x34]  // 100644
+    static let treeMode: [UInt8] = [0x34, 0x30, 0x30, 0x30, 0x30]  // 40000
+
+    /// The id of an object: SHA-1 over `type SP length NUL body`.
+    public static func objectID(_ type: GitObjectType, body: [UInt8]) -> ObjectID {
+        var hasher = SHA1()
+        hasher.update(header(type, length: body.count))
+        hasher.update(body)
+        return hasher.finalize()
+    }
+
+    /// The header git hashes and stores before an object body.
+    public static func header(_ type: GitObjectType, length: Int) -> [UInt8] {
+        var out = type.word
+        out.append(0x20)
+        out.append(contentsOf: decimal(length))
+        out.append(0)
+        return out
+    }
+
+    /// The tree body of `node`; the ids of its children must already be known.
+    public static func treeBody(_ node: Node) -> [UInt8] {
+        // Git orders entries by name, comparing a tree's name as if it ended in '/'.
+        var entries: [(key: [UInt8], mode: [UInt8], name: [UInt8], id: ObjectID)] = []
+        entries.reserveCapacity(node.children.count + 2)
+        entries.append((permsEntry, blobMode, permsEntry, objectID(.blob, body: node.permissions.blob)))
+        entries.append((valueEntry, blobMode, valueEntry, objectID(.blob, body: node.value)))
+        for child in node.children {
+            guard let id = child.node.cachedID else { preconditionFailure("child id must be computed first") }
+            entries.append((child.name + [0x2F], treeMode, child.name, id))
+        }
+        entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        var body: [UInt8] = []
+        body.reserveCapacity(entries.count * 40)
+        for entry in entries {
+            body.append(contentsOf: entry.mode)
+            body.append(0x20)
+            body.append(contentsOf: entry.name)
+            body.append(0)
+            body.append(contentsOf: entry.id.bytes)
+        }
+        return body
+    }
+
+    /// The git tree id of `node`, computing (and caching) ids of every subtree not yet hashed.
+    /// Post-order with an explicit stack: deep trees use heap, not call stack.
+    public static func treeID(_ node: Node) -> ObjectID {
+        if let id = node.cachedID { return id }
+        var stack: [(Node, Bool)] = [(node, false)]
+        while let entry = stack.popLast() {
+            let (current, expanded) = entry
+            if current.cachedID != nil { continue }
+            if expanded {
+                current.cachedID = objectID(.tree, body: treeBody(current))
+            } else {
+                stack.append((current, true))
+                for child in current.children where child.node.cachedID == nil {
+                    stack.append((child.node, false))
+                }
+            }
+        }
+        return node.cachedID!
+    }
+
+    /// Visits every object of the subtree not accepted by `known` (tree, then its blobs), children
+    /// before parents, so a writer can store them in dependency order. Ids are computed as needed.
+    public static func forEachObject(_ root: Node, skipping known: (ObjectID) -> Bool,
+                                     visit: (ObjectID, GitObjectType, [UInt8]) -> Void) {
+        _ = treeID(root)
+        var stack: [(Node, Bool)] = [(root, false)]
+        while let entry = stack.popLast() {
+            let (current, expanded) = entry
+            let id = current.cachedID!
+            if known(id) { continue }
+            if expanded {
+                visit(objectID(.blob, body: current.value), .blob, current.value)
+                let perms = current.permissions.blob
+                visit(objectID(.blob, body: perms), .blob, perms)
+                visit(id, .tree, treeBody(current))
+            } else {
+                stack.append((current, true))
+                for child in current.children { stack.append((child.node, false)) }
+            }
+        }
+    }
+
+    /// ASCII decimal digits of an integer (with a leading `-` when negative).
+    public static func decimal<T: BinaryInteger>(_ value: T) -> [UInt8] {
+        if value == 0 { return [0x30] }
+        var digits: [UInt8] = []
+        var remaining = Int64(value).magnitude
+        while remaining > 0 {
+            digits.append(0x30 + UInt8(truncatingIfNeeded: remaining % 10))
+            remaining /= 10
+        }
+        if value < 0 { digits.append(0x2D) }
+        return digits.reversed()
+    }
+}

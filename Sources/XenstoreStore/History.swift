@@ -1,0 +1,169 @@
+// Commits and the in-memory history: head, commit creation, git commit ids, bounded retention.
+
+/// One commit: a whole tree plus who made it, when, why, and its parents.
+public final class Commit: @unchecked Sendable {
+    /// Position in creation order within this daemon's history (1 = first commit).
+    public let sequence: UInt64
+    /// The tree of the store after this commit.
+    public let root: Node
+    /// The domain whose request produced the commit.
+    public let author: UInt32
+    /// The commit message (first line is the summary).
+    public let message: [UInt8]
+    /// Seconds since the Unix epoch, UTC.
+    public let time: Int64
+    /// Parents still held in memory; cleared once the commit leaves the retained window.
+    public internal(set) var parents: [Commit]
+    /// Ids of the parents, filled when the commit's own id is computed.
+    public internal(set) var parentIDs: [ObjectID]?
+    var cachedID: ObjectID?
+
+    init(sequence: UInt64, root: Node, parents: [Commit], author: UInt32, message: [UInt8], time: Int64) {
+        self.sequence = sequence
+        self.root = root
+        self.parents = parents
+        self.author = author
+        self.message = message
+        self.time = time
+    }
+
+    /// Number of parents (0 for the root commit, 2 for a merge).
+    public var parentCount: Int { parentIDs?.count ?? parents.count }
+
+    /// The first line of the message.
+    public var summary: [UInt8] {
+        if let newline = message.firstIndex(of: 0x0A) { return Array(message[..<newline]) }
+        return message
+    }
+
+    /// The git identity line value for the author: `Domain N <domain-N@xenstore> TIME +0000`.
+    public var identity: [UInt8] {
+        var out: [UInt8] = Array("Domain ".utf8)
+        out.append(contentsOf: GitEncoding.decimal(author))
+        out.append(contentsOf: Array(" <domain-".utf8))
+        out.append(contentsOf: GitEncoding.decimal(author))
+        out.append(contentsOf: Array("@xenstore> ".utf8))
+        out.append(contentsOf: GitEncoding.decimal(time))
+        out.append(contentsOf: Array(" +0000".utf8))
+        return out
+    }
+}
+
+/// The store's history: every commit since start (or since the oldest retained one), and the head.
+///
+/// Commits keep their parents alive only inside a retained window of recent commits; when a commit
+/// leaves the window its git id is computed and its parent links are replaced by ids, so memory
+/// stays bounded while every id stays exactly what git would compute for the full chain.
+public final class History {
+    /// The commit the store currently shows.
+    public private(set) var head: Commit
+    /// Node generation numbers shared by all trees of this history.
+    public let generations: GenerationCounter
+    /// How many recent commits keep their parent links in memory.
+    public let retainedCommits: Int
+    private var window: [Commit] = []
+    private var windowStart = 0
+    private var nextSequence: UInt64 = 1
+
+    /// Starts a history whose first commit holds `root`.
+    public init(root: Node, author: UInt32, message: [UInt8], time: Int64, generations: GenerationCounter,
+                retainedCommits: Int) {
+        self.generations = generations
+        self.retainedCommits = max(retainedCommits, 2)
+        let first = Commit(sequence: 1, root: root, parents: [], author: author, message: message, time: time)
+        nextSequence = 2
+        head = first
+        window.append(first)
+    }
+
+    /// Creates a commit (without moving the head).
+    public func makeCommit(root: Node, parents: [Commit], author: UInt32, message: [UInt8], time: Int64) -> Commit {
+        let commit = Commit(sequence: nextSequence, root: root, parents: parents, author: author,
+                            message: message, time: time)
+        nextSequence += 1
+        window.append(commit)
+        evictIfNeeded()
+        return commit
+    }
+
+    /// Creates a commit on top of the head and makes it the new head.
+    @discardableResult
+    public func commitOnHead(root: Node, author: UInt32, message: [UInt8], time: Int64) -> Commit {
+        let commit = makeCommit(root: root, parents: [head], author: author, message: message, time: time)
+        head = commit
+        return commit
+    }
+
+    /// Moves the head to `commit`, which must descend from the current head.
+    public func advanceHead(to commit: Commit) {
+        head = commit
+    }
+
+    /// Number of commits made since start.
+    public var commitCount: UInt64 { nextSequence - 1 }
+
+    private func evictIfNeeded() {
+        while window.count - windowStart > retainedCommits {
+            let oldest = window[windowStart]
+            _ = id(of: oldest)
+            oldest.parents = []
+            windowStart += 1
+        }
+        if windowStart > 4096 && windowStart * 2 > window.count {
+            window.removeFirst(windowStart)
+            windowStart = 0
+        }
+    }
+
+    /// The git commit body of `commit`; its parents' ids must be known (`id(of:)` ensures it).
+    public func commitBody(_ commit: Commit) -> [UInt8] {
+        let parentIDs = commit.parentIDs ?? commit.parents.map { $0.cachedID! }
+        var body: [UInt8] = Array("tree ".utf8)
+        body.append(contentsOf: GitEncoding.treeID(commit.root).hex)
+        body.append(0x0A)
+        for parent in parentIDs {
+            body.append(contentsOf: Array("parent ".utf8))
+            body.append(contentsOf: parent.hex)
+            body.append(0x0A)
+        }
+        body.append(contentsOf: Array("author ".utf8))
+        body.append(contentsOf: commit.identity)
+        body.append(0x0A)
+        body.append(contentsOf: Array("committer ".utf8))
+        body.append(contentsOf: commit.identity)
+        body.append(0x0A)
+        body.append(0x0A)
+        body.append(contentsOf: commit.message)
+        if commit.message.last != 0x0A { body.append(0x0A) }
+        return body
+    }
+
+    /// The git id of `commit`, computing ids of any ancestors not yet hashed (iteratively).
+    public func id(of commit: Commit) -> ObjectID {
+        if let id = commit.cachedID { return id }
+        var stack: [(Commit, Bool)] = [(commit, false)]
+        while let entry = stack.popLast() {
+            let (current, expanded) = entry
+            if current.cachedID != nil { continue }
+            if expanded || current.parents.allSatisfy({ $0.cachedID != nil }) {
+                if current.parentIDs == nil { current.parentIDs = current.parents.map { $0.cachedID! } }
+                current.cachedID = GitEncoding.objectID(.commit, body: commitBody(current))
+            } else {
+                stack.append((current, true))
+                for parent in current.parents where parent.cachedID == nil { stack.append((parent, false)) }
+            }
+        }
+        return commit.cachedID!
+    }
+
+    /// Commits reachable from the head by first parents, newest first, as far as memory holds them.
+    public func firstParentLog(limit: Int) -> [Commit] {
+        var result: [Commit] = []
+        var current: Commit? = head
+        while let commit = current, result.count < limit {
+            result.append(commit)
+            current = commit.parents.first
+        }
+        return result
+    }
+}

@@ -1,0 +1,210 @@
+// Immutable Xenstore nodes: value, permissions and sorted children, shared between versions.
+
+/// Access a permission entry grants: the letters `n`, `r`, `w`, `b` of the wire format.
+public enum Access: UInt8, Sendable {
+    case none = 0
+    case read = 1
+    case write = 2
+    case both = 3
+
+    /// Whether reading is allowed.
+    public var canRead: Bool { self == .read || self == .both }
+    /// Whether writing is allowed.
+    public var canWrite: Bool { self == .write || self == .both }
+
+    /// The letter used on the wire and in `.perms` blobs.
+    public var letter: UInt8 {
+        switch self {
+        case .none: return 0x6E  // n
+        case .read: return 0x72  // r
+        case .write: return 0x77  // w
+        case .both: return 0x62  // b
+        }
+    }
+
+    /// Parses a wire letter.
+    public init?(letter: UInt8) {
+        switch letter {
+        case 0x6E: self = .none
+        case 0x72: self = .read
+        case 0x77: self = .write
+        case 0x62: self = .both
+        default: return nil
+        }
+    }
+}
+
+/// One permission entry: a domain and what it may do.
+public struct PermissionEntry: Equatable, Sendable {
+    /// The domain the entry is about.
+    public var domid: UInt32
+    /// What that domain may do.
+    public var access: Access
+
+    /// Creates an entry.
+    public init(domid: UInt32, access: Access) {
+        self.domid = domid
+        self.access = access
+    }
+
+    /// The wire form, e.g. `r5`.
+    public var encoded: [UInt8] {
+        var out: [UInt8] = [access.letter]
+        var digits: [UInt8] = []
+        var remaining = domid
+        repeat {
+            digits.append(0x30 + UInt8(remaining % 10))
+            remaining /= 10
+        } while remaining > 0
+        out.append(contentsOf: digits.reversed())
+        return out
+    }
+
+    /// Parses the wire form (`<letter><decimal domid>`); nil if malformed.
+    public init?(encoded bytes: [UInt8]) {
+        guard bytes.count >= 2, bytes.count <= 11, let access = Access(letter: bytes[0]) else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes.dropFirst() {
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            value = value * 10 + UInt64(byte - 0x30)
+        }
+        guard value <= UInt64(UInt32.max) else { return nil }
+        self.init(domid: UInt32(value), access: access)
+    }
+}
+
+/// A node's permission list. The first entry names the owner and the default access of
+/// every domain not listed later.
+public struct Permissions: Equatable, Sendable {
+    /// The entries, owner first; never empty.
+    public var entries: [PermissionEntry]
+
+    /// Creates a list; `entries` must not be empty.
+    public init(_ entries: [PermissionEntry]) {
+        precondition(!entries.isEmpty, "a permission list names at least its owner")
+        self.entries = entries
+    }
+
+    /// Owned by `owner`, nobody else has access: the C xenstored default for dom0 nodes (`n0`).
+    public static func ownedBy(_ owner: UInt32) -> Permissions {
+        Permissions([PermissionEntry(domid: owner, access: .none)])
+    }
+
+    /// The owning domain.
+    public var owner: UInt32 { entries[0].domid }
+
+    /// The contents of the `.perms` blob: one entry per line (`n0\nr5\n`).
+    public var blob: [UInt8] {
+        var out: [UInt8] = []
+        for entry in entries {
+            out.append(contentsOf: entry.encoded)
+            out.append(0x0A)
+        }
+        return out
+    }
+
+    /// Parses a `.perms` blob.
+    public init?(blob: [UInt8]) {
+        var entries: [PermissionEntry] = []
+        var current: [UInt8] = []
+        for byte in blob {
+            if byte == 0x0A {
+                guard let entry = PermissionEntry(encoded: current) else { return nil }
+                entries.append(entry)
+                current.removeAll()
+            } else {
+                current.append(byte)
+            }
+        }
+        guard current.isEmpty, !entries.isEmpty else { return nil }
+        self.entries = entries
+    }
+}
+
+/// A named child of a node.
+public struct Child: Sendable {
+    /// The child's name: one path component, never containing `/` or `.`.
+    public let name: [UInt8]
+    /// The child node.
+    public let node: Node
+
+    /// Pairs a name with a node.
+    public init(name: [UInt8], node: Node) {
+        self.name = name
+        self.node = node
+    }
+}
+
+/// One immutable node of a Xenstore tree. Versions of the tree share every unchanged node, so
+/// `===` between two nodes means "same subtree" and lets merges and diffs skip whole subtrees.
+public final class Node: @unchecked Sendable {
+    /// The node's value (binary-safe bytes).
+    public let value: [UInt8]
+    /// The node's permission list.
+    public let permissions: Permissions
+    /// The children, sorted by name bytes.
+    public let children: [Child]
+    /// A number that changes whenever a new version of this node is made; reported as the
+    /// generation count of DIRECTORY_PART. Not part of the git encoding.
+    public let generation: UInt64
+    /// The git tree id, computed on first use by `GitEncoding`.
+    var cachedID: ObjectID?
+
+    /// Creates a node; `children` must be sorted by name with no duplicates.
+    public init(value: [UInt8], permissions: Permissions, children: [Child] = [], generation: UInt64) {
+        self.value = value
+        self.permissions = permissions
+        self.children = children
+        self.generation = generation
+    }
+
+    /// Index of the child named `name`, or where it would be inserted.
+    func childIndex(_ name: [UInt8]) -> (index: Int, found: Bool) {
+        var low = 0
+        var high = children.count
+        while low < high {
+            let mid = (low + high) / 2
+            let candidate = children[mid].name
+            if candidate == name { return (mid, true) }
+            if candidate.lexicographicallyPrecedes(name) { low = mid + 1 } else { high = mid }
+        }
+        return (low, false)
+    }
+
+    /// The child called `name`, if any.
+    public func child(_ name: [UInt8]) -> Node? {
+        let (index, found) = childIndex(name)
+        return found ? children[index].node : nil
+    }
+
+    /// The child names in order.
+    public var childNames: [[UInt8]] { children.map { $0.name } }
+
+    /// A copy with the child `name` replaced, added (`node` non-nil) or removed (`node` nil).
+    public func settingChild(_ name: [UInt8], to node: Node?, generation: UInt64) -> Node {
+        var newChildren = children
+        let (index, found) = childIndex(name)
+        if let node {
+            if found {
+                newChildren[index] = Child(name: name, node: node)
+            } else {
+                newChildren.insert(Child(name: name, node: node), at: index)
+            }
+        } else if found {
+            newChildren.remove(at: index)
+        } else {
+            return self
+        }
+        return Node(value: value, permissions: permissions, children: newChildren, generation: generation)
+    }
+
+    /// A copy with a different value.
+    public func withValue(_ newValue: [UInt8], generation: UInt64) -> Node {
+        Node(value: newValue, permissions: permissions, children: children, generation: generation)
+    }
+
+    /// A copy with a different permission list.
+    public func withPermissions(_ newPermissions: Permissions, generation: UInt64) -> Node {
+        Node(value: value, permissions: newPermissions, children: children, generation: generation)
+    }
+}

@@ -1,0 +1,48 @@
+// Every protocol limit, quota default and queue bound of the daemon, named in one place.
+
+/// Protocol limits from Xen's `xs_wire.h`, and the defaults of every bound the daemon enforces.
+///
+/// Quota defaults follow C xenstored 4.17 (`xenstored_domain.c`, `xenstored_core.c`); the queue
+/// bounds are this daemon's own and exist so that no client can make memory grow without limit.
+public enum Limits {
+    /// Largest payload of one message in either direction (`XENSTORE_PAYLOAD_MAX`).
+    public static let payloadMax = 4096
+    /// Size of the fixed message header: type, req_id, tx_id, len as 32-bit words.
+    public static let headerSize = 16
+    /// Longest absolute path (`XENSTORE_ABS_PATH_MAX`).
+    public static let absolutePathMax = 3072
+    /// Longest relative path (`XENSTORE_REL_PATH_MAX`); also the default `path-max` quota.
+    public static let relativePathMax = 2048
+    /// Size of each of the two byte queues in a shared ring page.
+    public static let ringSize = 1024
+
+    /// Default `nodes` quota: nodes an unprivileged domain may own.
+    public static let defaultNodesPerDomain = 1000
+    /// Default `watches` quota per unprivileged domain.
+    public static let defaultWatchesPerDomain = 128
+    /// Default `transactions` quota: open transactions per unprivileged connection.
+    public static let defaultTransactionsPerDomain = 10
+    /// Default `transaction-nodes` quota: distinct nodes one transaction may touch.
+    public static let defaultTransactionNodes = 1024
+    /// Default `node-size` quota: bytes of value + permissions + child names of one node.
+    public static let defaultNodeSize = 2048
+    /// Default `permissions` quota: entries in one node's permission list.
+    public static let defaultPermissionsPerNode = 5
+    /// Default `outstanding` quota: requests of an unprivileged domain awaiting a reply.
+    public static let defaultOutstandingPerDomain = 20
+    /// Default `memory` quota in bytes for an unprivileged domain (2.5 MB as in C xenstored).
+    public static let defaultMemoryPerDomain = 2_621_440
+
+    /// Bytes of undelivered output (replies and watch events) kept for a privileged connection
+    /// before further watch events for it are dropped and counted.
+    public static let privilegedOutputQueueBytes = 16 * 1024 * 1024
+    /// The same bound for an unprivileged domain's connection.
+    public static let unprivilegedOutputQueueBytes = 256 * 1024
+    /// Replies queued for a connection at which the daemon stops reading its requests
+    /// (back-pressure: a client that never reads its replies cannot grow our memory).
+    public static let maxQueuedRepliesBeforeBackpressure = 64
+    /// Commits kept in memory by the in-memory history before the oldest are forgotten.
+    public static let defaultInMemoryHistory = 4096
+    /// Ancestor steps searched for a merge base before a merge is declared a conflict.
+    public static let mergeBaseSearchDepth = 1 << 16
+}

@@ -1,0 +1,92 @@
+// Entry point of the host daemon: parses options, builds the server and runs the socket loop.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import XenstoreHost
+import XenstoreServer
+
+let usage = """
+Usage: xenstored [options]
+
+Serves the Xenstore protocol on a Unix socket; every change is a git-style commit.
+
+  --socket PATH              socket to listen on (default: $XENSTORED_PATH,
+                             else $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket)
+  --pid-file FILE, -F FILE   write the daemon's pid to FILE
+  --history N                commits kept in memory with their parents (default 4096)
+  --quota NAME=VALUE, -Q     set a global quota (nodes, watches, transactions,
+                             transaction-nodes, node-size, permissions, path-max, ...)
+  --test-domain-socket DOMID=PATH
+                             TEST HOOK: also listen on PATH; its clients act as the
+                             unprivileged domain DOMID (for permission and quota tests)
+  --no-fork, -N              accepted for compatibility (the daemon never forks)
+  --verbose, -V              log connections and domain events
+  --help, -H                 show this text
+
+"""
+
+func fail(_ message: String) -> Never {
+    logLine(message)
+    exit(2)
+}
+
+var configuration = ServerConfiguration()
+var socketPath = defaultSocketPath()
+var pidFile: String? = nil
+var verbose = false
+var testSockets: [(UInt32, String)] = []
+var arguments = Array(CommandLine.arguments.dropFirst())
+while !arguments.isEmpty {
+    let option = arguments.removeFirst()
+    func value() -> String {
+        guard !arguments.isEmpty else { fail("option \(option) needs a value") }
+        return arguments.removeFirst()
+    }
+    switch option {
+    case "--socket": socketPath = value()
+    case "--pid-file", "-F": pidFile = value()
+    case "--history":
+        guard let count = Int(value()), count > 0 else { fail("--history needs a positive number") }
+        configuration.retainedCommits = count
+    case "--quota", "-Q":
+        let setting = value()
+        guard let equals = setting.firstIndex(of: "="), let number = Int(setting[setting.index(after: equals)...]),
+              configuration.quotas.set(named: Array(setting[..<equals].utf8), to: number) else {
+            fail("bad quota setting \(setting)")
+        }
+    case "--test-domain-socket":
+        let setting = value()
+        guard let equals = setting.firstIndex(of: "="), let domid = UInt32(setting[..<equals]), domid != 0 else {
+            fail("--test-domain-socket needs DOMID=PATH with DOMID > 0")
+        }
+        testSockets.append((domid, String(setting[setting.index(after: equals)...])))
+    case "--no-fork", "-N": break
+    case "--verbose", "-V": verbose = true
+    case "--help", "-H":
+        print(usage, terminator: "")
+        exit(0)
+    default:
+        fail("unknown option \(option) (see --help)")
+    }
+}
+
+let server = Server(configuration: configuration, time: Int64(time(nil)))
+let daemon = SocketDaemon(server: server, verbose: verbose)
+do {
+    try daemon.listen(Listener(path: socketPath, caller: .dom0))
+    for (domid, path) in testSockets {
+        try daemon.listen(Listener(path: path, caller: Caller(domid: domid, privileged: false)))
+    }
+} catch {
+    fail("\(error)")
+}
+if let pidFile {
+    let text = "\(getpid())\n"
+    if let file = fopen(pidFile, "w") {
+        fputs(text, file)
+        fclose(file)
+    }
+}
+logLine("serving on \(socketPath)" + (testSockets.isEmpty ? "" : " (test domain sockets: \(testSockets.map { "\($0.0)=\($0.1)" }.joined(separator: ", ")))"))
+daemon.run()
