@@ -1,0 +1,47 @@
+# Xenstore daemon in Swift. The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+RUNDIR ?= $(CURDIR)/run
+SOCKET ?= $(RUNDIR)/socket
+# Debian packages: clients for `make run`; clients, Xen's conformance test and headers for `make test`.
+CLIENT_PACKAGES := xenstore-utils
+TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev
+
+.PHONY: all build release run test unit-test integration-test embedded-check packages clean
+.DEFAULT_GOAL := build
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release --product xenstored
+
+## make run: build and start the daemon on $(SOCKET), ready for xenstore-read/-write.
+run: release
+	@scripts/install-packages.sh $(CLIENT_PACKAGES) || echo "(could not install $(CLIENT_PACKAGES); install it to use xenstore-read/-write)"
+	@mkdir -p $(RUNDIR)
+	@echo "Xenstore daemon starting on $(SOCKET). In another shell:"
+	@echo "    export XENSTORED_PATH=$(SOCKET)"
+	@echo "    xenstore-write /example/key hello && xenstore-read /example/key && xenstore-ls /"
+	@echo "    /usr/lib/xen-4.17/bin/xenstore-control history 10   # the commits (needs xen-utils-4.17)"
+	@echo "Stop with Ctrl-C."
+	exec $$($(SWIFT) build -c release --show-bin-path)/xenstored --socket $(SOCKET) --pid-file $(RUNDIR)/xenstored.pid
+
+packages:
+	scripts/install-packages.sh $(TEST_PACKAGES)
+
+embedded-check:
+	scripts/embedded-check.sh
+
+## make test: install what the tests need, compile the core in Embedded mode, run all tests.
+test: packages embedded-check build
+	$(SWIFT) test
+
+unit-test: build
+	$(SWIFT) test --filter XenstoreCoreTests
+
+integration-test: packages build
+	$(SWIFT) test --filter IntegrationTests
+
+clean:
+	rm -rf .build build run
