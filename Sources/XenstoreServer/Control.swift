@@ -14,6 +14,7 @@ extension Server {
         let arguments = Array(strings.dropFirst())
         switch command {
         case Payload.bytes("check"):
+            guard arguments.isEmpty else { return .failure(.EINVAL) }
             return checkStore() ? Server.text(Payload.bytes("OK")) : .failure(.EIO)
         case Payload.bytes("log"), Payload.bytes("logfile"):
             return Server.text(Payload.bytes("OK"))

@@ -94,8 +94,6 @@ struct OperationContext {
     /// Whether a domain exists (owners named in SET_PERMS must).
     let domainExists: (UInt32) -> Bool
 
-    var pathQuota: Int? { caller.privileged ? nil : quotas.pathMax }
-
     func ownedNodes(_ domid: UInt32, _ workspace: Workspace) -> Int {
         (committedOwnedNodes[domid] ?? 0) + (workspace.ownedNodesDelta[domid] ?? 0)
     }

@@ -97,7 +97,7 @@ public enum PathRules {
     /// - Parameters:
     ///   - raw: the path as sent (absolute or relative).
     ///   - domid: the caller's domain, for relative paths.
-    ///   - pathQuota: the `path-max` quota to apply (nil for privileged callers).
+    ///   - pathQuota: the `path-max` quota to apply (nil or 0: none).
     public static func nodePath(_ raw: [UInt8], domid: UInt32, pathQuota: Int?) -> Result<NodePath, XenstoreError> {
         let bytes = absolute(raw, domid: domid)
         guard bytes.first == 0x2F else { return .failure(.EINVAL) }

@@ -106,17 +106,21 @@ public final class Server {
     public func receive<C: Collection>(_ bytes: C, on id: ConnectionID, time: Int64) where C.Element == UInt8 {
         guard let connection = connections[id], !connection.isBroken else { return }
         now = time
-        let messages: [Message]
+        var messages: [Message] = []
+        var framingFailed = false
         do {
-            messages = try connection.decoder.feed(bytes)
+            try connection.decoder.feed(bytes, into: &messages)
         } catch {
-            connection.isBroken = true
-            effects.append(.log(Payload.bytes("closing connection: payload length over 4096")))
-            effects.append(.closeConnection(id))
-            return
+            framingFailed = true
         }
         for message in messages {
             handle(message, on: connection)
+        }
+        if framingFailed {
+            // Like C xenstored: a client announcing more than 4096 bytes is disconnected.
+            connection.isBroken = true
+            effects.append(.log(Payload.bytes("closing connection: payload length over 4096")))
+            effects.append(.closeConnection(id))
         }
     }
 
@@ -233,17 +237,18 @@ public final class Server {
         }
     }
 
-    /// The single argument of a one-argument request. C tolerates a missing final NUL.
+    /// The single argument of a one-argument request: exactly one NUL, at the end (C's `onearg`).
     static func oneArgument(_ payload: [UInt8]) -> [UInt8]? {
         let (strings, trailing) = Payload.strings(payload)
-        if strings.isEmpty { return trailing.isEmpty && payload.isEmpty ? nil : trailing }
         return strings.count == 1 && trailing.isEmpty ? strings[0] : nil
     }
 
+    /// Canonicalises a path argument. A malformed one-argument payload (nil) is ENOENT, the
+    /// answer C xenstored 4.17 gives. The `path-max` quota applies to every caller in 4.17.
     func nodePath(_ raw: [UInt8]?, _ connection: Connection) -> Result<NodePath, XenstoreError> {
-        guard let raw else { return .failure(.EINVAL) }
+        guard let raw else { return .failure(.ENOENT) }
         let caller = connection.caller
-        return PathRules.nodePath(raw, domid: caller.domid, pathQuota: caller.privileged ? nil : quotas(for: caller).pathMax)
+        return PathRules.nodePath(raw, domid: caller.domid, pathQuota: quotas(for: caller).pathMax)
     }
 
     func execute(_ type: MessageType, _ payload: [UInt8], transaction: Transaction?,
@@ -310,7 +315,9 @@ public final class Server {
         case .release:
             return release(payload)
         case .isDomainIntroduced:
-            guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }
+            // C parses the domid with atoi: a non-numeric argument means domain 0.
+            guard let argument = Server.oneArgument(payload) else { return .failure(.EINVAL) }
+            let domid = UInt32(truncatingIfNeeded: Payload.parseLeadingDecimal(argument))
             return .success([domains[domid]?.introduced == true ? 0x54 : 0x46, 0])
         case .resume:
             guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }

@@ -42,26 +42,49 @@ public enum GitEncoding {
         return out
     }
 
+    /// Git's tree entry order: bytewise by name, a tree's name compared as if it ended in '/'.
+    static func gitPrecedes(_ a: [UInt8], aIsTree: Bool, _ b: [UInt8], bIsTree: Bool) -> Bool {
+        let common = min(a.count, b.count)
+        var index = 0
+        while index < common {
+            if a[index] != b[index] { return a[index] < b[index] }
+            index += 1
+        }
+        let nextA: UInt8 = a.count > common ? a[common] : (aIsTree ? 0x2F : 0)
+        let nextB: UInt8 = b.count > common ? b[common] : (bIsTree ? 0x2F : 0)
+        return nextA < nextB
+    }
+
     /// The tree body of `node`; the ids of its children must already be known.
     public static func treeBody(_ node: Node) -> [UInt8] {
-        // Git orders entries by name, comparing a tree's name as if it ended in '/'.
-        var entries: [(key: [UInt8], mode: [UInt8], name: [UInt8], id: ObjectID)] = []
-        entries.reserveCapacity(node.children.count + 2)
-        entries.append((permsEntry, blobMode, permsEntry, objectID(.blob, body: node.permissions.blob)))
-        entries.append((valueEntry, blobMode, valueEntry, objectID(.blob, body: node.value)))
-        for child in node.children {
-            guard let id = child.node.cachedID else { preconditionFailure("child id must be computed first") }
-            entries.append((child.name + [0x2F], treeMode, child.name, id))
+        // Children are kept in plain byte order; git's order differs only where one name is a
+        // prefix of another, so a sort of the (mostly ordered) entries is cheap.
+        var order: [Int] = Array(-2..<node.children.count)  // -2: .perms, -1: .value
+        func name(_ entry: Int) -> [UInt8] {
+            entry == -2 ? permsEntry : entry == -1 ? valueEntry : node.children[entry].name
         }
-        entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        order.sort { gitPrecedes(name($0), aIsTree: $0 >= 0, name($1), bIsTree: $1 >= 0) }
         var body: [UInt8] = []
-        body.reserveCapacity(entries.count * 40)
-        for entry in entries {
-            body.append(contentsOf: entry.mode)
+        body.reserveCapacity(node.children.count * 40 + 80)
+        for entry in order {
+            let id: ObjectID
+            if entry == -2 {
+                body.append(contentsOf: blobMode)
+                id = objectID(.blob, body: node.permissions.blob)
+            } else if entry == -1 {
+                body.append(contentsOf: blobMode)
+                id = objectID(.blob, body: node.value)
+            } else {
+                body.append(contentsOf: treeMode)
+                guard let childID = node.children[entry].node.cachedID else {
+                    preconditionFailure("child id must be computed first")
+                }
+                id = childID
+            }
             body.append(0x20)
-            body.append(contentsOf: entry.name)
+            body.append(contentsOf: name(entry))
             body.append(0)
-            body.append(contentsOf: entry.id.bytes)
+            body.append(contentsOf: id.bytes)
         }
         return body
     }

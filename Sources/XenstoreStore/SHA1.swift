@@ -2,15 +2,17 @@
 
 /// A streaming SHA-1 (FIPS 180-4) hasher.
 public struct SHA1: Sendable {
-    private var state: (UInt32, UInt32, UInt32, UInt32, UInt32) =
-        (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)
+    private var h0: UInt32 = 0x6745_2301
+    private var h1: UInt32 = 0xEFCD_AB89
+    private var h2: UInt32 = 0x98BA_DCFE
+    private var h3: UInt32 = 0x1032_5476
+    private var h4: UInt32 = 0xC3D2_E1F0
+    /// Bytes of an incomplete 64-byte block.
     private var block: [UInt8] = []
     private var totalLength: UInt64 = 0
 
     /// Creates a hasher with the standard initial state.
-    public init() {
-        block.reserveCapacity(64)
-    }
+    public init() {}
 
     /// Hashes `bytes` in one call.
     public static func hash<C: Collection>(_ bytes: C) -> ObjectID where C.Element == UInt8 {
@@ -21,34 +23,50 @@ public struct SHA1: Sendable {
 
     /// Adds bytes to the message.
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        totalLength &+= UInt64(bytes.count)
-        for byte in bytes {
-            block.append(byte)
-            if block.count == 64 {
-                compress()
-                block.removeAll(keepingCapacity: true)
-            }
+        let done: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            update(UnsafeRawBufferPointer(buffer))
         }
+        if done == nil {
+            let copy = Array(bytes)
+            copy.withUnsafeBytes { update($0) }
+        }
+    }
+
+    /// Adds the bytes of a buffer to the message.
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        totalLength &+= UInt64(bytes.count)
+        var offset = 0
+        if !block.isEmpty {
+            let take = min(64 - block.count, bytes.count)
+            block.append(contentsOf: bytes[0..<take])
+            offset = take
+            if block.count < 64 { return }
+            block.withUnsafeBytes { compress($0.baseAddress!) }
+            block.removeAll(keepingCapacity: true)
+        }
+        while bytes.count - offset >= 64 {
+            compress(bytes.baseAddress! + offset)
+            offset += 64
+        }
+        if offset < bytes.count { block.append(contentsOf: bytes[offset...]) }
     }
 
     /// Finishes the message and returns its digest.
     public mutating func finalize() -> ObjectID {
         let bitLength = totalLength &* 8
-        block.append(0x80)
-        if block.count > 56 {
-            while block.count < 64 { block.append(0) }
-            compress()
-            block.removeAll(keepingCapacity: true)
-        }
-        while block.count < 56 { block.append(0) }
+        var tail: [UInt8] = [0x80]
+        let used = Int(totalLength % 64)
+        let padding = used < 56 ? 55 - used : 119 - used
+        tail.append(contentsOf: repeatElement(0, count: padding))
         for shift in stride(from: 56, through: 0, by: -8) {
-            block.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+            tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
         }
-        compress()
-        block.removeAll()
+        let savedLength = totalLength
+        tail.withUnsafeBytes { update($0) }
+        totalLength = savedLength
         var digest: [UInt8] = []
         digest.reserveCapacity(20)
-        for word in [state.0, state.1, state.2, state.3, state.4] {
+        for word in [h0, h1, h2, h3, h4] {
             digest.append(UInt8(truncatingIfNeeded: word >> 24))
             digest.append(UInt8(truncatingIfNeeded: word >> 16))
             digest.append(UInt8(truncatingIfNeeded: word >> 8))
@@ -57,42 +75,41 @@ public struct SHA1: Sendable {
         return ObjectID(bytes: digest)
     }
 
-    private mutating func compress() {
-        var w = [UInt32](repeating: 0, count: 80)
-        for i in 0..<16 {
-            w[i] = UInt32(block[i * 4]) << 24 | UInt32(block[i * 4 + 1]) << 16
-                | UInt32(block[i * 4 + 2]) << 8 | UInt32(block[i * 4 + 3])
-        }
-        for i in 16..<80 {
-            let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
-            w[i] = (x << 1) | (x >> 31)
-        }
-        var (a, b, c, d, e) = state
-        for i in 0..<80 {
-            let f: UInt32
-            let k: UInt32
-            switch i {
-            case 0..<20:
-                f = (b & c) | (~b & d)
-                k = 0x5A82_7999
-            case 20..<40:
-                f = b ^ c ^ d
-                k = 0x6ED9_EBA1
-            case 40..<60:
-                f = (b & c) | (b & d) | (c & d)
-                k = 0x8F1B_BCDC
-            default:
-                f = b ^ c ^ d
-                k = 0xCA62_C1D6
+    @inline(__always)
+    private static func rotl(_ x: UInt32, _ n: UInt32) -> UInt32 { (x << n) | (x >> (32 - n)) }
+
+    /// One 64-byte block; the 80-word schedule is kept as a 16-word ring in scratch memory.
+    private mutating func compress(_ pointer: UnsafeRawPointer) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { buffer in
+            let w = buffer.baseAddress!
+            for i in 0..<16 {
+                w[i] = UInt32(bigEndian: pointer.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
             }
-            let temp = ((a << 5) | (a >> 27)) &+ f &+ e &+ k &+ w[i]
-            e = d
-            d = c
-            c = (b << 30) | (b >> 2)
-            b = a
-            a = temp
+            var a = h0, b = h1, c = h2, d = h3, e = h4
+            @inline(__always) func schedule(_ i: Int) -> UInt32 {
+                if i < 16 { return w[i] }
+                let word = SHA1.rotl(w[(i &- 3) & 15] ^ w[(i &- 8) & 15] ^ w[(i &- 14) & 15] ^ w[i & 15], 1)
+                w[i & 15] = word
+                return word
+            }
+            @inline(__always) func round(_ f: UInt32, _ k: UInt32, _ word: UInt32) {
+                let temp = SHA1.rotl(a, 5) &+ f &+ e &+ k &+ word
+                e = d
+                d = c
+                c = SHA1.rotl(b, 30)
+                b = a
+                a = temp
+            }
+            for i in 0..<20 { round((b & c) | (~b & d), 0x5A82_7999, schedule(i)) }
+            for i in 20..<40 { round(b ^ c ^ d, 0x6ED9_EBA1, schedule(i)) }
+            for i in 40..<60 { round((b & c) | (b & d) | (c & d), 0x8F1B_BCDC, schedule(i)) }
+            for i in 60..<80 { round(b ^ c ^ d, 0xCA62_C1D6, schedule(i)) }
+            h0 &+= a
+            h1 &+= b
+            h2 &+= c
+            h3 &+= d
+            h4 &+= e
         }
-        state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e)
     }
 }
 

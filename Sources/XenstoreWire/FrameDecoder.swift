@@ -34,6 +34,14 @@ public struct FrameDecoder: Sendable {
     /// Throws as soon as a header announces an oversized payload; the bytes after it are not looked at.
     public mutating func feed<C: Collection>(_ bytes: C) throws(FramingError) -> [Message] where C.Element == UInt8 {
         var messages: [Message] = []
+        try feed(bytes, into: &messages)
+        return messages
+    }
+
+    /// Feeds bytes, appending every completed message to `messages`; the messages completed
+    /// before an oversized header are kept, so a server can answer them before disconnecting.
+    public mutating func feed<C: Collection>(_ bytes: C, into messages: inout [Message]) throws(FramingError)
+    where C.Element == UInt8 {
         var index = bytes.startIndex
         while index != bytes.endIndex {
             let want = bytesWanted
@@ -57,7 +65,6 @@ public struct FrameDecoder: Sendable {
                 partial.removeAll(keepingCapacity: true)
             }
         }
-        return messages
     }
 }
 

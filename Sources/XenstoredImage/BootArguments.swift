@@ -1,0 +1,57 @@
+// The stub domain's command line, as init-xenstore-domain writes it: `--event <port> --internal-db ...`.
+
+/// Options understood on the image's command line; unknown words are kept for the log.
+public struct BootArguments {
+    /// `--event <port>`: dom0's xenbus event channel, set up by init-xenstore-domain.
+    public var dom0EventChannel: UInt32?
+    /// `--internal-db`: keep the store in memory (the only mode so far).
+    public var internalDatabase = false
+    /// `--selftest-trap`: trap on purpose after the self-test, to check crash reporting.
+    public var selfTestTrap = false
+    /// Words that were not understood.
+    public var unknown: [[UInt8]] = []
+
+    /// Parses a NUL-terminated command line (words separated by spaces).
+    public init(cString: UnsafePointer<CChar>?) {
+        var words: [[UInt8]] = []
+        var current: [UInt8] = []
+        if var cursor = cString {
+            while cursor.pointee != 0 {
+                let byte = UInt8(bitPattern: cursor.pointee)
+                if byte == 0x20 || byte == 0x09 {
+                    if !current.isEmpty { words.append(current); current = [] }
+                } else {
+                    current.append(byte)
+                }
+                cursor += 1
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        var index = 0
+        while index < words.count {
+            let word = words[index]
+            if word == SelfTest.text("--event"), index + 1 < words.count, let port = BootArguments.number(words[index + 1]) {
+                dom0EventChannel = port
+                index += 1
+            } else if word == SelfTest.text("--internal-db") {
+                internalDatabase = true
+            } else if word == SelfTest.text("--selftest-trap") {
+                selfTestTrap = true
+            } else {
+                unknown.append(word)
+            }
+            index += 1
+        }
+    }
+
+    /// A decimal number that fits UInt32, or nil.
+    static func number(_ digits: [UInt8]) -> UInt32? {
+        guard !digits.isEmpty, digits.count <= 10 else { return nil }
+        var value: UInt64 = 0
+        for digit in digits {
+            guard digit >= 0x30 && digit <= 0x39 else { return nil }
+            value = value * 10 + UInt64(digit - 0x30)
+        }
+        return value <= UInt64(UInt32.max) ? UInt32(value) : nil
+    }
+}

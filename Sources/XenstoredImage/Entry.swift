@@ -1,0 +1,85 @@
+// The Embedded image's entry point and console: called by the C runtime once boot, traps and heap are up.
+
+import XenRuntime
+import XenstoreServer
+import XenstoreStore
+import XenstoreWire
+
+/// Runs the image and returns its exit code (0 = success) to the runtime, which shuts the domain down.
+///
+/// Runs the core self-test first; under Xen with `--event <port>` it then serves the store rings,
+/// otherwise (QEMU smoke test) it exits with the self-test's result.
+@_cdecl("xenstored_main")
+public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
+    let arguments = BootArguments(cString: cmdline)
+    if let port = arguments.dom0EventChannel {
+        Console.write("xenstored: dom0 event channel ")
+        Console.write(decimal: UInt64(port))
+        Console.write(arguments.internalDatabase ? ", internal db\n" : "\n")
+    }
+    for word in arguments.unknown {
+        Console.write("xenstored: ignoring argument ")
+        Console.write(escaped: word)
+        Console.write("\n")
+    }
+    Console.write("xenstored: core self-test starting\n")
+    let code = SelfTest.run()
+    Console.write("xenstored: heap in use ")
+    Console.write(decimal: UInt64(mm_heap_used() / 1024))
+    Console.write(" KiB\n")
+    if arguments.selfTestTrap {
+        Console.write("xenstored: trapping on purpose (--selftest-trap)\n")
+        trapOnPurpose([1, 2, 3])
+    }
+    guard code == 0, xen_present() != 0, let port = arguments.dom0EventChannel else { return code }
+    // Under Xen with --event: serve dom0's ring (grant reference 1) and every domain it introduces.
+    let loop = RingServer(server: Server(time: clock_wall_seconds()))
+    guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return 2 }
+    return loop.run()
+}
+
+/// Indexes past the end of `values`: a Swift runtime trap (ud2), which the runtime reports as #UD.
+@inline(never)
+func trapOnPurpose(_ values: [Int]) {
+    var index = values.count
+    withUnsafeMutablePointer(to: &index) { _ in }  // keep the optimizer from proving the trap statically
+    Console.write(decimal: UInt64(values[index]))
+}
+
+/// Writes to the runtime console (PV ring, Xen debug port or COM1, whichever is present).
+public enum Console {
+    /// Writes a static string.
+    public static func write(_ text: StaticString) {
+        console_write(text.utf8Start, text.utf8CodeUnitCount)
+    }
+
+    /// Writes raw bytes.
+    public static func write(bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { console_write($0.baseAddress, $0.count) }
+    }
+
+    /// Writes an unsigned number in decimal.
+    public static func write(decimal value: UInt64) {
+        var digits: [UInt8] = []
+        var rest = value
+        repeat {
+            digits.append(UInt8(truncatingIfNeeded: 0x30 + rest % 10))
+            rest /= 10
+        } while rest > 0
+        write(bytes: digits.reversed())
+    }
+
+    /// Writes bytes with NUL shown as `\0` and other non-printable bytes as `\xNN`.
+    public static func write(escaped bytes: [UInt8]) {
+        var out: [UInt8] = []
+        let hex = SelfTest.text("0123456789abcdef")
+        for byte in bytes {
+            switch byte {
+            case 0: out.append(contentsOf: [0x5C, 0x30])
+            case 0x20...0x7E where byte != 0x5C: out.append(byte)
+            default: out.append(contentsOf: [0x5C, 0x78, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            }
+        }
+        write(bytes: out)
+    }
+}
