@@ -123,8 +123,9 @@ enum NodeOperations {
             error = .EACCES
         }
         // Ask the nearest existing strict ancestor (C's errno_from_parents); the root is its own parent.
+        // C tests `parent_perm & perm`: any one of the requested rights reveals the real error.
         let ancestor = exists ? spine[max(spine.count - 2, 0)] : spine.last!
-        if Rights.of(context.caller, on: ancestor.permissions).isSuperset(of: rights) {
+        if !Rights.of(context.caller, on: ancestor.permissions).intersection(rights).isEmpty {
             return .failure(error)
         }
         return .failure(.EACCES)

@@ -1,0 +1,199 @@
+// History: one commit per successful non-transaction mutation with its message, none for reads or failures, CONTROL check/history.
+
+import Testing
+import XenstoreStore
+import XenstoreWire
+@testable import XenstoreServer
+
+@Suite struct HistoryTests {
+    @Test func initialCommit() {
+        let server = Server(time: 1_700_000_000)
+        let head = server.history.head
+        #expect(server.history.commitCount == 1)
+        #expect(head.parentCount == 0)
+        #expect(s(head.message) == "Domain 0: initial store")
+        #expect(head.time == 1_700_000_000)
+        #expect(head.author == 0)
+    }
+
+    @Test func eachMutationMakesExactlyOneCommitWithItsMessage() {
+        let server = Server(time: 1_700_000_000)
+        let admin = TestClient(server, time: 1_700_000_100)
+        let guest = TestClient(server, caller: Caller(domid: 5, privileged: false), time: 1_700_000_200)
+        admin.mkdir("/local/domain/5")
+        admin.setPerms("/local/domain/5", "n5")
+        let cases: [(UInt32, () -> Reply, String)] = [
+            (0, { admin.write("/a/b", "1") }, "Domain 0: write /a/b"),
+            (0, { admin.mkdir("/m/n") }, "Domain 0: mkdir /m/n"),
+            (0, { admin.setPerms("/a/b", "n0", "r5") }, "Domain 0: set_perms /a/b"),
+            (0, { admin.rm("/a") }, "Domain 0: rm /a"),
+            (0, { admin.write("rel", "x") }, "Domain 0: write /local/domain/0/rel"),
+            (5, { guest.write("x", "1") }, "Domain 5: write /local/domain/5/x"),
+            (5, { guest.rm("/local/domain/5/x") }, "Domain 5: rm /local/domain/5/x"),
+        ]
+        for (author, action, message) in cases {
+            let before = server.history.head
+            let count = server.history.commitCount
+            #expect(action().isOK, "\(message)")
+            let head = server.history.head
+            #expect(server.history.commitCount == count + 1, "\(message)")
+            #expect(s(head.message) == message)
+            #expect(head.parents.count == 1 && head.parents[0] === before)
+            #expect(head.author == author)
+            #expect(head.time == (author == 0 ? admin.time : guest.time))
+            #expect(!Tree.equal(head.root, before.root))
+        }
+        #expect(server.history.head.author == 5)
+    }
+
+    @Test func readsAndFailuresMakeNoCommits() {
+        let server = Server(time: 1_700_000_000)
+        let c = TestClient(server)
+        let guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
+        c.write("/x/y", "v")
+        let count = server.history.commitCount
+        let head = server.history.head
+        c.read("/x/y")
+        c.read("/missing")
+        c.directory("/x")
+        c.request(.directoryPart, args("/x", "0"))
+        c.getPerms("/x")
+        c.watch("/x", "t")
+        c.unwatch("/x", "t")
+        c.request(.getDomainPath, args("3"))
+        c.request(.control, args("check"))
+        c.request(.control, args("history"))
+        c.request(.getQuota, args("nodes"))
+        // Failures.
+        c.write("/bad/", "v")
+        c.rm("/")
+        c.rm("/no/such")
+        c.setPerms("/x", "q0")
+        c.request(99, [])
+        guest.write("/x/y", "no")
+        guest.rm("/x")
+        // Transactions that change nothing.
+        let ro = c.start()
+        c.read("/x/y", tx: ro)
+        #expect(c.end(ro).isOK)
+        let aborted = c.start()
+        c.write("/x/y", "tx", tx: aborted)
+        #expect(c.end(aborted, commit: false).isOK)
+        #expect(server.history.commitCount == count)
+        #expect(server.history.head === head)
+    }
+
+    @Test func transactionCommitIsOneCommit() {
+        let server = Server(time: 1_700_000_000)
+        let c = TestClient(server)
+        let count = server.history.commitCount
+        let tx = c.start()
+        for i in 0..<10 { c.write("/many/\(i)", "\(i)", tx: tx) }
+        #expect(server.history.commitCount == count)
+        #expect(c.end(tx).isOK)
+        #expect(server.history.commitCount == count + 1)
+        #expect(s(server.history.head.message) == "Domain 0: merging transaction \(tx)")
+    }
+
+    @Test func committedEffectsWhenRequested() {
+        var config = ServerConfiguration()
+        config.reportCommits = true
+        let server = Server(configuration: config, time: 0)
+        let c = TestClient(server)
+        _ = server.takeEffects()
+        c.write("/e", "1")
+        c.read("/e")
+        c.write("/e", "2")
+        let effects = server.takeEffects().filter { if case .committed = $0 { return true } else { return false } }
+        #expect(effects == [.committed(sequence: 2), .committed(sequence: 3)])
+    }
+
+    @Test func controlHistoryListsNewestFirst() throws {
+        let server = Server(time: 1_700_000_000)
+        let c = TestClient(server)
+        c.write("/h1", "")
+        c.write("/h2", "")
+        let reply = c.request(.control, args("history", "2"))
+        let lines = s(Array(reply.payload.dropLast())).split(separator: "\n").map(String.init)
+        try #require(lines.count == 2)
+        #expect(lines[0].hasSuffix(" Domain 0: write /h2"))
+        #expect(lines[1].hasSuffix(" Domain 0: write /h1"))
+        #expect(lines[0].hasPrefix(s(server.history.id(of: server.history.head).hex) + " 1700000000 "))
+        #expect(c.request(.control, args("help")).error == nil)
+        #expect(c.request(.control, args("memreport")).text.contains("commits: 3"))
+    }
+
+    @Test func controlCheckDetectsCorruptAccounting() {
+        let server = Server(time: 1_700_000_000)
+        let c = TestClient(server)
+        c.write("/acct/a", "")
+        #expect(c.request(.control, args("check")).text == "OK\0")
+        server.ownedNodes[0, default: 0] += 1
+        #expect(c.request(.control, args("check")).error == .EIO)
+        server.ownedNodes[0, default: 0] -= 1
+        #expect(c.request(.control, args("check")).text == "OK\0")
+    }
+
+    @Test func longHistoryIsBoundedAndTearsDown() {
+        // More commits than the retained window: ids stay computable and releasing the whole
+        // server (a chain of thousands of commits) must not overflow the stack.
+        var server: Server? = Server(time: 1_700_000_000)
+        let c = TestClient(server!)
+        for i in 0..<(Limits.defaultInMemoryHistory + 500) { c.write("/long/k\(i % 7)", "\(i)") }
+        #expect(server!.history.commitCount == UInt64(Limits.defaultInMemoryHistory + 501))
+        #expect(server!.history.firstParentLog(limit: 100_000).count <= Limits.defaultInMemoryHistory + 1)
+        _ = server!.history.id(of: server!.history.head)
+        server = nil
+    }
+
+    @Test(arguments: [11, 22, 33] as [UInt64])
+    func controlCheckAfterRandomWorkload(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let server = Server(time: 1_700_000_000)
+        let admin = TestClient(server)
+        let guests = [5, 6, 7].map { TestClient(server, caller: Caller(domid: UInt32($0), privileged: false)) }
+        for domid in [5, 6, 7] {
+            admin.mkdir("/local/domain/\(domid)")
+            admin.setPerms("/local/domain/\(domid)", "n\(domid)", "r0")
+        }
+        admin.request(.introduce, args("6", "1", "1"))
+        admin.request(.setQuota, args("6", "nodes", "12"))
+        let names = ["a", "b", "c", "a/x", "b/y", "c/z/w", "d"]
+        var open: [Int: UInt32] = [:]
+        for _ in 0..<400 {
+            let who = rng.below(4)
+            let c = who == 0 ? admin : guests[who - 1]
+            let domid = who == 0 ? 5 + rng.below(3) : 4 + who
+            let path = "/local/domain/\(domid)/" + names[rng.below(names.count)]
+            var tx: UInt32 = 0
+            if let t = open[who] {
+                tx = t
+            } else if rng.below(5) == 0 {
+                let reply = c.request(.transactionStart, [0])
+                if reply.error == nil, let first = Payload.strings(reply.payload).strings.first,
+                   let id = Payload.parseDecimal(first) {
+                    tx = UInt32(id)
+                    open[who] = tx
+                }
+            }
+            switch rng.below(8) {
+            case 0, 1, 2: c.write(path, "v\(rng.below(9))", tx: tx)
+            case 3: c.rm(path, tx: tx)
+            case 4: c.mkdir(path, tx: tx)
+            case 5: c.setPerms(path, rng.below(2) == 0 ? "n\(domid)" : "n0", "r\(5 + rng.below(3))", tx: tx)
+            case 6: c.read(path, tx: tx)
+            default: c.directory(path, tx: tx)
+            }
+            if tx != 0 && rng.below(3) == 0 {
+                let reply = c.end(tx, commit: rng.below(5) != 0)
+                #expect(reply.isOK || reply.error == .EAGAIN)
+                open[who] = nil
+            }
+            #expect(admin.request(.control, args("check")).text == "OK\0")
+        }
+        // The per-owner count the server keeps equals a recount of the final tree.
+        var counted: [UInt32: Int] = [:]
+        Tree.walk(server.history.head.root) { _, node in counted[node.permissions.owner, default: 0] += 1 }
+        #expect(counted == server.ownedNodes)
+    }
+}
