@@ -5,6 +5,16 @@ import XenstoreServer
 import XenstoreStore
 import XenstoreWire
 
+/// Exit codes of the image (the runtime adds its own from 96 up, see runtime.h).
+public enum ImageExitCode {
+    /// Everything passed (QEMU) or the serving loop ended normally.
+    public static let success: Int32 = 0
+    /// Under Xen: dom0's ring could not be mapped or its event channel not bound.
+    public static let dom0RingUnavailable: Int32 = 2
+    /// Self-test step n failed: `selfTestFirstFailure + n`.
+    public static let selfTestFirstFailure: Int32 = SelfTest.firstFailureCode
+}
+
 /// Runs the image and returns its exit code (0 = success) to the runtime, which shuts the domain down.
 ///
 /// Runs the core self-test first; under Xen with `--event <port>` it then serves the store rings,
@@ -33,8 +43,11 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     }
     guard code == 0, xen_present() != 0, let port = arguments.dom0EventChannel else { return code }
     // Under Xen with --event: serve dom0's ring (grant reference 1) and every domain it introduces.
-    let loop = RingServer(server: Server(time: clock_wall_seconds()))
-    guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return 2 }
+    var configuration = ServerConfiguration()
+    configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
+    let loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
+    guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
+    _ = loop.watchDomainExceptions()
     return loop.run()
 }
 

@@ -31,6 +31,8 @@ public final class RingServer {
     public let server: Server
     var rings: [DomainRing] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
+    /// Local port of VIRQ_DOM_EXC, once bound.
+    var domainExceptionPort: UInt32?
 
     /// Creates a loop around `server`.
     public init(server: Server) {
@@ -57,19 +59,53 @@ public final class RingServer {
         return true
     }
 
+    /// Binds VIRQ_DOM_EXC (init-xenstore-domain made us its handler) so that shut-down and
+    /// dying domains are noticed; returns false if Xen refused.
+    public func watchDomainExceptions() -> Bool {
+        var port: UInt32 = 0
+        guard evtchn_bind_virq(RT_VIRQ_DOM_EXC, &port) == 0 else {
+            report("cannot bind VIRQ_DOM_EXC; domain deaths go unnoticed, virq ", UInt64(RT_VIRQ_DOM_EXC))
+            return false
+        }
+        domainExceptionPort = port
+        return true
+    }
+
+    /// After VIRQ_DOM_EXC: a ring domain that has shut down fires @releaseDomain once (the
+    /// toolstack then destroys it); one that is dying or gone fires it again and is forgotten,
+    /// and the server asks (`.disconnectDomain`) for its ring to go — as C xenstored does.
+    func checkDomains() {
+        for ring in rings where ring.domid != 0 {
+            let state = domain_state(ring.domid)
+            if state == Int32(DOMAIN_STATE_SHUTDOWN.rawValue) {
+                server.domainShutDown(UInt32(ring.domid), time: clock_wall_seconds())
+            } else if state == Int32(DOMAIN_STATE_DYING.rawValue) || state == Int32(DOMAIN_STATE_GONE.rawValue) {
+                report("domain went away: ", UInt64(ring.domid))
+                server.domainDied(UInt32(ring.domid), time: clock_wall_seconds())
+            }
+        }
+    }
+
     /// Drops a domain's ring: closes its connection, unbinds its port and unmaps the page.
     func detach(domid: UInt16) {
         guard let index = rings.firstIndex(where: { $0.domid == domid }) else { return }
         let ring = rings.remove(at: index)
         server.closeConnection(ring.connection)
-        _ = evtchn_close(ring.port)
-        _ = gnttab_unmap_foreign(ring.page, ring.grantHandle)
+        if evtchn_close(ring.port) != 0 { report("cannot close the event channel of domain ", UInt64(domid)) }
+        if gnttab_unmap_foreign(ring.page, ring.grantHandle) != 0 {
+            // the domain cannot finish dying while we hold its page: say so loudly
+            report("cannot unmap the store ring of domain ", UInt64(domid))
+        }
         report("released the ring of domain ", UInt64(domid))
     }
 
     /// Serves until nothing is left to serve (never, while dom0's ring is attached).
     public func run() -> Int32 {
         while !rings.isEmpty {
+            if let port = domainExceptionPort, evtchn_take_pending(port) != 0 {
+                checkDomains()
+                apply(server.takeEffects())
+            }
             for ring in rings { _ = evtchn_take_pending(ring.port) }
             var consumed: [Bool] = []
             for ring in rings { consumed.append(pump(ring)) }

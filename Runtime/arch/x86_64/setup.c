@@ -1,0 +1,99 @@
+/* setup.c: x86_64 boot-time discovery — Xen or not, start_info parsing, shared_info/console mapping — and the platform exit. */
+#include "os.h"
+#include "hypervisor.h"
+#include <xen/arch-x86/hvm/start_info.h>
+
+struct boot_state boot = { .cmdline = "" };
+
+/* A page of address space reserved for Xen's shared_info (its original frame is given up). */
+static uint8_t shared_info_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE), section(".bss.shared_info")));
+
+/* Port of QEMU's isa-debug-exit device; writing c makes QEMU exit with status (c << 1) | 1. */
+#define ISA_DEBUG_EXIT_PORT 0xf4
+
+/* Finds Xen's CPUID leaves ("XenVMMXenVMM"); 0 if not running on Xen. */
+static uint32_t find_xen_cpuid_base(void)
+{
+    uint32_t a, b, c, d;
+    cpuid(1, &a, &b, &c, &d);
+    if (!(c & (1u << 31))) /* no hypervisor present bit */
+        return 0;
+    for (uint32_t base = 0x40000000; base < 0x40010000; base += 0x100) {
+        cpuid(base, &a, &b, &c, &d);
+        if (b == 0x566e6558 && c == 0x65584d4d && d == 0x4d4d566e && a - base >= 2)
+            return base;
+    }
+    return 0;
+}
+
+uint64_t pfn_to_mfn(uint64_t pfn)
+{
+    if (boot.mode == BOOT_MODE_PV)
+        return ((const unsigned long *)boot.pv_start_info->mfn_list)[pfn];
+    return pfn;
+}
+
+uint64_t mfn_to_pfn(uint64_t mfn)
+{
+    if (boot.mode == BOOT_MODE_PV)
+        return ((const unsigned long *)MACH2PHYS_VIRT_START)[mfn];
+    return mfn;
+}
+
+static void setup_pv(start_info_t *si)
+{
+    boot.pv_start_info = si;
+    boot.xen = 1;
+    boot.cmdline = (const char *)si->cmd_line;
+    /* shared_info is given as a machine address: map it over our reserved page */
+    uint64_t pte = si->shared_info | 0x63; /* present, writable, accessed, dirty */
+    if (HYPERVISOR_update_va_mapping((unsigned long)shared_info_page, pte, UVMF_INVLPG) == 0)
+        boot.shared_info = (shared_info_t *)shared_info_page;
+    boot.console_pfn = mfn_to_pfn(si->console.domU.mfn);
+    boot.console_evtchn = si->console.domU.evtchn;
+}
+
+static void setup_pvh(const struct hvm_start_info *si)
+{
+    if (si && si->magic == XEN_HVM_START_MAGIC_VALUE && si->cmdline_paddr)
+        boot.cmdline = (const char *)(uintptr_t)si->cmdline_paddr;
+    boot.xen_cpuid_base = find_xen_cpuid_base();
+    if (!boot.xen_cpuid_base)
+        return; /* QEMU without Xen: COM1 and isa-debug-exit only */
+    hypervisor_install_page(boot.xen_cpuid_base);
+    boot.xen = 1;
+    struct xen_add_to_physmap xatp = {
+        .domid = DOMID_SELF,
+        .space = XENMAPSPACE_shared_info,
+        .idx = 0,
+        .gpfn = virt_to_pfn(shared_info_page),
+    };
+    if (HYPERVISOR_memory_op(XENMEM_add_to_physmap, &xatp) == 0)
+        boot.shared_info = (shared_info_t *)shared_info_page;
+    uint64_t pfn = 0, port = 0;
+    if (hvm_get_param(HVM_PARAM_CONSOLE_PFN, &pfn) == 0 && hvm_get_param(HVM_PARAM_CONSOLE_EVTCHN, &port) == 0) {
+        boot.console_pfn = pfn;
+        boot.console_evtchn = (uint32_t)port;
+    }
+}
+
+void arch_init(void *boot_info, int mode)
+{
+    boot.mode = mode;
+    if (mode == BOOT_MODE_PV)
+        setup_pv(boot_info);
+    else
+        setup_pvh(boot_info);
+}
+
+void arch_exit(int code)
+{
+    if (boot.xen) {
+        struct sched_shutdown sd = { .reason = code == 0 ? SHUTDOWN_poweroff : SHUTDOWN_crash };
+        for (;;)
+            HYPERVISOR_sched_op(SCHEDOP_shutdown, &sd);
+    }
+    outl(ISA_DEBUG_EXIT_PORT, (uint32_t)code);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}

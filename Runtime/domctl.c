@@ -1,0 +1,43 @@
+/* domctl.c: the one domain-control query the xenstore domain may make — another domain's state (XEN_DOMCTL_getdomaininfo). */
+/* domctl.h is a tools-only interface (its version must match the hypervisor's); the tools view
+ * of the public headers must be selected before xen.h is first included, i.e. before os.h. */
+#define __XEN_TOOLS__ 1
+#include "os.h"
+#include <xen/domctl.h>
+
+#define HYPERCALL_STR_(x) #x
+#define HYPERCALL_STR(x) HYPERCALL_STR_(x)
+
+static long HYPERVISOR_domctl(struct xen_domctl *op)
+{
+    long r, d1;
+    __asm__ volatile("call hypercall_page + (" HYPERCALL_STR(__HYPERVISOR_domctl) " * 32)"
+                     : "=a"(r), "=D"(d1)
+                     : "1"(op)
+                     : "rcx", "r11", "memory");
+    return r;
+}
+
+int domain_state(uint16_t domid)
+{
+    if (!boot.xen)
+        return -XEN_ENOSYS;
+    struct xen_domctl op = {
+        .cmd = XEN_DOMCTL_getdomaininfo,
+        .interface_version = XEN_DOMCTL_INTERFACE_VERSION,
+        .domain = domid,
+    };
+    long rc = HYPERVISOR_domctl(&op);
+    if (rc == -XEN_ESRCH)
+        return DOMAIN_STATE_GONE;
+    if (rc != 0)
+        return (int)rc;
+    if (op.u.getdomaininfo.domain != domid)  /* older Xen: the next domain up was returned */
+        return DOMAIN_STATE_GONE;
+    uint32_t flags = op.u.getdomaininfo.flags;
+    if (flags & XEN_DOMINF_dying)
+        return DOMAIN_STATE_DYING;
+    if (flags & XEN_DOMINF_shutdown)
+        return DOMAIN_STATE_SHUTDOWN;
+    return DOMAIN_STATE_RUNNING;
+}

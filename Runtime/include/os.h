@@ -1,0 +1,62 @@
+/* os.h: runtime-internal declarations shared by all facilities (boot state, lifecycle, diagnostics). */
+#ifndef OS_H
+#define OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "runtime.h"
+#include "x86_64/arch.h"
+
+#define __XEN_INTERFACE_VERSION__ 0x00040e00
+#include <xen/xen.h>
+#include <xen/errno.h>
+
+/* What the entry path found; filled by arch_init, read-only afterwards. */
+struct boot_state {
+    int mode;                       /* enum boot_mode */
+    int xen;                        /* hypercalls usable */
+    uint32_t xen_cpuid_base;        /* 0x400000xx leaf of the Xen signature, 0 if absent */
+    start_info_t *pv_start_info;    /* BOOT_MODE_PV only */
+    shared_info_t *shared_info;     /* mapped by arch_init under Xen, else NULL */
+    const char *cmdline;            /* never NULL */
+    uint64_t console_pfn;           /* PV console ring frame (guest pfn), 0 if none */
+    uint32_t console_evtchn;
+};
+
+extern struct boot_state boot;
+
+/* Lifecycle, called in this order by start_kernel (main.c). */
+void arch_init(void *boot_info, int mode);
+void init_console(void);
+void init_traps(void);
+void init_mm(void);
+void init_events(void);
+void init_gnttab(void);
+void fini_gnttab(void);
+void fini_events(void);
+
+/* Console helpers for the runtime itself. */
+void console_puts(const char *s);
+void console_put_hex(uint64_t v);
+void console_put_dec(uint64_t v);
+
+/* Reports a fatal runtime error and exits with RT_EXIT_PANIC. */
+void rt_panic(const char *msg) __attribute__((noreturn));
+
+/* Platform exit: arch-specific (isa-debug-exit or nothing). */
+void arch_exit(int code) __attribute__((noreturn));
+
+/* Translations between guest pfns, machine frames and addresses (identity mapped, VIRT_BASE 0). */
+static inline void *pfn_to_virt(uint64_t pfn) { return (void *)(uintptr_t)(pfn << PAGE_SHIFT); }
+static inline uint64_t virt_to_pfn(const void *va) { return (uintptr_t)va >> PAGE_SHIFT; }
+uint64_t pfn_to_mfn(uint64_t pfn);   /* PV: p2m lookup; PVH: identity */
+uint64_t mfn_to_pfn(uint64_t mfn);   /* PV: m2p lookup; PVH: identity */
+
+/* The C library subset the Embedded Swift runtime links against (lib/). */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *restrict d, const void *restrict s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+
+#endif

@@ -1,0 +1,45 @@
+/* main.c: start_kernel — brings the facilities up in order, runs the Swift image, shuts down with its exit code. */
+#include "os.h"
+
+void start_kernel(void *boot_info, int mode) __attribute__((noreturn));
+void start_kernel(void *boot_info, int mode)
+{
+    arch_init(boot_info, mode);
+    init_console();
+    init_traps();
+    init_mm();
+    init_events();
+    init_gnttab();
+    console_puts(mode == BOOT_MODE_PV ? "xenstore-stubdom: PV entry" : "xenstore-stubdom: PVH entry");
+    console_puts(boot.xen ? ", Xen present" : ", no Xen (QEMU)");
+    console_puts(", heap ");
+    console_put_dec(mm_heap_size() >> 10);
+    console_puts(" KiB, cmdline '");
+    console_puts(boot.cmdline);
+    console_puts("'\n");
+    int code = xenstored_main(boot.cmdline);
+    fini_gnttab();
+    fini_events();
+    rt_exit(code);
+}
+
+void rt_exit(int code)
+{
+    console_puts("xenstore-stubdom: exit ");
+    console_put_dec((uint64_t)(unsigned)code);
+    console_puts("\n");
+    console_flush();
+    arch_exit(code);
+}
+
+void rt_panic(const char *msg)
+{
+    console_puts("\n*** PANIC: ");
+    console_puts(msg);
+    console_puts("\n");
+    rt_exit(RT_EXIT_PANIC);
+}
+
+int boot_mode(void) { return boot.mode; }
+int xen_present(void) { return boot.xen; }
+const char *boot_cmdline(void) { return boot.cmdline; }

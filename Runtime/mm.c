@@ -1,0 +1,172 @@
+/* mm.c: page allocator over the heap region (.bss.heap) and a size-class heap on top of it (posix_memalign/malloc/free). */
+#include "mm.h"
+
+#ifndef MM_HEAP_PAGES
+#define MM_HEAP_PAGES 1024                  /* 4 MiB */
+#endif
+
+#define MIN_CLASS_SHIFT 5                   /* 32-byte blocks */
+#define MAX_CLASS_SHIFT 11                  /* 2048-byte blocks; larger requests take whole pages */
+#define NR_CLASSES (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1)
+#define HEADER_MAGIC 0x58534850u            /* "PHSX" */
+
+static uint8_t heap_area[MM_HEAP_PAGES * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE), section(".bss.heap")));
+static uint64_t page_bitmap[(MM_HEAP_PAGES + 63) / 64];   /* bit set = page in use */
+static size_t pages_in_use;
+static size_t search_hint;
+static void *free_blocks[NR_CLASSES];       /* singly linked through the first word of a block */
+
+/* Precedes every pointer handed out by posix_memalign: enough to find and size the block. */
+struct alloc_header {
+    uint32_t magic;
+    uint16_t class_index;                   /* NR_CLASSES = page-sized allocation */
+    uint16_t reserved;
+    uint32_t pages;                         /* page-sized allocations only */
+    uint32_t offset;                        /* user pointer - block start */
+};
+_Static_assert(sizeof(struct alloc_header) == 16, "header keeps 16-byte alignment");
+
+static int page_used(size_t i) { return (page_bitmap[i / 64] >> (i % 64)) & 1; }
+static void page_mark(size_t i, int used)
+{
+    if (used)
+        page_bitmap[i / 64] |= 1ull << (i % 64);
+    else
+        page_bitmap[i / 64] &= ~(1ull << (i % 64));
+}
+
+void init_mm(void)
+{
+    /* heap_area and page_bitmap are in .bss: zero, all pages free */
+    pages_in_use = 0;
+    search_hint = 0;
+}
+
+void *mm_alloc_pages(size_t count)
+{
+    if (count == 0 || count > MM_HEAP_PAGES)
+        return NULL;
+    for (size_t pass = 0; pass < 2; pass++) {
+        size_t start = pass == 0 ? search_hint : 0;
+        size_t run = 0;
+        for (size_t i = start; i < MM_HEAP_PAGES; i++) {
+            run = page_used(i) ? 0 : run + 1;
+            if (run == count) {
+                size_t first = i + 1 - count;
+                for (size_t j = first; j <= i; j++)
+                    page_mark(j, 1);
+                pages_in_use += count;
+                search_hint = i + 1;
+                void *p = heap_area + first * PAGE_SIZE;
+                memset(p, 0, count * PAGE_SIZE);
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
+void mm_free_pages(void *pages, size_t count)
+{
+    size_t first = (size_t)((uint8_t *)pages - heap_area) / PAGE_SIZE;
+    if ((uint8_t *)pages < heap_area || first + count > MM_HEAP_PAGES)
+        rt_panic("mm_free_pages: pointer outside the heap");
+    for (size_t j = first; j < first + count; j++)
+        page_mark(j, 0);
+    pages_in_use -= count;
+    if (first < search_hint)
+        search_hint = first;
+}
+
+size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
+size_t mm_heap_size(void) { return sizeof(heap_area); }
+
+/* Takes one block of class c, refilling the class from a fresh page when empty. */
+static void *class_take(unsigned c)
+{
+    if (!free_blocks[c]) {
+        uint8_t *page = mm_alloc_pages(1);
+        if (!page)
+            return NULL;
+        size_t size = (size_t)1 << (c + MIN_CLASS_SHIFT);
+        for (size_t off = 0; off < PAGE_SIZE; off += size) {
+            *(void **)(page + off) = free_blocks[c];
+            free_blocks[c] = page + off;
+        }
+    }
+    void *block = free_blocks[c];
+    free_blocks[c] = *(void **)block;
+    return block;
+}
+
+int posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align < 16)
+        align = 16;
+    if (align & (align - 1) || align > PAGE_SIZE)
+        return 22; /* EINVAL */
+    /* room for the header and for moving the user pointer up to the alignment */
+    size_t need = size + sizeof(struct alloc_header) + (align > 16 ? align - 16 : 0);
+    if (need < size)
+        return 12; /* ENOMEM: overflow */
+    uint8_t *block;
+    unsigned c = 0;
+    uint32_t pages = 0;
+    if (need <= ((size_t)1 << MAX_CLASS_SHIFT)) {
+        while (((size_t)1 << (c + MIN_CLASS_SHIFT)) < need)
+            c++;
+        block = class_take(c);
+    } else {
+        c = NR_CLASSES;
+        pages = (uint32_t)((need + PAGE_SIZE - 1) / PAGE_SIZE);
+        block = mm_alloc_pages(pages);
+    }
+    if (!block) {
+        console_puts("mm: out of memory\n");
+        rt_exit(RT_EXIT_OOM);
+    }
+    uintptr_t user = ((uintptr_t)block + sizeof(struct alloc_header) + align - 1) & ~(uintptr_t)(align - 1);
+    struct alloc_header *h = (struct alloc_header *)user - 1;
+    *h = (struct alloc_header){
+        .magic = HEADER_MAGIC,
+        .class_index = (uint16_t)c,
+        .pages = pages,
+        .offset = (uint32_t)(user - (uintptr_t)block),
+    };
+    *out = (void *)user;
+    return 0;
+}
+
+void free(void *p)
+{
+    if (!p)
+        return;
+    struct alloc_header *h = (struct alloc_header *)p - 1;
+    if (h->magic != HEADER_MAGIC)
+        rt_panic("free: not a heap pointer (or double free)");
+    h->magic = 0;
+    uint8_t *block = (uint8_t *)p - h->offset;
+    if (h->class_index == NR_CLASSES) {
+        mm_free_pages(block, h->pages);
+    } else {
+        *(void **)block = free_blocks[h->class_index];
+        free_blocks[h->class_index] = block;
+    }
+}
+
+void *malloc(size_t size)
+{
+    void *p;
+    return posix_memalign(&p, 16, size) == 0 ? p : NULL;
+}
+
+void *calloc(size_t count, size_t size)
+{
+    size_t total = count * size;
+    if (size && total / size != count)
+        return NULL;
+    void *p = malloc(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}

@@ -1,0 +1,140 @@
+# mk/image.mk: the x86_64 stub-domain images (Embedded Swift core + C runtime) and their QEMU smoke test.
+# Included from the top-level Makefile:  include mk/image.mk
+#
+#   make image           build/xenstore-stubdom-x86_64-pvh and build/xenstore-stubdom-x86_64-pv, with section sizes
+#   make smoke-x86       boot the PVH image in QEMU (microvm, no Xen); pass = SELFTEST: PASS and guest exit code 0
+#   make smoke-x86-trap  same, with a deliberate Swift trap: pass = crash reported and exit code 106
+#   make test-xen        boot real Xen + dom0 in QEMU and run both images as the xenstore stub domain
+#                        (scripts/test-xen.sh; downloads the Xen and kernel packages once, ~1 min per image)
+#   V=1                  show the full compiler command lines
+#
+# The two images share every object except the Xen ELF notes: init-xenstore-domain boots an image as
+# PVH whenever it carries a PHYS32_ENTRY note, so the PV image must not have one.
+# IMAGE_SWIFT_LAYOUT=single (default) compiles core + glue as ONE Embedded module; =modules compiles
+# the three core modules separately (as scripts/embedded-check.sh does) and links their objects.
+
+IMAGE_TOOLCHAIN ?= $(dir $(shell command -v swiftc))
+IMAGE_SWIFTC    ?= $(IMAGE_TOOLCHAIN)swiftc
+IMAGE_CC        ?= $(IMAGE_TOOLCHAIN)clang
+IMAGE_LD        ?= $(IMAGE_TOOLCHAIN)ld.lld
+IMAGE_SIZE      ?= size
+IMAGE_QEMU      ?= qemu-system-x86_64
+IMAGE_OPT       ?= -Osize
+IMAGE_SWIFT_LAYOUT ?= single
+IMAGE_HEAP_PAGES ?= 1024
+IMAGE_Q := $(if $(V),,@)
+
+IMAGE_DIR  := build/image/x86_64
+IMAGE_PVH  := build/xenstore-stubdom-x86_64-pvh
+IMAGE_PV   := build/xenstore-stubdom-x86_64-pv
+IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer
+IMAGE_CORE_SRCS := $(foreach m,$(IMAGE_CORE_MODULES),$(wildcard Sources/$(m)/*.swift))
+IMAGE_GLUE_SRCS := $(wildcard Sources/XenstoredImage/*.swift)
+IMAGE_RUNTIME_HDRS := $(wildcard Runtime/include/*.h Runtime/include/*/*.h Runtime/arch/x86_64/*.h) Runtime/include/module.modulemap
+
+IMAGE_SWIFTFLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature Embedded \
+    -wmo $(IMAGE_OPT) -parse-as-library -Xfrontend -disable-stack-protector \
+    -Xfrontend -function-sections -Xcc -mno-red-zone -I Runtime/include
+IMAGE_CFLAGS := --target=x86_64-unknown-none-elf -ffreestanding -fno-builtin -nostdlib \
+    -fno-stack-protector -mno-red-zone -fno-pic -Os -Wall -Wextra -Werror \
+    -ffunction-sections -fdata-sections -IRuntime/include -IRuntime/arch/x86_64 \
+    -idirafter /usr/include -DMM_HEAP_PAGES=$(IMAGE_HEAP_PAGES)
+IMAGE_LDFLAGS := -static -nostdlib --gc-sections --orphan-handling=error -T Linker/x86_64.ld
+
+IMAGE_RUNTIME_SRCS := $(wildcard Runtime/*.c Runtime/lib/*.c) \
+    Runtime/arch/x86_64/setup.c Runtime/arch/x86_64/traps.c \
+    Runtime/arch/x86_64/boot.S Runtime/arch/x86_64/traps.S
+IMAGE_RUNTIME_OBJS := $(patsubst %,$(IMAGE_DIR)/rt/%.o,$(notdir $(IMAGE_RUNTIME_SRCS)))
+
+vpath %.c Runtime Runtime/lib Runtime/arch/x86_64
+vpath %.S Runtime/arch/x86_64
+
+$(IMAGE_DIR)/rt/%.c.o: %.c $(IMAGE_RUNTIME_HDRS) mk/image.mk | $(IMAGE_DIR)/rt
+	@echo "  CC      $<"
+	$(IMAGE_Q)$(IMAGE_CC) $(IMAGE_CFLAGS) -c $< -o $@
+$(IMAGE_DIR)/rt/%.S.o: %.S $(IMAGE_RUNTIME_HDRS) mk/image.mk | $(IMAGE_DIR)/rt
+	@echo "  AS      $<"
+	$(IMAGE_Q)$(IMAGE_CC) $(IMAGE_CFLAGS) -c $< -o $@
+
+# ---- Swift: layout "single" — the core's `import XenstoreWire` etc. resolve to empty shim modules,
+# so the core and the glue compile as one module and whole-module optimization sees everything.
+$(IMAGE_DIR)/shims/%.swiftmodule: | $(IMAGE_DIR)/shims
+	@echo "  SHIM    $*"
+	$(IMAGE_Q): > $(IMAGE_DIR)/shims/empty.swift
+	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name $* -emit-module -emit-module-path $@ $(IMAGE_DIR)/shims/empty.swift
+
+$(IMAGE_DIR)/single/swift.o: $(IMAGE_CORE_SRCS) $(IMAGE_GLUE_SRCS) $(IMAGE_RUNTIME_HDRS) \
+        $(foreach m,$(IMAGE_CORE_MODULES),$(IMAGE_DIR)/shims/$(m).swiftmodule) mk/image.mk | $(IMAGE_DIR)/single
+	@echo "  SWIFTC  core + Sources/XenstoredImage (one Embedded module)"
+	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name XenstoredImage -I $(IMAGE_DIR)/shims \
+	    -c $(IMAGE_CORE_SRCS) $(IMAGE_GLUE_SRCS) -o $@
+
+# ---- Swift: layout "modules" — each core module separately (as scripts/embedded-check.sh), then the glue.
+$(IMAGE_DIR)/modules/XenstoreWire.o: $(wildcard Sources/XenstoreWire/*.swift) mk/image.mk | $(IMAGE_DIR)/modules
+$(IMAGE_DIR)/modules/XenstoreStore.o: $(wildcard Sources/XenstoreStore/*.swift) mk/image.mk | $(IMAGE_DIR)/modules
+$(IMAGE_DIR)/modules/XenstoreServer.o: $(wildcard Sources/XenstoreServer/*.swift) \
+        $(IMAGE_DIR)/modules/XenstoreWire.o $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
+$(foreach m,$(IMAGE_CORE_MODULES),$(IMAGE_DIR)/modules/$(m).o):
+	@echo "  SWIFTC  $(basename $(notdir $@))"
+	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name $(basename $(notdir $@)) -I $(IMAGE_DIR)/modules \
+	    -emit-module -emit-module-path $(basename $@).swiftmodule \
+	    -c $(filter Sources/%,$^) -o $@
+$(IMAGE_DIR)/modules/glue.o: $(IMAGE_GLUE_SRCS) $(IMAGE_RUNTIME_HDRS) \
+        $(foreach m,$(IMAGE_CORE_MODULES),$(IMAGE_DIR)/modules/$(m).o) mk/image.mk
+	@echo "  SWIFTC  XenstoredImage"
+	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name XenstoredImage -I $(IMAGE_DIR)/modules \
+	    -c $(IMAGE_GLUE_SRCS) -o $@
+
+ifeq ($(IMAGE_SWIFT_LAYOUT),modules)
+IMAGE_SWIFT_OBJS := $(foreach m,$(IMAGE_CORE_MODULES) glue,$(IMAGE_DIR)/modules/$(m).o)
+else
+IMAGE_SWIFT_OBJS := $(IMAGE_DIR)/single/swift.o
+endif
+
+# ---- link: the runtime, one set of Xen notes, the Swift objects
+$(IMAGE_PVH): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/notes-pvh.S.o $(IMAGE_SWIFT_OBJS) Linker/x86_64.ld
+	@echo "  LD      $@"
+	$(IMAGE_Q)$(IMAGE_LD) $(IMAGE_LDFLAGS) -e pvh_start32 -Map $(IMAGE_DIR)/pvh.map -o $@ $(filter %.o,$^)
+	@$(IMAGE_SIZE) -A -d $@ | awk 'NR > 2 && $$2 > 0'
+	@$(IMAGE_SIZE) $@
+	@ls -l $@ | awk '{print "file size: " $$5 " bytes"}'
+$(IMAGE_PV): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/notes-pv.S.o $(IMAGE_SWIFT_OBJS) Linker/x86_64.ld
+	@echo "  LD      $@"
+	$(IMAGE_Q)$(IMAGE_LD) $(IMAGE_LDFLAGS) -e pv_start -Map $(IMAGE_DIR)/pv.map -o $@ $(filter %.o,$^)
+	@$(IMAGE_SIZE) -A -d $@ | awk 'NR > 2 && $$2 > 0'
+	@$(IMAGE_SIZE) $@
+	@ls -l $@ | awk '{print "file size: " $$5 " bytes"}'
+
+$(IMAGE_DIR)/rt $(IMAGE_DIR)/shims $(IMAGE_DIR)/single $(IMAGE_DIR)/modules:
+	mkdir -p $@
+
+.PHONY: image smoke-x86 smoke-x86-trap test-xen
+image: $(IMAGE_PVH) $(IMAGE_PV)
+
+# isa-debug-exit turns guest exit code c into QEMU status (c << 1) | 1: success is exactly 1.
+# A triple fault with -no-reboot gives 0, a hang gives 124 (timeout); both fail.
+IMAGE_SMOKE_LOG := $(IMAGE_DIR)/smoke-x86.log
+smoke-x86: SHELL := /bin/bash
+smoke-x86: $(IMAGE_PVH)
+	@set +e; timeout 30 $(IMAGE_QEMU) -accel tcg -cpu max -M microvm -m 64M -display none -nodefaults \
+	    -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	    -kernel $(IMAGE_PVH) -append "--event 1 --internal-db" > $(IMAGE_SMOKE_LOG) 2>&1; \
+	status=$$?; cat $(IMAGE_SMOKE_LOG); echo "smoke-x86: QEMU exit status $$status (1 = guest exit code 0)"; \
+	if [ $$status -eq 1 ] && grep -q '^SELFTEST: PASS' $(IMAGE_SMOKE_LOG); then echo "smoke-x86: PASS"; \
+	else echo "smoke-x86: FAIL"; exit 1; fi
+
+# Crash reporting: --selftest-trap makes Swift trap after the self-test; the IDT must report #UD and
+# exit with RT_EXIT_TRAP_BASE + 6 = 106, i.e. QEMU status 213 (not a triple fault, which gives 0).
+smoke-x86-trap: SHELL := /bin/bash
+smoke-x86-trap: $(IMAGE_PVH)
+	@set +e; timeout 30 $(IMAGE_QEMU) -accel tcg -M microvm -m 64M -display none -nodefaults \
+	    -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	    -kernel $(IMAGE_PVH) -append "--selftest-trap" > $(IMAGE_DIR)/smoke-x86-trap.log 2>&1; \
+	status=$$?; tail -n 6 $(IMAGE_DIR)/smoke-x86-trap.log; echo "smoke-x86-trap: QEMU exit status $$status (213 = guest exit code 106, #UD)"; \
+	if [ $$status -eq 213 ] && grep -q 'CRASH: CPU exception 6' $(IMAGE_DIR)/smoke-x86-trap.log; then echo "smoke-x86-trap: PASS"; \
+	else echo "smoke-x86-trap: FAIL"; exit 1; fi
+
+# Real Xen 4.17 in QEMU (harness: ../shared/xen-qemu): both images as the xenstore stub domain.
+test-xen: $(IMAGE_PVH) $(IMAGE_PV)
+	scripts/test-xen.sh pvh
+	scripts/test-xen.sh pv

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Runs inside dom0 (as /test.sh of the Xen-in-QEMU harness) once our stub domain serves Xenstore:
+# basic client operations through dom0's ring, then the stub domain's own console log. rc 0 = pass.
+rc=0
+gap() { # gap <description> <command...>: a check for a known gap of this slice; reported, not fatal
+    what=$1; shift
+    if out=$("$@" 2>&1); then echo "@@XS ok   $what: $out"; else echo "@@XS GAP  $what: $out"; fi
+}
+check() { # check <description> <command...>
+    what=$1; shift
+    if out=$("$@" 2>&1); then echo "@@XS ok   $what: $out"; else echo "@@XS FAIL $what: $out"; rc=1; fi
+    printf '%s\n' "$out" > /tmp/last-check.log   # the last check's output, read by gap checks
+}
+check "write" xenstore-write /test/key hello
+check "read" xenstore-read /test/key
+check "ls /test" xenstore-ls /test
+check "list /local/domain" xenstore-list /local/domain
+check "rm" xenstore-rm /test/key
+check "xl list" xl list
+if [ -e /etc/xen/tiny-pv.cfg ]; then
+    # the tiny guest prints a line and powers off; xl's monitor must see @releaseDomain and destroy it
+    xenstore-watch @releaseDomain > /tmp/release-events 2>&1 &   # first line: the initial event
+    check "xl create tiny-pv" xl create /etc/xen/tiny-pv.cfg
+    # Known gap: libxl sets the new domain as owner of its nodes before INTRODUCE; the core answers
+    # SET_PERMS with ENOENT because it cannot ask the hypervisor whether that domain exists.
+    gap "xl create without libxl errors" sh -c '! grep -q "set permissions failed" /tmp/last-check.log'
+    for i in $(seq 1 50); do xl list | grep -q tiny-pv || break; sleep 0.2; done
+    # Known gap: the guest stays a dying "(null)" zombie: xenconsoled keeps its console mapped until
+    # a second @releaseDomain (when the domain becomes dying), and the core can only fire
+    # @releaseDomain once per domain (domainDied), which the image already uses at shutdown.
+    gap "xl list (guest gone)" sh -c 'xl list; ! xl list | grep -q "tiny-pv\|(null)"'
+    sleep 0.5; kill $! 2>/dev/null
+    check "@releaseDomain fired after the guest" test "$(grep -c releaseDomain /tmp/release-events)" -ge 2
+fi
+for f in /var/log/xen/console/*; do
+    [ -e "$f" ] || continue
+    echo "---- $f"; cat "$f"
+done
+exit $rc

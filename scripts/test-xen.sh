@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Boots real Xen 4.17 + a Linux dom0 in QEMU (TCG) and starts our stub-domain image with
+# init-xenstore-domain, using the shared harness in ../shared/xen-qemu (boot-xen.sh,
+# make-initramfs.sh, dom0-init.sh) unchanged; everything it downloads or builds goes to build/xen-test.
+#
+#   scripts/test-xen.sh [pvh|pv]      (default pvh; needs `make image` first)
+#   DOM0_EXTRA="XSDOM_ARGS=--param=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
+#       this one passes --selftest-trap to the image to see a crash report under Xen)
+#
+# The image runs the core self-test, then serves dom0's ring; dom0 then runs scripts/test-xen-dom0.sh
+# (xenstore-write/read/ls/rm, xl list). Pass = SELFTEST: PASS and the dom0 test passing. The PVH
+# image's console also reaches Xen's console through port 0xE9 ("(dN) ..." lines); both images'
+# PV console rings are logged by xenconsoled and printed at the end of the dom0 test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VARIANT=${1:-pvh}
+HARNESS=${XEN_HARNESS:-../shared/xen-qemu}
+WORK=build/xen-test
+IMAGE=build/xenstore-stubdom-x86_64-$VARIANT
+[ -e "$IMAGE" ] || { echo "test-xen: $IMAGE missing, run make image" >&2; exit 2; }
+[ -x "$HARNESS/boot-xen.sh" ] || { echo "test-xen: harness not found at $HARNESS" >&2; exit 2; }
+
+# host tools the harness needs (Debian packages)
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /usr/lib/xen-4.17/bin/init-xenstore-domain ] || need+=(xen-utils-4.17)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "test-xen: installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Xen hypervisor and dom0 kernel from Debian packages, unpacked (not installed)
+mkdir -p "$WORK/debs" "$WORK/x"
+KVER=${KVER:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{sub("linux-image-","",$2); print $2; exit}')}
+KVER=${KVER:-6.1.0-56-amd64}
+if [ ! -e "$WORK/x/boot/xen-4.17-amd64.gz" ] || [ ! -e "$WORK/x/boot/vmlinuz-$KVER" ]; then
+    (cd "$WORK/debs" && apt-get download xen-hypervisor-4.17-amd64 "linux-image-$KVER")
+    for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/x"; done
+fi
+[ -e "$WORK/xen-4.17" ] || zcat "$WORK/x/boot/xen-4.17-amd64.gz" > "$WORK/xen-4.17"   # QEMU wants the ELF32
+
+# dom0 initramfs with our image as /guests/<name>
+rm -rf "$WORK/payload" && mkdir -p "$WORK/payload/guests"
+cp "$IMAGE" "$WORK/payload/guests/"
+cp scripts/test-xen-dom0.sh "$WORK/payload/test.sh"
+# the harness's tiny PV guest and its xl config, to check that a guest can be created on top of us
+mkdir -p "$WORK/payload/etc/xen"
+cp "$HARNESS/payload/guests/tiny-pv.elf" "$WORK/payload/guests/"
+cp "$HARNESS/payload/etc/xen/tiny-pv.cfg" "$WORK/payload/etc/xen/"
+"$HARNESS/make-initramfs.sh" "$WORK/x" "$KVER" "$WORK/initrd.cpio.gz" "$WORK/payload" >/dev/null
+
+LOG=$WORK/xen-$VARIANT.log
+echo "test-xen: booting Xen + dom0 with xentest.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
+set +e
+XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-150} \
+DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${DOM0_EXTRA:-}" \
+    "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+echo "test-xen: QEMU exit status $status"
+echo "---- Xen console lines of the stub domain, harness markers, and its PV console log (via xenconsoled) ----"
+awk '/^---- \/var\/log\/xen\/console/ {show = 1} /^@@XENTEST/ {show = 0}
+     show || /^\(d[1-9][0-9]*\)/ || /^@@X/ || /init-xenstore-domain/ || /^xc: error/' "$LOG" | head -150
+if grep -q 'SELFTEST: PASS' "$LOG" && grep -q '^@@XENTEST PASS' "$LOG"; then
+    echo "test-xen: $VARIANT image: self-test passed and dom0 used Xenstore through it: PASS"
+else
+    echo "test-xen: $VARIANT image: FAIL (see $LOG)"
+    exit 1
+fi
