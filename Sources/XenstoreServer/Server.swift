@@ -18,13 +18,17 @@ public enum ServerEffect: Equatable, Sendable {
 }
 
 /// Settings of a server instance.
-public struct ServerConfiguration: Sendable {
+public struct ServerConfiguration {
     /// Quotas applied to unprivileged domains that have no quotas of their own.
     public var quotas = Quotas()
     /// Commits kept with their parent links in memory.
     public var retainedCommits = Limits.defaultInMemoryHistory
     /// Whether to emit `.committed` effects.
     public var reportCommits = false
+    /// Asks the hypervisor whether a domain exists, for domains the server has not met yet
+    /// (libxl makes a new domain the owner of its nodes before INTRODUCE). Nil: only dom0,
+    /// introduced and connected domains exist.
+    public var domainExists: ((UInt32) -> Bool)? = nil
 
     /// The defaults of C xenstored 4.17.
     public init() {}
@@ -38,6 +42,8 @@ struct DomainRecord {
     var target: UInt32?
     var features: UInt32 = 0
     var quotas: Quotas?
+    /// Set when the domain shut down (and `@releaseDomain` fired for it); cleared by RESUME.
+    var shutDown = false
 }
 
 /// The Xenstore server state machine. It performs no I/O: the shell feeds it bytes with
@@ -153,7 +159,17 @@ public final class Server {
 
     // MARK: - Domains (events from the hypervisor side)
 
-    /// The domain died or was destroyed: fire `@releaseDomain` and forget it.
+    /// The domain shut down (poweroff, crash, suspend) but still exists: fire `@releaseDomain`
+    /// once, as C xenstored does, so the toolstack notices and destroys it.
+    public func domainShutDown(_ domid: UInt32, time: Int64) {
+        now = time
+        guard domid != 0, var record = domains[domid], !record.shutDown else { return }
+        record.shutDown = true
+        domains[domid] = record
+        fireSpecial(Server.releaseDomain, domid: domid)
+    }
+
+    /// The domain is dying or gone: fire `@releaseDomain` and forget it.
     public func domainDied(_ domid: UInt32, time: Int64) {
         now = time
         guard domid != 0, domains[domid] != nil else { return }
@@ -171,7 +187,7 @@ public final class Server {
     func domainExists(_ domid: UInt32) -> Bool {
         if domains[domid] != nil { return true }
         for connection in connections.values where connection.caller.domid == domid { return true }
-        return false
+        return configuration.domainExists?(domid) ?? false
     }
 
     /// The quotas in force for a caller.
@@ -321,7 +337,9 @@ public final class Server {
             return .success([domains[domid]?.introduced == true ? 0x54 : 0x46, 0])
         case .resume:
             guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }
-            return domains[domid]?.introduced == true ? .ok : .failure(.ENOENT)
+            guard domains[domid]?.introduced == true else { return .failure(.ENOENT) }
+            domains[domid]!.shutDown = false
+            return .ok
         case .setTarget:
             return setTarget(payload)
         case .getFeature:
