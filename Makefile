@@ -5,15 +5,19 @@ RUNDIR ?= $(CURDIR)/run
 SOCKET ?= $(RUNDIR)/socket
 # Debian packages: clients for `make run`; clients, Xen's conformance test and headers for `make test`.
 CLIENT_PACKAGES := xenstore-utils
-TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev
+# zlib headers for the git database of the host daemon.
+BUILD_PACKAGES := zlib1g-dev
+TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86
 
 .PHONY: all build release run test unit-test integration-test embedded-check packages clean
 .DEFAULT_GOAL := build
 
 build:
+	@scripts/install-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build
 
 release:
+	@scripts/install-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build -c release --product xenstored
 
 ## make run: build and start the daemon on $(SOCKET), ready for xenstore-read/-write.
@@ -33,15 +37,19 @@ packages:
 embedded-check:
 	scripts/embedded-check.sh
 
-## make test: install what the tests need, compile the core in Embedded mode, run all tests.
+## make test: install what the tests need, compile the core in Embedded mode, run all tests,
+## build the stub-domain image and smoke-boot it in QEMU (no Xen).
 test: packages embedded-check build
 	$(SWIFT) test
+	$(MAKE) smoke-x86 smoke-x86-trap
 
 unit-test: build
 	$(SWIFT) test --filter XenstoreCoreTests
 
 integration-test: packages build
 	$(SWIFT) test --filter IntegrationTests
+
+include mk/image.mk
 
 clean:
 	rm -rf .build build run
