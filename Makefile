@@ -38,10 +38,10 @@ embedded-check:
 	scripts/embedded-check.sh
 
 ## make test: install what the tests need, compile the core in Embedded mode, run all tests,
-## build the stub-domain image and smoke-boot it in QEMU (no Xen).
+## build the stub-domain images, smoke-boot them in QEMU, and boot them under real Xen in QEMU.
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap
+	$(MAKE) smoke-x86 smoke-x86-trap test-xen
 
 unit-test: build
 	$(SWIFT) test --filter XenstoreCoreTests
