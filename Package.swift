@@ -22,7 +22,8 @@ let package = Package(
         .target(name: "XenstoreStore", swiftSettings: coreSettings),
         .target(name: "XenstoreServer", dependencies: ["XenstoreWire", "XenstoreStore"], swiftSettings: coreSettings),
         // HOST SHELLS (sockets, files, clocks)
-        .target(name: "XenstoreHost", dependencies: ["XenstoreServer"], swiftSettings: hostSettings),
+        .systemLibrary(name: "CHost", path: "Sources/CHost"),
+        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xenstored", dependencies: ["XenstoreHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
         // TESTS

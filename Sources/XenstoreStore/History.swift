@@ -76,6 +76,21 @@ public final class History {
         window.append(first)
     }
 
+    /// Resumes a history whose head is a stored commit (`record`, with id `id`) whose tree has
+    /// been loaded as `root`. Its ancestors stay on disk; only their ids are known.
+    public init(resuming record: CommitRecord, id: ObjectID, root: Node, generations: GenerationCounter,
+                retainedCommits: Int) {
+        self.generations = generations
+        self.retainedCommits = max(retainedCommits, 2)
+        let first = Commit(sequence: 1, root: root, parents: [], author: record.author, message: record.message,
+                           time: record.time)
+        first.parentIDs = record.parents
+        first.cachedID = id
+        nextSequence = 2
+        head = first
+        window.append(first)
+    }
+
     /// Creates a commit (without moving the head).
     public func makeCommit(root: Node, parents: [Commit], author: UInt32, message: [UInt8], time: Int64) -> Commit {
         let commit = Commit(sequence: nextSequence, root: root, parents: parents, author: author,

@@ -1,0 +1,234 @@
+// The on-disk git repository backend: loose zlib objects plus refs/heads/main, readable by real git.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import CHost
+import XenstoreStore
+
+/// Errors of the git database (at startup, or when a commit cannot be made durable).
+public enum DatabaseError: Error, CustomStringConvertible {
+    case io(String, Int32)
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .io(let what, let code): return "\(what): \(String(cString: strerror(code)))"
+        case .corrupt(let what): return "corrupt database: \(what)"
+        }
+    }
+}
+
+/// A git repository in `DIR/.git` (with `DIR` as its work tree, so `git checkout REV && ls -R`
+/// shows a revision) into which every commit of the store is written.
+///
+/// Each commit costs one batch: its new objects are written as loose objects (temp file +
+/// rename, never overwritten), then `refs/heads/main` is replaced by rename, then one
+/// `syncfs` makes the batch durable. A crash leaves at worst unreferenced objects behind.
+public final class GitDatabase {
+    /// The work-tree directory.
+    public let directory: String
+    private let gitDirectory: String
+    private var knownObjects: Set<ObjectID> = []
+    private var lastWritten: ObjectID?
+    private var directoryFD: Int32 = -1
+    /// The branch the daemon advances.
+    public static let branch = "refs/heads/main"
+
+    /// Opens (creating if needed) the repository at `directory`.
+    public init(directory: String) throws {
+        self.directory = directory
+        self.gitDirectory = directory + "/.git"
+        for path in [directory, gitDirectory, gitDirectory + "/objects", gitDirectory + "/refs",
+                     gitDirectory + "/refs/heads", gitDirectory + "/refs/tags"] {
+            if mkdir(path, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(path)", errno) }
+        }
+        if access(gitDirectory + "/HEAD", F_OK) != 0 {
+            try writeFile(gitDirectory + "/HEAD", Array("ref: \(GitDatabase.branch)\n".utf8))
+            try writeFile(gitDirectory + "/config", Array(
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n".utf8))
+            try writeFile(gitDirectory + "/description", Array("Xenstore history written by xenstored\n".utf8))
+        }
+        directoryFD = open(gitDirectory, O_RDONLY | O_DIRECTORY)
+    }
+
+    deinit {
+        if directoryFD >= 0 { close(directoryFD) }
+    }
+
+    /// The commit id `refs/heads/main` points at, if the repository has one.
+    public func headID() throws -> ObjectID? {
+        guard let bytes = readFile(gitDirectory + "/" + GitDatabase.branch) else { return nil }
+        let hex = Array(bytes.prefix(40))
+        guard let id = ObjectID(hex: hex) else { throw DatabaseError.corrupt("bad ref \(GitDatabase.branch)") }
+        return id
+    }
+
+    /// Loads the head commit and its tree, or returns nil for an empty repository.
+    public func loadHead(generations: GenerationCounter) throws -> (record: CommitRecord, id: ObjectID, root: Node)? {
+        guard let id = try headID() else { return nil }
+        guard let (type, body) = readObject(id), type == "commit" else {
+            throw DatabaseError.corrupt("head commit \(hexString(id)) missing")
+        }
+        let record: CommitRecord
+        do { record = try GitDecoding.parseCommit(body, id: id) } catch {
+            throw DatabaseError.corrupt("head commit \(hexString(id)): \(error)")
+        }
+        let root: Node
+        do {
+            root = try GitDecoding.loadTree(record.tree, generations: generations) { objectID in
+                self.readObject(objectID)?.body
+            }
+        } catch {
+            throw DatabaseError.corrupt("tree of \(hexString(id)): \(error)")
+        }
+        lastWritten = id
+        // Every subtree id of the loaded tree is on disk already.
+        Tree.walk(root) { _, node in
+            knownObjects.insert(GitEncoding.treeID(node))
+        }
+        return (record, id, root)
+    }
+
+    /// Writes every commit from `head` back to the last written one (with their trees) and
+    /// moves `refs/heads/main` to `head`, durably.
+    public func persist(head: Commit, history: History) throws {
+        let headID = history.id(of: head)
+        if headID == lastWritten { return }
+        // Collect unwritten commits, newest first, following all in-memory parents.
+        var pending: [Commit] = []
+        var stack: [Commit] = [head]
+        var seen: Set<ObjectID> = []
+        while let commit = stack.popLast() {
+            let id = history.id(of: commit)
+            if id == lastWritten || seen.contains(id) || knownObjects.contains(id) { continue }
+            seen.insert(id)
+            pending.append(commit)
+            stack.append(contentsOf: commit.parents)
+        }
+        for commit in pending.reversed() {
+            var failure: DatabaseError? = nil
+            GitEncoding.forEachObject(commit.root, skipping: { self.knownObjects.contains($0) }) { id, type, body in
+                if failure != nil { return }
+                do { try self.writeObject(id, type, body) } catch let error as DatabaseError { failure = error } catch {}
+            }
+            if let failure { throw failure }
+            try writeObject(history.id(of: commit), .commit, history.commitBody(commit))
+        }
+        let temporary = gitDirectory + "/" + GitDatabase.branch + ".lock"
+        try writeFile(temporary, headID.hex + [0x0A])
+        guard rename(temporary, gitDirectory + "/" + GitDatabase.branch) == 0 else {
+            throw DatabaseError.io("rename ref", errno)
+        }
+        if directoryFD >= 0 { syncfs(directoryFD) }
+        lastWritten = headID
+        if knownObjects.count > 1_000_000 { knownObjects.removeAll(keepingCapacity: true) }
+    }
+
+    // MARK: - Objects
+
+    private func objectPath(_ id: ObjectID) -> (directory: String, file: String) {
+        let hex = String(decoding: id.hex, as: UTF8.self)
+        let directory = gitDirectory + "/objects/" + hex.prefix(2)
+        return (directory, directory + "/" + hex.dropFirst(2))
+    }
+
+    private func writeObject(_ id: ObjectID, _ type: GitObjectType, _ body: [UInt8]) throws {
+        if knownObjects.contains(id) { return }
+        let (directory, file) = objectPath(id)
+        if access(file, F_OK) == 0 {
+            knownObjects.insert(id)
+            return
+        }
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(directory)", errno) }
+        let raw = GitEncoding.header(type, length: body.count) + body
+        let compressed = try deflate(raw)
+        let temporary = file + ".tmp"
+        try writeFile(temporary, compressed)
+        guard rename(temporary, file) == 0 else { throw DatabaseError.io("rename \(file)", errno) }
+        knownObjects.insert(id)
+    }
+
+    /// Reads and inflates a loose object: its type word and body.
+    public func readObject(_ id: ObjectID) -> (type: String, body: [UInt8])? {
+        guard let compressed = readFile(objectPath(id).file), let raw = inflate(compressed),
+              let nul = raw.firstIndex(of: 0), let space = raw[..<nul].firstIndex(of: 0x20) else { return nil }
+        let type = String(decoding: raw[..<space], as: UTF8.self)
+        let body = Array(raw[(nul + 1)...])
+        guard GitEncoding.objectID(type == "blob" ? .blob : type == "tree" ? .tree : .commit, body: body) == id else {
+            return nil  // checksum mismatch: treat as missing rather than return wrong data
+        }
+        return (type, body)
+    }
+
+    // MARK: - Files and zlib
+
+    private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw DatabaseError.io("open \(path)", errno) }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw DatabaseError.io("write \(path)", errno)
+            }
+            offset += written
+        }
+    }
+
+    private func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            out.append(contentsOf: buffer[0..<count])
+        }
+        return out
+    }
+
+    private func deflate(_ input: [UInt8]) throws -> [UInt8] {
+        var length = compressBound(uLong(input.count))
+        var output = [UInt8](repeating: 0, count: Int(length))
+        let status = output.withUnsafeMutableBufferPointer { out in
+            input.withUnsafeBufferPointer { source in
+                compress2(out.baseAddress, &length, source.baseAddress, uLong(input.count), 1)
+            }
+        }
+        guard status == Z_OK else { throw DatabaseError.corrupt("zlib compress failed (\(status))") }
+        return Array(output[0..<Int(length)])
+    }
+
+    private func inflate(_ input: [UInt8]) -> [UInt8]? {
+        var stream = z_stream()
+        guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        defer { inflateEnd(&stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var source = input
+        return source.withUnsafeMutableBufferPointer { sourceBuffer -> [UInt8]? in
+            stream.next_in = sourceBuffer.baseAddress
+            stream.avail_in = uInt(sourceBuffer.count)
+            while true {
+                let status = chunk.withUnsafeMutableBufferPointer { out -> Int32 in
+                    stream.next_out = out.baseAddress
+                    stream.avail_out = uInt(out.count)
+                    return CHost.inflate(&stream, Z_NO_FLUSH)
+                }
+                let produced = chunk.count - Int(stream.avail_out)
+                output.append(contentsOf: chunk[0..<produced])
+                if status == Z_STREAM_END { return output }
+                if status != Z_OK { return nil }
+            }
+        }
+    }
+}
+
+/// Hex text of an object id.
+public func hexString(_ id: ObjectID) -> String { String(decoding: id.hex, as: UTF8.self) }

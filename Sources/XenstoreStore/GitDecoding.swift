@@ -1,0 +1,150 @@
+// Reading git objects back into nodes and commit records (for restarting from a git database).
+
+/// Why stored git objects could not be turned back into a store.
+public enum GitDecodingError: Error, Equatable, Sendable {
+    /// An object the history refers to is not in the database.
+    case missingObject(ObjectID)
+    /// An object does not have the shape this daemon writes (bad tree entry, perms blob, commit header).
+    case malformed(ObjectID)
+}
+
+/// The fields of a git commit object that the store uses.
+public struct CommitRecord: Equatable, Sendable {
+    /// The root tree.
+    public var tree: ObjectID
+    /// The parent commits, in order.
+    public var parents: [ObjectID]
+    /// The authoring domain, parsed from `Domain N <...>`; 0 if the author is someone else.
+    public var author: UInt32
+    /// Author time in seconds since the epoch.
+    public var time: Int64
+    /// The message.
+    public var message: [UInt8]
+}
+
+/// Decodes the git objects written by `GitEncoding`.
+public enum GitDecoding {
+    /// Parses a commit body.
+    public static func parseCommit(_ body: [UInt8], id: ObjectID) throws(GitDecodingError) -> CommitRecord {
+        var tree: ObjectID? = nil
+        var parents: [ObjectID] = []
+        var author: UInt32 = 0
+        var time: Int64 = 0
+        var index = 0
+        while index < body.count {
+            var end = index
+            while end < body.count && body[end] != 0x0A { end += 1 }
+            let line = Array(body[index..<end])
+            index = end + 1
+            if line.isEmpty {
+                guard let tree else { throw .malformed(id) }
+                var message = index <= body.count ? Array(body[min(index, body.count)...]) : []
+                if message.last == 0x0A { message.removeLast() }
+                return CommitRecord(tree: tree, parents: parents, author: author, time: time, message: message)
+            }
+            if line.starts(with: Array("tree ".utf8)) {
+                tree = ObjectID(hex: Array(line[5...]))
+                if tree == nil { throw .malformed(id) }
+            } else if line.starts(with: Array("parent ".utf8)) {
+                guard let parent = ObjectID(hex: Array(line[7...])) else { throw .malformed(id) }
+                parents.append(parent)
+            } else if line.starts(with: Array("author ".utf8)) {
+                // author Domain N <domain-N@xenstore> TIME +0000
+                let fields = line.split(separator: 0x20).map { Array($0) }
+                if fields.count >= 3, fields[1] == Array("Domain".utf8), let domid = parseNumber(fields[2]) {
+                    author = UInt32(truncatingIfNeeded: domid)
+                }
+                if fields.count >= 2, let seconds = parseNumber(fields[fields.count - 2]) { time = Int64(seconds) }
+            }
+        }
+        throw .malformed(id)
+    }
+
+    static func parseNumber(_ bytes: [UInt8]) -> UInt64? {
+        guard !bytes.isEmpty, bytes.count <= 19 else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes {
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            value = value * 10 + UInt64(byte - 0x30)
+        }
+        return value
+    }
+
+    private struct Entry {
+        let name: [UInt8]
+        let isTree: Bool
+        let id: ObjectID
+    }
+
+    private static func parseTree(_ body: [UInt8], id: ObjectID) throws(GitDecodingError) -> [Entry] {
+        var entries: [Entry] = []
+        var index = 0
+        while index < body.count {
+            guard let space = body[index...].firstIndex(of: 0x20),
+                  let nul = body[space...].firstIndex(of: 0), nul + 21 <= body.count else { throw .malformed(id) }
+            let mode = Array(body[index..<space])
+            let name = Array(body[(space + 1)..<nul])
+            let entryID = ObjectID(bytes: Array(body[(nul + 1)..<(nul + 21)]))
+            entries.append(Entry(name: name, isTree: mode == GitEncoding.treeMode, id: entryID))
+            index = nul + 21
+        }
+        return entries
+    }
+
+    /// Rebuilds the node tree whose root tree is `rootID`; `fetch` returns an object's body
+    /// (nil when absent). Iterative, so deep trees need no deep stack. Node ids are remembered,
+    /// so unchanged subtrees are never hashed again.
+    public static func loadTree(_ rootID: ObjectID, generations: GenerationCounter,
+                                fetch: (ObjectID) -> [UInt8]?) throws(GitDecodingError) -> Node {
+        final class Pending {
+            let id: ObjectID
+            let name: [UInt8]
+            var value: [UInt8] = []
+            var permissions: Permissions? = nil
+            var childEntries: [Entry] = []
+            var next = 0
+            var children: [Child] = []
+            init(id: ObjectID, name: [UInt8]) {
+                self.id = id
+                self.name = name
+            }
+        }
+        func open(_ id: ObjectID, _ name: [UInt8]) throws(GitDecodingError) -> Pending {
+            guard let body = fetch(id) else { throw .missingObject(id) }
+            let pending = Pending(id: id, name: name)
+            for entry in try parseTree(body, id: id) {
+                if entry.isTree {
+                    pending.childEntries.append(entry)
+                } else if entry.name == GitEncoding.valueEntry {
+                    guard let value = fetch(entry.id) else { throw .missingObject(entry.id) }
+                    pending.value = value
+                } else if entry.name == GitEncoding.permsEntry {
+                    guard let blob = fetch(entry.id) else { throw .missingObject(entry.id) }
+                    guard let permissions = Permissions(blob: blob) else { throw .malformed(entry.id) }
+                    pending.permissions = permissions
+                } else {
+                    throw .malformed(id)
+                }
+            }
+            guard pending.permissions != nil else { throw .malformed(id) }
+            pending.childEntries.sort { $0.name.lexicographicallyPrecedes($1.name) }
+            return pending
+        }
+        var stack: [Pending] = [try open(rootID, [])]
+        while let top = stack.last {
+            if top.next < top.childEntries.count {
+                let entry = top.childEntries[top.next]
+                top.next += 1
+                stack.append(try open(entry.id, entry.name))
+                continue
+            }
+            stack.removeLast()
+            let node = Node(value: top.value, permissions: top.permissions!, children: top.children,
+                            generation: generations.take())
+            node.cachedID = top.id
+            guard let parent = stack.last else { return node }
+            parent.children.append(Child(name: top.name, node: node))
+        }
+        preconditionFailure("unreachable")
+    }
+}
