@@ -24,7 +24,7 @@ let package = Package(
         // HOST SHELLS (sockets, files, clocks)
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
         .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "CHost"], swiftSettings: hostSettings),
-        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost"], swiftSettings: hostSettings),
+        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
         // TESTS
         .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"]),

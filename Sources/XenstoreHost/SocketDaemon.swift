@@ -53,10 +53,13 @@ public final class SocketDaemon {
     private var listeners: [(fd: Int32, listener: Listener)] = []
     private var clients: [ConnectionID: Client] = [:]
     private let verbose: Bool
+    private let database: GitDatabase?
 
-    /// Creates a daemon around `server`.
-    public init(server: Server, verbose: Bool = false) {
+    /// Creates a daemon around `server`; with a `database`, every commit is written to it before
+    /// the replies of the requests that made it are sent (the server must report commits).
+    public init(server: Server, database: GitDatabase? = nil, verbose: Bool = false) {
         self.server = server
+        self.database = database
         self.verbose = verbose
     }
 
@@ -188,6 +191,16 @@ public final class SocketDaemon {
     }
 
     private func handleEffects() {
+        var committed = false
+        defer {
+            if committed, let database {
+                do {
+                    try database.persist(head: server.history.head, history: server.history)
+                } catch {
+                    logLine("cannot write the git database: \(error); history continues in memory only")
+                }
+            }
+        }
         for effect in server.takeEffects() {
             switch effect {
             case .closeConnection(let id):
@@ -202,7 +215,7 @@ public final class SocketDaemon {
             case .disconnectDomain(let domid):
                 if verbose { logLine("domain \(domid) released") }
             case .committed:
-                break
+                committed = true
             case .log(let bytes):
                 logLine(String(decoding: bytes, as: UTF8.self))
             }

@@ -72,18 +72,30 @@ public final class Server {
 
     /// Creates a server with the initial tree of C xenstored (`/`, `/tool`, `/tool/xenstored`,
     /// plus `/local` and `/local/domain`), dom0 introduced, at `time` (seconds since the epoch).
-    public init(configuration: ServerConfiguration = ServerConfiguration(), time: Int64) {
-        self.configuration = configuration
-        self.now = time
+    public convenience init(configuration: ServerConfiguration = ServerConfiguration(), time: Int64) {
         let generations = GenerationCounter()
         let perms = Permissions.ownedBy(0)
         func node(_ children: [Child]) -> Node { Node(value: [], permissions: perms, children: children, generation: generations.take()) }
         let tool = node([Child(name: Payload.bytes("xenstored"), node: node([]))])
         let local = node([Child(name: Payload.bytes("domain"), node: node([]))])
         let root = node([Child(name: Payload.bytes("local"), node: local), Child(name: Payload.bytes("tool"), node: tool)])
-        history = History(root: root, author: 0, message: Payload.bytes("Domain 0: initial store"), time: time,
-                          generations: generations, retainedCommits: configuration.retainedCommits)
-        ownedNodes[0] = Tree.count(root)
+        let history = History(root: root, author: 0, message: Payload.bytes("Domain 0: initial store"), time: time,
+                              generations: generations, retainedCommits: configuration.retainedCommits)
+        self.init(configuration: configuration, history: history, time: time)
+    }
+
+    /// Creates a server continuing an existing history (e.g. loaded from a git database):
+    /// the store is the history's head; node ownership is recounted from it.
+    public init(configuration: ServerConfiguration = ServerConfiguration(), history: History, time: Int64) {
+        self.configuration = configuration
+        self.now = time
+        self.history = history
+        let perms = Permissions.ownedBy(0)
+        var stack: [Node] = [history.head.root]
+        while let node = stack.popLast() {
+            ownedNodes[node.permissions.owner, default: 0] += 1
+            for child in node.children { stack.append(child.node) }
+        }
         domains[0] = DomainRecord(introduced: true)
         specialPermissions[Server.introduceDomain] = perms
         specialPermissions[Server.releaseDomain] = perms
@@ -386,7 +398,8 @@ public final class Server {
         }
         var workspace = Workspace(root: history.head.root)
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
-        if case .success = outcome, operation.isMutation {
+        // A mutation that changed nothing (MKDIR of an existing node, RM of a missing one) makes no commit.
+        if case .success = outcome, operation.isMutation, workspace.root !== history.head.root {
             var message = Server.domainLabel(connection.caller.domid)
             message.append(contentsOf: Payload.bytes(": "))
             operation.verb.withUTF8Buffer { message.append(contentsOf: $0) }

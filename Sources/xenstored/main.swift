@@ -5,6 +5,7 @@ import Glibc
 #endif
 import XenstoreHost
 import XenstoreServer
+import XenstoreStore
 
 let usage = """
 Usage: xenstored [options]
@@ -14,6 +15,8 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
   --socket PATH              socket to listen on (default: $XENSTORED_PATH,
                              else $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket)
   --pid-file FILE, -F FILE   write the daemon's pid to FILE
+  --database DIR             keep the history as a git repository in DIR/.git (created if
+                             missing; a restart on the same DIR resumes from its head)
   --history N                commits kept in memory with their parents (default 4096)
   --quota NAME=VALUE, -Q     set a global quota (nodes, watches, transactions,
                              transaction-nodes, node-size, permissions, path-max, ...)
@@ -34,6 +37,7 @@ func fail(_ message: String) -> Never {
 var configuration = ServerConfiguration()
 var socketPath = defaultSocketPath()
 var pidFile: String? = nil
+var databasePath: String? = nil
 var verbose = false
 var testSockets: [(UInt32, String)] = []
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -46,6 +50,7 @@ while !arguments.isEmpty {
     switch option {
     case "--socket": socketPath = value()
     case "--pid-file", "-F": pidFile = value()
+    case "--database": databasePath = value()
     case "--history":
         guard let count = Int(value()), count > 0 else { fail("--history needs a positive number") }
         configuration.retainedCommits = count
@@ -71,8 +76,30 @@ while !arguments.isEmpty {
     }
 }
 
-let server = Server(configuration: configuration, time: Int64(time(nil)))
-let daemon = SocketDaemon(server: server, verbose: verbose)
+var database: GitDatabase? = nil
+let server: Server
+if let databasePath {
+    configuration.reportCommits = true
+    do {
+        let opened = try GitDatabase(directory: databasePath)
+        let generations = GenerationCounter()
+        if let (record, id, root) = try opened.loadHead(generations: generations) {
+            let history = History(resuming: record, id: id, root: root, generations: generations,
+                                  retainedCommits: configuration.retainedCommits)
+            server = Server(configuration: configuration, history: history, time: Int64(time(nil)))
+            logLine("resumed from \(databasePath) at \(hexString(id))")
+        } else {
+            server = Server(configuration: configuration, time: Int64(time(nil)))
+            try opened.persist(head: server.history.head, history: server.history)
+        }
+        database = opened
+    } catch {
+        fail("database \(databasePath): \(error)")
+    }
+} else {
+    server = Server(configuration: configuration, time: Int64(time(nil)))
+}
+let daemon = SocketDaemon(server: server, database: database, verbose: verbose)
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))
     for (domid, path) in testSockets {

@@ -83,6 +83,18 @@ import XenstoreWire
         #expect(server.history.head === head)
     }
 
+    @Test func mutationsThatChangeNothingMakeNoCommits() {
+        let server = Server(time: 1_700_000_000)
+        let c = TestClient(server)
+        c.write("/x/y", "v")
+        let count = server.history.commitCount
+        #expect(c.request(.mkdir, args("/x/y")).isOK)
+        #expect(c.request(.rm, args("/x/missing")).isOK)
+        #expect(server.history.commitCount == count)
+        c.write("/x/y", "v")  // an unchanged rewrite is a change (it fires watches) and commits
+        #expect(server.history.commitCount == count + 1)
+    }
+
     @Test func transactionCommitIsOneCommit() {
         let server = Server(time: 1_700_000_000)
         let c = TestClient(server)
