@@ -242,7 +242,8 @@ final class Daemon {
     ///   - quotas: `NAME=VALUE` settings passed as `--quota`.
     ///   - domains: unprivileged domains that get a test socket (`--test-domain-socket`).
     ///   - watchdogSeconds: the daemon's lifetime limit.
-    init(quotas: [String] = [], domains: [UInt32] = [], watchdogSeconds: Int = 30,
+    ///   - extraArguments: further daemon options (e.g. `--database DIR`).
+    init(quotas: [String] = [], domains: [UInt32] = [], watchdogSeconds: Int = 30, extraArguments: [String] = [],
          sourceLocation: SourceLocation = #_sourceLocation) throws {
         _ = Daemon.ignoreSIGPIPE
         try Programs.require(Programs.timeout, package: "coreutils", sourceLocation: sourceLocation)
@@ -259,6 +260,7 @@ final class Daemon {
                     "--socket", socket, "--pid-file", directory + "/daemon.pid"]
         for quota in quotas { argv += ["--quota", quota] }
         for domid in domains { argv += ["--test-domain-socket", "\(domid)=\(directory)/dom\(domid)"] }
+        argv += extraArguments
         wrapperPID = try spawnProcess(argv, stdout: directory + "/daemon.out", stderr: logPath,
                                       environment: ProcessInfo.processInfo.environment)
         let deadline = Date().addingTimeInterval(15)
@@ -373,6 +375,15 @@ final class Daemon {
         }
         cleanUp()
         return final
+    }
+
+    /// Kills the daemon with SIGKILL (a crash, for recovery tests) and removes its directory.
+    func killHard() {
+        if stopped == nil {
+            if let daemonPID { kill(daemonPID, SIGKILL) }
+            stopped = waitForExit(wrapperPID, seconds: 5) ?? ExitStatus(raw: SIGKILL)
+        }
+        cleanUp()
     }
 
     private func cleanUp() {

@@ -1,0 +1,144 @@
+// The --database git repository checked with the real git: fsck, log, ids, contents, restart, SIGKILL recovery.
+
+import Foundation
+import Testing
+import XenstoreHost
+import XenstoreWire
+
+/// Runs git with arguments; returns exit status and standard output.
+private func git(_ arguments: String...) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+private func temporaryDirectory() throws -> String {
+    var template = Array("/tmp/xsdb-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+    return String(cString: made)
+}
+
+@Suite("git database (--database)", .serialized)
+struct DatabaseTests {
+    @Test("the history is a git repository that git fsck, log and cat-file agree with")
+    func historyIsAGitRepository() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db = root + "/db"
+        let daemon = try Daemon(extraArguments: ["--database", db])
+        defer { daemon.stop() }
+        let client = try daemon.client()
+        try client.write("/vm/a", bytes("1"))
+        let firstRevision = try git("-C", db, "rev-parse", "main").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try client.write("/vm/a", bytes("2"))
+        try client.remove("/vm/a")
+        // Two transactions on disjoint subtrees, interleaved: the second becomes a merge commit.
+        let other = try daemon.client()
+        let t1 = try client.startTransaction()
+        let t2 = try other.startTransaction()
+        _ = try client.request(.write, Array(payload("/local/domain/1/name", "one").dropLast()), transaction: t1)
+        _ = try other.request(.write, Array(payload("/local/domain/2/name", "two").dropLast()), transaction: t2)
+        try client.endTransaction(t1, commit: true)
+        try other.endTransaction(t2, commit: true)
+
+        let fsck = try git("-C", db, "fsck", "--strict")
+        #expect(fsck.status == 0, "git fsck --strict failed")
+        let subjects = try git("-C", db, "log", "--format=%s", "main").output
+        #expect(subjects.contains("Domain 0: write /vm/a"))
+        #expect(subjects.contains("Domain 0: rm /vm/a"))
+        #expect(subjects.contains("Domain 0: merging transaction \(t2)"))
+        let merge = try git("-C", db, "rev-list", "--parents", "-n", "1", "main").output.split(separator: " ")
+        #expect(merge.count == 3, "head should be a merge commit with two parents: \(merge)")
+        // The daemon's reported ids are git's ids.
+        let reported = try client.control(["history", "1"]).split(separator: " ").first.map(String.init)
+        let head = try git("-C", db, "rev-parse", "main").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(reported == head)
+        // A node's .value at a revision is what xenstore-read returned then.
+        let blob = try git("-C", db, "cat-file", "-p", "\(firstRevision):vm/a/.value").output
+        #expect(blob == "1")
+        let perms = try git("-C", db, "cat-file", "-p", "\(head):local/domain/2/.perms").output
+        #expect(perms == "n0\n")
+        // git checkout REV && ls shows the store as directories.
+        #expect(try git("-C", db, "checkout", "-q", firstRevision).status == 0)
+        #expect(FileManager.default.fileExists(atPath: db + "/vm/a/.value"))
+        #expect(!FileManager.default.fileExists(atPath: db + "/local/domain/2"))
+    }
+
+    @Test("a restart on the same directory resumes from the head and continues the history")
+    func restartResumes() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db = root + "/db"
+        var daemon = try Daemon(extraArguments: ["--database", db])
+        try daemon.client().write("/keep/me", bytes("here"))
+        let before = try git("-C", db, "rev-parse", "main").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        daemon.stop()
+        daemon = try Daemon(extraArguments: ["--database", db])
+        defer { daemon.stop() }
+        let client = try daemon.client()
+        #expect(try client.read("/keep/me") == bytes("here"))
+        try client.write("/keep/more", bytes("x"))
+        let parent = try git("-C", db, "rev-parse", "main^").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(parent == before)
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+    }
+
+    @Test("SIGKILL during a write storm loses no acknowledged write and leaves git fsck clean")
+    func sigkillDuringWriteStorm() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db = root + "/db"
+        let daemon = try Daemon(extraArguments: ["--database", db])
+        let lock = NSLock()
+        var acknowledged: [(String, String)] = []
+        var writers: [Thread] = []
+        let finished = DispatchGroup()
+        for writer in 0..<3 {
+            let client = try daemon.client()
+            finished.enter()
+            let thread = Thread {
+                defer { finished.leave() }
+                var index = 0
+                while true {
+                    let path = "/storm/w\(writer)/k\(index % 50)"
+                    let value = "v\(index)"
+                    do { try client.write(path, bytes(value)) } catch { return }
+                    lock.lock()
+                    acknowledged.append((path, value))
+                    lock.unlock()
+                    index += 1
+                }
+            }
+            writers.append(thread)
+            thread.start()
+        }
+        usleep(700_000)
+        daemon.killHard()
+        #expect(finished.wait(timeout: .now() + 10) == .success, "writers did not notice the crash")
+        lock.lock()
+        // The last acknowledged value of each key must survive.
+        var expected: [String: String] = [:]
+        for (path, value) in acknowledged { expected[path] = value }
+        let count = acknowledged.count
+        lock.unlock()
+        #expect(count > 20, "the storm wrote too little to mean anything (\(count) writes)")
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+        let restarted = try Daemon(extraArguments: ["--database", db])
+        defer { restarted.stop() }
+        let client = try restarted.client()
+        for (path, value) in expected.sorted(by: { $0.key < $1.key }) {
+            // A write acknowledged later on the same key may only be newer, never older.
+            let stored = text(try client.read(path))
+            let storedIndex = Int(stored.dropFirst()) ?? -1
+            let expectedIndex = Int(value.dropFirst()) ?? -1
+            #expect(storedIndex >= expectedIndex, "\(path): acknowledged \(value), found \(stored)")
+        }
+    }
+}
