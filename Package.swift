@@ -25,7 +25,7 @@ let package = Package(
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
         .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore"], swiftSettings: hostSettings),
-        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
+        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
         // TESTS
         .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"]),
         .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),

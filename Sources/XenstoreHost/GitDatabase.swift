@@ -90,6 +90,73 @@ public final class GitDatabase {
         return (record, id, root)
     }
 
+    /// Reads a stored commit record.
+    public func commitRecord(_ id: ObjectID) -> CommitRecord? {
+        guard let (type, body) = readObject(id), type == "commit" else { return nil }
+        return try? GitDecoding.parseCommit(body, id: id)
+    }
+
+    /// Loads the tree of a stored commit.
+    public func tree(of record: CommitRecord, generations: GenerationCounter) -> Node? {
+        let root = try? GitDecoding.loadTree(record.tree, generations: generations) { self.readObject($0)?.body }
+        if let root {
+            Tree.walk(root) { _, node in knownObjects.insert(GitEncoding.treeID(node)) }
+        }
+        return root
+    }
+
+    /// Loads a stored commit as a detached commit of `history` (for restore, revert and merge).
+    public func loadCommit(_ id: ObjectID, into history: History) -> Commit? {
+        guard let record = commitRecord(id), let root = tree(of: record, generations: history.generations) else {
+            return nil
+        }
+        return history.storedCommit(record, id: id, root: root)
+    }
+
+    /// Resolves a revision: a full or abbreviated (at least 4 digits) commit id, `main`/`HEAD`,
+    /// any ref under refs/, each optionally followed by `~N` (N first-parent steps back).
+    public func resolve(_ revision: String) -> ObjectID? {
+        var name = Substring(revision)
+        var steps = 0
+        if let tilde = name.firstIndex(of: "~") {
+            steps = Int(name[name.index(after: tilde)...]) ?? (name.index(after: tilde) == name.endIndex ? 1 : -1)
+            if steps < 0 { return nil }
+            name = name[..<tilde]
+        }
+        var id: ObjectID? = nil
+        if name == "HEAD" || name == "main" {
+            id = try? headID()
+        } else if let bytes = readFile(gitDirectory + "/" + name) ?? readFile(gitDirectory + "/refs/heads/" + name)
+                    ?? readFile(gitDirectory + "/refs/remotes/" + name) ?? readFile(gitDirectory + "/refs/tags/" + name) {
+            id = ObjectID(hex: Array(bytes.prefix(40)))
+        } else if name.count == 40 {
+            id = ObjectID(hex: Array(name.utf8))
+        } else if name.count >= 4, name.count < 40 {
+            let hex = String(name).lowercased()
+            let directory = gitDirectory + "/objects/" + hex.prefix(2)
+            var matches: [ObjectID] = []
+            if let dir = opendir(directory) {
+                while let entry = readdir(dir) {
+                    let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                    }
+                    if file.count == 38, (String(hex.prefix(2)) + file).hasPrefix(hex),
+                       let candidate = ObjectID(hex: Array((String(hex.prefix(2)) + file).utf8)),
+                       commitRecord(candidate) != nil {
+                        matches.append(candidate)
+                    }
+                }
+                closedir(dir)
+            }
+            id = matches.count == 1 ? matches[0] : nil
+        }
+        while steps > 0, let current = id {
+            id = commitRecord(current)?.parents.first
+            steps -= 1
+        }
+        return id
+    }
+
     /// Writes every commit from `head` back to the last written one (with their trees) and
     /// moves `refs/heads/main` to `head`, durably.
     public func persist(head: Commit, history: History) throws {

@@ -33,9 +33,15 @@ extension Server {
         case Payload.bytes("history"):
             let limit = arguments.first.flatMap { Payload.parseDecimal($0) }.map { Int(min($0, 10_000)) } ?? 20
             return historyReport(limit: limit)
+        case Payload.bytes("restore"):
+            return restore(arguments, author: connection.caller.domid)
+        case Payload.bytes("revert"):
+            return revert(arguments, author: connection.caller.domid)
+        case Payload.bytes("merge"):
+            return mergeForeign(arguments, author: connection.caller.domid)
         case Payload.bytes("help"):
             return Server.text(Payload.bytes(
-                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nprint <string>\nquota [<domid>]\n"))
+                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nmerge <rev> <base-rev>\nprint <string>\nquota [<domid>]\nrestore <rev> [<path>]\nrevert <rev>\n"))
         default:
             return .failure(.EINVAL)
         }

@@ -62,6 +62,8 @@ public final class Server {
     var nextConnection: UInt32 = 1
     var nextTransaction: UInt32 = 1
     var now: Int64
+    /// Loads a commit that is not held in memory (from a persistent history); nil if unknown.
+    public var revisionLoader: ((ObjectID) -> Commit?)? = nil
 
     /// Features this server can offer a domain (GET_FEATURE): watch depth.
     public static let supportedFeatures: UInt32 = 4

@@ -70,13 +70,18 @@ public enum GitDecoding {
         return value
     }
 
-    private struct Entry {
-        let name: [UInt8]
-        let isTree: Bool
-        let id: ObjectID
+    /// One entry of a git tree.
+    public struct Entry: Sendable {
+        /// The entry name (a child name, `.value` or `.perms`).
+        public let name: [UInt8]
+        /// Whether the entry is a subtree (a child node).
+        public let isTree: Bool
+        /// The id of the blob or tree.
+        public let id: ObjectID
     }
 
-    private static func parseTree(_ body: [UInt8], id: ObjectID) throws(GitDecodingError) -> [Entry] {
+    /// Parses a tree body into its entries.
+    public static func parseTree(_ body: [UInt8], id: ObjectID) throws(GitDecodingError) -> [Entry] {
         var entries: [Entry] = []
         var index = 0
         while index < body.count {

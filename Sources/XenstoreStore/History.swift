@@ -76,6 +76,28 @@ public final class History {
         window.append(first)
     }
 
+    /// A commit read back from storage, outside the retained window: its parents are known by id
+    /// only. Used as a parent of merges (pull) and as a source of restores.
+    public func storedCommit(_ record: CommitRecord, id: ObjectID, root: Node) -> Commit {
+        let commit = Commit(sequence: 0, root: root, parents: [], author: record.author, message: record.message,
+                            time: record.time)
+        commit.parentIDs = record.parents
+        commit.cachedID = id
+        return commit
+    }
+
+    /// The retained commits whose id starts with the hex digits `prefix` (newest first).
+    public func retainedCommits(matching prefix: [UInt8]) -> [Commit] {
+        var found: [Commit] = []
+        var index = window.count - 1
+        while index >= windowStart {
+            let commit = window[index]
+            if id(of: commit).hex.starts(with: prefix) { found.append(commit) }
+            index -= 1
+        }
+        return found
+    }
+
     /// Resumes a history whose head is a stored commit (`record`, with id `id`) whose tree has
     /// been loaded as `root`. Its ancestors stay on disk; only their ids are known.
     public init(resuming record: CommitRecord, id: ObjectID, root: Node, generations: GenerationCounter,

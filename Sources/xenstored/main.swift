@@ -99,6 +99,9 @@ if let databasePath {
 } else {
     server = Server(configuration: configuration, time: Int64(time(nil)))
 }
+if let database {
+    server.revisionLoader = { [unowned server] id in database.loadCommit(id, into: server.history) }
+}
 let daemon = SocketDaemon(server: server, database: database, verbose: verbose)
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))

@@ -142,3 +142,107 @@ struct DatabaseTests {
         }
     }
 }
+
+/// Runs xsctl (built next to the daemon) and returns its exit status and output.
+private func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Programs.packageRoot + "/.build/debug/xsctl")
+    process.arguments = ["--socket", socket] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite("history commands of xsctl", .serialized)
+struct HistoryCommandTests {
+    @Test("log, show, diff, blame, bisect, checkout, restore and revert")
+    func historyCommands() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db = root + "/db"
+        let daemon = try Daemon(extraArguments: ["--database", db])
+        defer { daemon.stop() }
+        let client = try daemon.client()
+        for i in 1...6 {
+            try client.write("/vm/counter", bytes("\(i)"))
+            try client.write("/vm/x\(i)", bytes("y"))
+        }
+        let sock = daemon.socket
+        let log = try xsctl(socket: sock, "-C", db, "log", "/vm/x3")
+        #expect(log.status == 0)
+        #expect(log.output.split(separator: "\n").count == 1 && log.output.contains("Domain 0: write /vm/x3"), "\(log.output)")
+        let show = try xsctl(socket: sock, "-C", db, "show", "main")
+        #expect(show.output.contains("+ /vm/x6 = \"y\" (n0)"), "\(show.output)")
+        let diff = try xsctl(socket: sock, "-C", db, "diff", "main~3", "main", "/vm")
+        #expect(diff.output.contains("M /vm/counter = \"5\" -> \"6\""), "\(diff.output)")
+        #expect(diff.output.contains("+ /vm/x5"), "\(diff.output)")
+        let blame = try xsctl(socket: sock, "-C", db, "blame", "/vm/x2")
+        #expect(blame.output.contains("/vm/x2: ") && blame.output.contains("write /vm/x2"), "\(blame.output)")
+        let bisect = try xsctl(socket: sock, "-C", db, "bisect", "--good", "main~11", "--bad", "main", "--",
+                               "test \"$(cat vm/counter/.value)\" -lt 4")
+        #expect(bisect.status == 0)
+        let firstBad = bisect.output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(firstBad.hasPrefix("first bad commit:") && firstBad.contains("write /vm/counter"), "\(bisect.output)")
+        // The first bad commit is the one that wrote 4.
+        let badID = String(firstBad.split(separator: " ")[3])
+        let shown = try xsctl(socket: sock, "-C", db, "show", badID)
+        #expect(shown.output.contains("M /vm/counter = \"3\" -> \"4\""), "\(shown.output)")
+        let checkout = root + "/co"
+        #expect(try xsctl(socket: sock, "-C", db, "checkout", "main~1", checkout).status == 0)
+        #expect((try? String(contentsOfFile: checkout + "/vm/counter/.value", encoding: .utf8)) == "6")
+        // restore fires watches and commits.
+        let watcher = try daemon.client()
+        try watcher.watch("/vm", token: "t")
+        _ = try watcher.nextEvent()
+        let restore = try xsctl(socket: sock, "-C", db, "restore", "main~3", "/vm")
+        #expect(restore.status == 0, "\(restore.output)")
+        #expect(try client.read("/vm/counter") == bytes("5"))
+        #expect((try? client.read("/vm/x6")) == nil)
+        let event = try watcher.nextEvent()
+        #expect(text(event.0).hasPrefix("/vm"))
+        let revert = try xsctl(socket: sock, "-C", db, "revert", "main")
+        #expect(revert.status == 0, "\(revert.output)")
+        #expect(try client.read("/vm/counter") == bytes("6"))
+        #expect(try client.read("/vm/x6") == bytes("y"))
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+    }
+
+    @Test("clone, pull (merge commit, conflicts reported) and push between two daemons")
+    func betweenHosts() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db1 = root + "/db1"
+        let db2 = root + "/db2"
+        let first = try Daemon(extraArguments: ["--database", db1])
+        defer { first.stop() }
+        try first.client().write("/shared/key", bytes("0"))
+        #expect(try xsctl(socket: first.socket, "clone", db1, db2).status == 0)
+        let second = try Daemon(extraArguments: ["--database", db2])
+        defer { second.stop() }
+        #expect(try second.client().read("/shared/key") == bytes("0"))
+        try second.client().write("/host2/only", bytes("yes"))
+        try first.client().write("/host1/only", bytes("yes"))
+        let pull = try xsctl(socket: first.socket, "-C", db1, "pull", db2)
+        #expect(pull.status == 0, "\(pull.output)")
+        #expect(try first.client().read("/host2/only") == bytes("yes"))
+        #expect(try first.client().read("/host1/only") == bytes("yes"))
+        let parents = try git("-C", db1, "rev-list", "--parents", "-n", "1", "main").output.split(separator: " ")
+        #expect(parents.count == 3)
+        // A true conflict: both change the same key differently.
+        try second.client().write("/shared/key", bytes("from-2"))
+        try first.client().write("/shared/key", bytes("from-1"))
+        let conflict = try xsctl(socket: first.socket, "-C", db1, "pull", db2)
+        #expect(conflict.status != 0 && conflict.output.contains("conflict"), "\(conflict.output)")
+        #expect(try first.client().read("/shared/key") == bytes("from-1"))
+        // push goes to a side branch, never to the live main.
+        #expect(try xsctl(socket: first.socket, "-C", db1, "push", db2).status == 0)
+        #expect(try git("-C", db2, "rev-parse", "--verify", "pushed").status == 0)
+        #expect(try xsctl(socket: first.socket, "-C", db1, "push", db2, "main").status != 0)
+        #expect(try git("-C", db1, "fsck", "--strict").status == 0)
+        #expect(try git("-C", db2, "fsck", "--strict").status == 0)
+    }
+}
