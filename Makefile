@@ -9,7 +9,7 @@ CLIENT_PACKAGES := xenstore-utils
 BUILD_PACKAGES := zlib1g-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86
 
-.PHONY: all build release run test unit-test integration-test embedded-check packages clean
+.PHONY: all build release run test unit-test integration-test embedded-check packages bench clean
 .DEFAULT_GOAL := build
 
 build:
@@ -42,6 +42,10 @@ embedded-check:
 test: packages embedded-check build
 	$(SWIFT) test
 	$(MAKE) smoke-x86 smoke-x86-trap test-xen
+
+## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
+bench:
+	scripts/bench.sh
 
 unit-test: build
 	$(SWIFT) test --filter XenstoreCoreTests

@@ -124,30 +124,22 @@ public final class SocketDaemon {
             for index in 0..<listeners.count where fds[index].revents & Int16(POLLIN) != 0 {
                 accept(on: listeners[index])
             }
+            // Read every ready client first, then make the round's commits durable once (group
+            // commit), then write replies: no reply leaves before its commit is on disk.
             for (offset, id) in order.enumerated() {
                 let revents = fds[listeners.count + offset].revents
-                guard var client = clients[id] else { continue }
-                if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                    let count = buffer.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
-                    if count > 0 {
-                        server.receive(buffer[0..<count], on: id, time: currentTime())
-                    } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
-                        drop(id)
-                        continue
-                    }
-                }
-                handleEffects()
-                guard clients[id] != nil else { continue }
-                if !flush(&client, id) {
+                guard let client = clients[id], revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { continue }
+                let count = buffer.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    server.receive(buffer[0..<count], on: id, time: currentTime())
+                } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
                     drop(id)
-                    continue
                 }
-                clients[id] = client
             }
-            // Watch events may have been queued for connections that were idle this round.
-            for id in clients.keys where server.hasOutput(id) {
-                var client = clients[id]!
-                if !flush(&client, id) { drop(id) } else { clients[id] = client }
+            handleEffects()
+            for id in clients.keys {
+                guard var client = clients[id], !client.pending.isEmpty || server.hasOutput(id) else { continue }
+                if flush(&client, id) { clients[id] = client } else { drop(id) }
             }
         }
         for (fd, listener) in listeners {
