@@ -18,6 +18,14 @@ extension Server {
         return .failure(.ENOENT)
     }
 
+    /// Runs `body` with the commit named by `hex`, or fails as `findCommit` does.
+    func withCommit(_ hex: [UInt8], _ body: (Commit) -> Outcome) -> Outcome {
+        switch findCommit(hex) {
+        case .success(let commit): return body(commit)
+        case .failure(let error): return .failure(error)
+        }
+    }
+
     /// The first parent of a commit, from memory or through `revisionLoader`.
     func firstParent(_ commit: Commit) -> Commit? {
         if let parent = commit.parents.first { return parent }
@@ -60,14 +68,13 @@ extension Server {
     /// was at `rev`, as a new commit (removing it if it did not exist then).
     func restore(_ arguments: [[UInt8]], author: UInt32) -> Outcome {
         guard arguments.count == 1 || arguments.count == 2 else { return .failure(.EINVAL) }
-        let commit: Commit
-        switch findCommit(arguments[0]) {
-        case .success(let found): commit = found
-        case .failure(let error): return .failure(error)
-        }
+        return withCommit(arguments[0]) { commit in restore(commit, arguments.count == 2 ? arguments[1] : nil, author: author) }
+    }
+
+    func restore(_ commit: Commit, _ rawPath: [UInt8]?, author: UInt32) -> Outcome {
         var path = NodePath.root
-        if arguments.count == 2 {
-            switch PathRules.nodePath(arguments[1], domid: author, pathQuota: nil) {
+        if let rawPath {
+            switch PathRules.nodePath(rawPath, domid: author, pathQuota: nil) {
             case .success(let p): path = p
             case .failure(let error): return .failure(error)
             }
@@ -92,11 +99,10 @@ extension Server {
     /// three-way merge into the head; EAGAIN if later changes conflict with the undo.
     func revert(_ arguments: [[UInt8]], author: UInt32) -> Outcome {
         guard arguments.count == 1 else { return .failure(.EINVAL) }
-        let commit: Commit
-        switch findCommit(arguments[0]) {
-        case .success(let found): commit = found
-        case .failure(let error): return .failure(error)
-        }
+        return withCommit(arguments[0]) { commit in revert(commit, author: author) }
+    }
+
+    func revert(_ commit: Commit, author: UInt32) -> Outcome {
         guard let parent = firstParent(commit) else { return .failure(.ENOENT) }
         let merged: Node
         do {
@@ -116,16 +122,12 @@ extension Server {
     /// EAGAIN on a conflict (nothing is changed then).
     func mergeForeign(_ arguments: [[UInt8]], author: UInt32) -> Outcome {
         guard arguments.count == 2 else { return .failure(.EINVAL) }
-        let theirs: Commit
-        let base: Commit
-        switch findCommit(arguments[0]) {
-        case .success(let found): theirs = found
-        case .failure(let error): return .failure(error)
+        return withCommit(arguments[0]) { theirs in
+            withCommit(arguments[1]) { base in merge(theirs, base: base, author: author) }
         }
-        switch findCommit(arguments[1]) {
-        case .success(let found): base = found
-        case .failure(let error): return .failure(error)
-        }
+    }
+
+    func merge(_ theirs: Commit, base: Commit, author: UInt32) -> Outcome {
         let merged: Node
         do {
             merged = try ThreeWayMerge.merge(base: base.root, ours: history.head.root, theirs: theirs.root,
