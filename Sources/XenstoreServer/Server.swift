@@ -194,6 +194,7 @@ public final class Server {
     func forgetDomain(_ domid: UInt32) {
         domains[domid] = nil
         effects.append(.disconnectDomain(domid: domid))
+        removeTraces(of: domid)
         fireSpecial(Server.releaseDomain, domid: domid)
     }
 
