@@ -54,6 +54,7 @@ integration-test: packages build
 	$(SWIFT) test --filter IntegrationTests
 
 include mk/image.mk
+include mk/deploy.mk
 
 clean:
 	rm -rf .build build run

@@ -15,6 +15,10 @@ let package = Package(
     products: [
         .executable(name: "xenstored", targets: ["xenstored"]),
         .executable(name: "xsctl", targets: ["xsctl"]),
+        .executable(name: "xsdeploy", targets: ["xsdeploy"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // CORE (pure Swift, no I/O, compiled in Embedded mode for the stub domain too)
@@ -26,8 +30,12 @@ let package = Package(
         .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
+        // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
+        .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
+        .executableTarget(name: "xsdeploy", dependencies: ["DeployKit", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: hostSettings),
         // TESTS
         .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"]),
         .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
+        .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),
     ]
 )
