@@ -57,13 +57,36 @@ public enum GitEncoding {
 
     /// The tree body of `node`; the ids of its children must already be known.
     public static func treeBody(_ node: Node) -> [UInt8] {
-        // Children are kept in plain byte order; git's order differs only where one name is a
-        // prefix of another, so a sort of the (mostly ordered) entries is cheap.
-        var order: [Int] = Array(-2..<node.children.count)  // -2: .perms, -1: .value
+        // Children are kept in plain byte order. Git's order differs only where a name continues
+        // another with a byte below '/', which among Xenstore's characters is '-' alone; '.perms'
+        // and '.value' go after the children starting with '-'. Sort only in the rare other case.
+        var order: [Int] = []
+        order.reserveCapacity(node.children.count + 2)
+        var plainIsGitOrder = true
+        var index = 1
+        while index < node.children.count {
+            let previous = node.children[index - 1].name
+            let next = node.children[index].name
+            if next.count > previous.count && next.starts(with: previous) && next[previous.count] < 0x2F {
+                plainIsGitOrder = false
+                break
+            }
+            index += 1
+        }
+        var firstAfterDots = 0
+        while firstAfterDots < node.children.count && node.children[firstAfterDots].name[0] < 0x2E {
+            firstAfterDots += 1
+        }
+        order.append(contentsOf: 0..<firstAfterDots)
+        order.append(-2)  // .perms
+        order.append(-1)  // .value
+        order.append(contentsOf: firstAfterDots..<node.children.count)
         func name(_ entry: Int) -> [UInt8] {
             entry == -2 ? permsEntry : entry == -1 ? valueEntry : node.children[entry].name
         }
-        order.sort { gitPrecedes(name($0), aIsTree: $0 >= 0, name($1), bIsTree: $1 >= 0) }
+        if !plainIsGitOrder {
+            order.sort { gitPrecedes(name($0), aIsTree: $0 >= 0, name($1), bIsTree: $1 >= 0) }
+        }
         var body: [UInt8] = []
         body.reserveCapacity(node.children.count * 40 + 80)
         for entry in order {

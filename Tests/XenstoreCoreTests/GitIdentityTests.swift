@@ -58,7 +58,8 @@ private func materialize(_ node: Node, at dir: URL) throws {
 }
 
 /// A tree with binary values, multi-entry permissions, names that stress git's tree sort
-/// (`a` vs `a-b` vs `a_b`, upper case, digits, `@`), and nesting.
+/// (`a` vs `a-b` vs `a_b`, names starting with `-` that sort before `.perms`, upper case, digits,
+/// `@`), and nesting.
 private func sampleTree(_ gen: GenerationCounter) -> Node {
     let perms5 = Permissions([PermissionEntry(domid: 5, access: .read), PermissionEntry(domid: 7, access: .both)])
     let binary = Node(value: [0, 1, 2, 0xFF, 0x0A, 0x0D, 0x0A], permissions: .ownedBy(0), generation: gen.take())
@@ -71,6 +72,9 @@ private func sampleTree(_ gen: GenerationCounter) -> Node {
         ("B", node("upper", gen: gen)),
         ("0", node("zero", gen: gen)),
         ("@x", node("", gen: gen)),
+        ("-", node("minus", gen: gen)),
+        ("-x", node("minus-x", [("c", node("", gen: gen)), ("c-d", node("", gen: gen))], gen: gen)),
+        ("--y", node("minus-minus", gen: gen)),
         ("local", node("", [("domain", node("", [("5", node("vm", perms: perms5, gen: gen))], gen: gen))], gen: gen)),
     ], gen: gen)
 }
