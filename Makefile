@@ -9,7 +9,7 @@ CLIENT_PACKAGES := xenstore-utils
 BUILD_PACKAGES := zlib1g-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86
 
-.PHONY: all build release run test unit-test integration-test embedded-check packages bench clean
+.PHONY: all build release run test unit-test integration-test embedded-check packages bench test-sim clean
 .DEFAULT_GOAL := build
 
 build:
@@ -46,6 +46,10 @@ test: packages embedded-check build
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
 	scripts/bench.sh
+
+## make test-sim SEED=N [SIM_STEPS=20000]: one long seeded run of the block-device crash simulator.
+test-sim: build
+	SEED=$(SEED) SIM_STEPS=$(or $(SIM_STEPS),20000) $(SWIFT) test --filter XenstoreBlockTests.SimulatorTests
 
 unit-test: build
 	$(SWIFT) test --filter XenstoreCoreTests

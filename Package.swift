@@ -25,10 +25,11 @@ let package = Package(
         .target(name: "XenstoreWire", swiftSettings: coreSettings),
         .target(name: "XenstoreStore", swiftSettings: coreSettings),
         .target(name: "XenstoreServer", dependencies: ["XenstoreWire", "XenstoreStore"], swiftSettings: coreSettings),
+        .target(name: "XenstoreBlock", dependencies: ["XenstoreStore"], swiftSettings: coreSettings),
         // HOST SHELLS (sockets, files, clocks)
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
-        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "CHost"], swiftSettings: hostSettings),
-        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore"], swiftSettings: hostSettings),
+        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "CHost"], swiftSettings: hostSettings),
+        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore", "XenstoreBlock"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
         .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
@@ -36,6 +37,7 @@ let package = Package(
         // TESTS
         .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"]),
         .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
+        .testTarget(name: "XenstoreBlockTests", dependencies: ["XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
         .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),
     ]
 )

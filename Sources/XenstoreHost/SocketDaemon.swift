@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import XenstoreBlock
 import XenstoreServer
 import XenstoreWire
 
@@ -54,12 +55,16 @@ public final class SocketDaemon {
     private var clients: [ConnectionID: Client] = [:]
     private let verbose: Bool
     private let database: GitDatabase?
+    private let blockStore: BlockStore<FileBlockDevice>?
 
     /// Creates a daemon around `server`; with a `database`, every commit is written to it before
     /// the replies of the requests that made it are sent (the server must report commits).
-    public init(server: Server, database: GitDatabase? = nil, verbose: Bool = false) {
+    /// A `blockStore` (`--block`) is written the same way, one durable batch per round of effects.
+    public init(server: Server, database: GitDatabase? = nil, blockStore: BlockStore<FileBlockDevice>? = nil,
+                verbose: Bool = false) {
         self.server = server
         self.database = database
+        self.blockStore = blockStore
         self.verbose = verbose
     }
 
@@ -190,6 +195,13 @@ public final class SocketDaemon {
                     try database.persist(head: server.history.head, history: server.history)
                 } catch {
                     logLine("cannot write the git database: \(error); history continues in memory only")
+                }
+            }
+            if committed, let blockStore {
+                do {
+                    try blockStore.persist(head: server.history.head, history: server.history)
+                } catch {
+                    logLine("cannot write the block store: \(error); history continues in memory only")
                 }
             }
         }

@@ -101,22 +101,9 @@ public enum GitDecoding {
     /// so unchanged subtrees are never hashed again.
     public static func loadTree(_ rootID: ObjectID, generations: GenerationCounter,
                                 fetch: (ObjectID) -> [UInt8]?) throws(GitDecodingError) -> Node {
-        final class Pending {
-            let id: ObjectID
-            let name: [UInt8]
-            var value: [UInt8] = []
-            var permissions: Permissions? = nil
-            var childEntries: [Entry] = []
-            var next = 0
-            var children: [Child] = []
-            init(id: ObjectID, name: [UInt8]) {
-                self.id = id
-                self.name = name
-            }
-        }
-        func open(_ id: ObjectID, _ name: [UInt8]) throws(GitDecodingError) -> Pending {
+        func open(_ id: ObjectID, _ name: [UInt8]) throws(GitDecodingError) -> PendingTree {
             guard let body = fetch(id) else { throw .missingObject(id) }
-            let pending = Pending(id: id, name: name)
+            let pending = PendingTree(id: id, name: name)
             for entry in try parseTree(body, id: id) {
                 if entry.isTree {
                     pending.childEntries.append(entry)
@@ -135,7 +122,7 @@ public enum GitDecoding {
             pending.childEntries.sort { $0.name.lexicographicallyPrecedes($1.name) }
             return pending
         }
-        var stack: [Pending] = [try open(rootID, [])]
+        var stack: [PendingTree] = [try open(rootID, [])]
         while let top = stack.last {
             if top.next < top.childEntries.count {
                 let entry = top.childEntries[top.next]
@@ -151,5 +138,21 @@ public enum GitDecoding {
             parent.children.append(Child(name: top.name, node: node))
         }
         preconditionFailure("unreachable")
+    }
+}
+
+/// A tree being rebuilt by `GitDecoding.loadTree`: its parsed entries and the children built so far.
+final class PendingTree {
+    let id: ObjectID
+    let name: [UInt8]
+    var value: [UInt8] = []
+    var permissions: Permissions? = nil
+    var childEntries: [GitDecoding.Entry] = []
+    var next = 0
+    var children: [Child] = []
+
+    init(id: ObjectID, name: [UInt8]) {
+        self.id = id
+        self.name = name
     }
 }

@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import XenstoreBlock
 import XenstoreHost
 import XenstoreServer
 import XenstoreStore
@@ -17,6 +18,13 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
   --pid-file FILE, -F FILE   write the daemon's pid to FILE
   --database DIR             keep the history as a git repository in DIR/.git (created if
                              missing; a restart on the same DIR resumes from its head)
+  --block FILE               keep the history in FILE used as a fixed-size block device
+                             (docs/block-format.md; created if missing; a restart resumes)
+  --block-size SIZE          size of a new --block file, e.g. 16M (default 16M); old
+                             history is squashed when it fills
+  --export-block FILE --to DIR
+                             write the history kept in block FILE as a git repository in DIR
+                             (same commit ids as --database), then exit
   --history N                commits kept in memory with their parents (default 4096)
   --quota NAME=VALUE, -Q     set a global quota (nodes, watches, transactions,
                              transaction-nodes, node-size, permissions, path-max, ...)
@@ -38,6 +46,10 @@ var configuration = ServerConfiguration()
 var socketPath = defaultSocketPath()
 var pidFile: String? = nil
 var databasePath: String? = nil
+var blockPath: String? = nil
+var blockSize: UInt64 = 16 << 20
+var exportBlock: String? = nil
+var exportTarget: String? = nil
 var verbose = false
 var testSockets: [(UInt32, String)] = []
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -51,6 +63,14 @@ while !arguments.isEmpty {
     case "--socket": socketPath = value()
     case "--pid-file", "-F": pidFile = value()
     case "--database": databasePath = value()
+    case "--block": blockPath = value()
+    case "--block-size":
+        guard let size = parseByteSize(value()), size >= 64 << 10, size % 4096 == 0 else {
+            fail("--block-size needs a size of at least 64K, a multiple of 4K (e.g. 16M)")
+        }
+        blockSize = size
+    case "--export-block": exportBlock = value()
+    case "--to": exportTarget = value()
     case "--history":
         guard let count = Int(value()), count > 0 else { fail("--history needs a positive number") }
         configuration.retainedCommits = count
@@ -76,9 +96,40 @@ while !arguments.isEmpty {
     }
 }
 
+if let exportBlock {
+    guard let exportTarget else { fail("--export-block needs --to DIR") }
+    do {
+        let store = try BlockStore(device: try FileBlockDevice(path: exportBlock, size: nil, readOnly: true), format: false)
+        let count = try exportBlockStore(store, to: exportTarget)
+        logLine("exported \(count) objects from \(exportBlock) to \(exportTarget)"
+                + (store.headID.map { " (head \(hexString($0)))" } ?? ""))
+        exit(0)
+    } catch {
+        fail("export \(exportBlock): \(error)")
+    }
+}
+if databasePath != nil && blockPath != nil { fail("--database and --block cannot be combined") }
+
 var database: GitDatabase? = nil
+var blockStore: BlockStore<FileBlockDevice>? = nil
 let server: Server
-if let databasePath {
+if let blockPath {
+    configuration.reportCommits = true
+    do {
+        let store = try BlockStore(device: try FileBlockDevice(path: blockPath, size: blockSize))
+        let generations = GenerationCounter()
+        if let history = try store.loadHistory(generations: generations, retainedCommits: configuration.retainedCommits) {
+            server = Server(configuration: configuration, history: history, time: Int64(time(nil)))
+            logLine("resumed from block \(blockPath) at \(hexString(history.id(of: history.head)))")
+        } else {
+            server = Server(configuration: configuration, time: Int64(time(nil)))
+            try store.persist(head: server.history.head, history: server.history)
+        }
+        blockStore = store
+    } catch {
+        fail("block \(blockPath): \(error)")
+    }
+} else if let databasePath {
     configuration.reportCommits = true
     do {
         let opened = try GitDatabase(directory: databasePath)
@@ -99,10 +150,17 @@ if let databasePath {
 } else {
     server = Server(configuration: configuration, time: Int64(time(nil)))
 }
+if let blockStore {
+    server.revisionLoader = { [unowned server] id in
+        guard let record = try? blockStore.commitRecord(id),
+              let root = try? blockStore.loadTree(record.tree, generations: server.history.generations) else { return nil }
+        return server.history.storedCommit(record, id: id, root: root)
+    }
+}
 if let database {
     server.revisionLoader = { [unowned server] id in database.loadCommit(id, into: server.history) }
 }
-let daemon = SocketDaemon(server: server, database: database, verbose: verbose)
+let daemon = SocketDaemon(server: server, database: database, blockStore: blockStore, verbose: verbose)
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))
     for (domid, path) in testSockets {

@@ -1,0 +1,68 @@
+// The block device abstraction the storage engine runs on, plus its CRC32C and byte helpers.
+
+/// Failures reported by a block device.
+public enum BlockDeviceError: Error, Equatable, Sendable {
+    /// The underlying medium failed; `code` is an errno-like number.
+    case io(code: Int32)
+    /// A block number past the end of the device.
+    case outOfRange
+}
+
+/// A device of `blockCount` fixed-size blocks. Writes are durable only after `flush()`.
+/// Always used through generics (`BlockStore<D>`), never as an existential.
+public protocol BlockDevice: AnyObject {
+    /// Bytes per block (at least 512).
+    var blockSize: Int { get }
+    /// Number of blocks.
+    var blockCount: UInt64 { get }
+    /// Reads one whole block.
+    func read(block: UInt64) throws(BlockDeviceError) -> [UInt8]
+    /// Writes one whole block (`bytes.count == blockSize`).
+    func write(block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError)
+    /// Makes every earlier write durable.
+    func flush() throws(BlockDeviceError)
+}
+
+/// CRC32C (Castagnoli), table-driven, pure Swift.
+public enum CRC32C {
+    static let table: [UInt32] = {
+        var table = [UInt32](repeating: 0, count: 256)
+        for index in 0..<256 {
+            var value = UInt32(index)
+            for _ in 0..<8 { value = (value & 1) != 0 ? (value >> 1) ^ 0x82F6_3B78 : value >> 1 }
+            table[index] = value
+        }
+        return table
+    }()
+
+    /// The checksum of `bytes[range]`.
+    public static func checksum(_ bytes: [UInt8], _ range: Range<Int>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        Self.table.withUnsafeBufferPointer { table in
+            bytes.withUnsafeBufferPointer { input in
+                for index in range { crc = table[Int((crc ^ UInt32(input[index])) & 0xFF)] ^ (crc >> 8) }
+            }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
+
+/// Little-endian integer encoding helpers.
+enum LE {
+    static func put32(_ value: UInt32, _ out: inout [UInt8]) {
+        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+    static func put64(_ value: UInt64, _ out: inout [UInt8]) {
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+    static func get32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        var value: UInt32 = 0
+        for index in 0..<4 { value |= UInt32(bytes[at + index]) << UInt32(8 * index) }
+        return value
+    }
+    static func get64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for index in 0..<8 { value |= UInt64(bytes[at + index]) << UInt64(8 * index) }
+        return value
+    }
+}

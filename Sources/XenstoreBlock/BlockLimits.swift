@@ -1,0 +1,21 @@
+// Named limits and format constants of the block storage engine (see docs/block-format.md).
+
+/// Constants of the on-device format and the engine's bounds.
+public enum BlockLimits {
+    /// Superblock magic, "XSBLOCK1".
+    public static let magic: [UInt8] = [0x58, 0x53, 0x42, 0x4C, 0x4F, 0x43, 0x4B, 0x31]
+    /// Format version stored in the superblock.
+    public static let version: UInt32 = 1
+    /// Smallest supported block size.
+    public static let minimumBlockSize = 512
+    /// Smallest supported device: two superblocks plus two halves of at least 4 blocks.
+    public static let minimumBlockCount: UInt64 = 10
+    /// Bytes of a record header: kind (1), body length (4), id (20).
+    public static let recordHeader = 25
+    /// Bytes of a record trailer: CRC32C (4).
+    public static let recordTrailer = 4
+    /// Largest object body accepted (a node value is at most 4 KiB; trees can be larger).
+    public static let maximumBody = 16 * 1024 * 1024
+    /// Bytes of the superblock payload covered by its checksum.
+    public static let superblockPayload = 73
+}

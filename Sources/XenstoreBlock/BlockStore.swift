@@ -1,0 +1,471 @@
+// The storage engine: superblocks, an append-only log of git objects in one of two halves, squashing.
+
+import XenstoreStore
+
+/// Errors of the block storage engine.
+public enum BlockStoreError: Error, Equatable, Sendable {
+    /// The device failed.
+    case device(BlockDeviceError)
+    /// The device is too small or its block size unsupported.
+    case badGeometry
+    /// Neither superblock is valid (`hadMagic` tells whether any looked like ours).
+    case noValidSuperblock(hadMagic: Bool)
+    /// A checksum or structure check failed at byte `offset` of the active half.
+    case corrupt(offset: UInt64)
+    /// An object the state refers to is absent.
+    case missingObject(ObjectID)
+    /// Even the live state (head plus pinned commits) does not fit: nothing was written.
+    case noSpace
+}
+
+/// When and how far history is squashed.
+public struct SquashPolicy: Sendable {
+    /// Squash before a batch would fill the active half beyond this many percent.
+    public var watermarkPercent: Int
+    /// Commits on the head's first-parent chain that survive a squash (at least 1: the head).
+    public var keepLast: Int
+    /// Commits at most this many seconds older than the head also survive (0: none extra).
+    public var keepNewerThan: Int64
+
+    /// A policy; defaults keep the last 16 commits and squash at 90 %.
+    public init(watermarkPercent: Int = 90, keepLast: Int = 16, keepNewerThan: Int64 = 0) {
+        self.watermarkPercent = max(1, min(100, watermarkPercent))
+        self.keepLast = max(1, keepLast)
+        self.keepNewerThan = max(0, keepNewerThan)
+    }
+}
+
+/// A git object kind as stored in a record.
+public enum BlockObjectKind: UInt8, Sendable {
+    /// A blob (node value or permissions).
+    case blob = 1
+    /// A tree (a node).
+    case tree = 2
+    /// A commit.
+    case commit = 3
+
+    /// The matching git object type.
+    public var gitType: GitObjectType {
+        switch self {
+        case .blob: return .blob
+        case .tree: return .tree
+        case .commit: return .commit
+        }
+    }
+}
+
+/// Git history on a fixed-size block device. See docs/block-format.md for the byte format.
+///
+/// Every `persist` call is one durable batch: records are appended to the active half, the device
+/// is flushed, then superblock slot 0 and then slot 1 are rewritten with a higher generation, each
+/// followed by a flush. A crash anywhere leaves the previous superblock (and so the previous state) valid.
+/// When a batch would cross the watermark, the retained commits are copied into the other half
+/// (a squash) and the superblock flips to it.
+public final class BlockStore<Device: BlockDevice> {
+    struct Location {
+        var offset: UInt64
+        var length: UInt32
+        var kind: BlockObjectKind
+    }
+
+    /// The device.
+    public let device: Device
+    /// The squash policy.
+    public var policy: SquashPolicy
+    /// Commit ids that must survive squashes (open transactions' bases); asked on each squash.
+    public var pinned: () -> [ObjectID] = { [] }
+    /// Number of squashes performed since opening.
+    public private(set) var squashCount = 0
+    /// The superblock generation in force.
+    public private(set) var generation: UInt64 = 0
+    /// The head commit id in force.
+    public private(set) var headID: ObjectID?
+    /// Bytes used in the active half.
+    public private(set) var logEnd: UInt64 = 0
+    /// Which half (0 or 1) holds the log.
+    public private(set) var activeHalf: UInt32 = 0
+
+    let blockSize: Int
+    let halfBlocks: UInt64
+    var index: [ObjectID: Location] = [:]
+
+    /// Bytes available in one half.
+    public var halfCapacity: UInt64 { halfBlocks * UInt64(blockSize) }
+    /// Number of objects in the active half.
+    public var objectCount: Int { index.count }
+
+    /// Opens the device: recovers the newest valid state, or formats an empty store when no
+    /// superblock carries our magic and `format` is true.
+    public init(device: Device, policy: SquashPolicy = SquashPolicy(), format: Bool = true) throws(BlockStoreError) {
+        self.device = device
+        self.policy = policy
+        blockSize = device.blockSize
+        guard blockSize >= BlockLimits.minimumBlockSize, device.blockCount >= BlockLimits.minimumBlockCount else {
+            throw .badGeometry
+        }
+        halfBlocks = (device.blockCount - 2) / 2
+        var best: Superblock? = nil
+        var hadMagic = false
+        for slot in UInt64(0)..<2 {
+            let bytes: [UInt8]
+            do throws(BlockDeviceError) { bytes = try device.read(block: slot) } catch { continue }
+            if Array(bytes[0..<8]) == BlockLimits.magic { hadMagic = true }
+            guard let superblock = Superblock(decoding: bytes), superblock.blockSize == UInt32(blockSize),
+                  superblock.blockCount == device.blockCount, superblock.logEnd <= halfCapacity else { continue }
+            if best == nil || superblock.generation > best!.generation { best = superblock }
+        }
+        if let best {
+            generation = best.generation
+            headID = best.head
+            logEnd = best.logEnd
+            activeHalf = best.half
+            try scan()
+        } else if !hadMagic && format {
+            try writeSuperblock(Superblock(generation: 1, half: 0, logEnd: 0, head: nil,
+                                           blockSize: UInt32(blockSize), blockCount: device.blockCount))
+        } else {
+            throw .noValidSuperblock(hadMagic: hadMagic)
+        }
+    }
+
+    // MARK: - Reading
+
+    func blockOf(half: UInt32, offset: UInt64) -> UInt64 { 2 + UInt64(half) * halfBlocks + offset / UInt64(blockSize) }
+
+    /// Reads `count` bytes at `offset` of `half`.
+    func readBytes(half: UInt32, offset: UInt64, count: Int) throws(BlockStoreError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        var position = offset
+        let end = offset + UInt64(count)
+        while position < end {
+            let block: [UInt8]
+            do throws(BlockDeviceError) { block = try device.read(block: blockOf(half: half, offset: position)) } catch { throw .device(error) }
+            let start = Int(position % UInt64(blockSize))
+            let take = min(blockSize - start, Int(end - position))
+            out.append(contentsOf: block[start..<(start + take)])
+            position += UInt64(take)
+        }
+        return out
+    }
+
+    /// Rebuilds the object index by reading every record of the active half up to `logEnd`.
+    func scan() throws(BlockStoreError) {
+        index = [:]
+        var offset: UInt64 = 0
+        while offset < logEnd {
+            let kindByte = try readBytes(half: activeHalf, offset: offset, count: 1)[0]
+            if kindByte == 0 {  // padding up to the next block
+                offset = (offset / UInt64(blockSize) + 1) * UInt64(blockSize)
+                continue
+            }
+            let (kind, id, body) = try readRecord(half: activeHalf, offset: offset)
+            index[id] = Location(offset: offset, length: UInt32(body.count), kind: kind)
+            offset += UInt64(BlockLimits.recordHeader + body.count + BlockLimits.recordTrailer)
+        }
+        if offset != logEnd { throw .corrupt(offset: offset) }
+        if let headID {
+            guard let location = index[headID], location.kind == .commit else { throw .missingObject(headID) }
+        }
+    }
+
+    /// Reads and verifies one record.
+    func readRecord(half: UInt32, offset: UInt64) throws(BlockStoreError) -> (BlockObjectKind, ObjectID, [UInt8]) {
+        guard offset + UInt64(BlockLimits.recordHeader + BlockLimits.recordTrailer) <= halfCapacity else {
+            throw .corrupt(offset: offset)
+        }
+        let header = try readBytes(half: half, offset: offset, count: BlockLimits.recordHeader)
+        let length = Int(LE.get32(header, 1))
+        guard let kind = BlockObjectKind(rawValue: header[0]), length <= BlockLimits.maximumBody,
+              offset + UInt64(BlockLimits.recordHeader + length + BlockLimits.recordTrailer) <= halfCapacity else {
+            throw .corrupt(offset: offset)
+        }
+        let rest = try readBytes(half: half, offset: offset + UInt64(BlockLimits.recordHeader),
+                                 count: length + BlockLimits.recordTrailer)
+        let record = header + rest
+        let stored = LE.get32(record, record.count - 4)
+        guard CRC32C.checksum(record, 0..<(record.count - 4)) == stored else { throw .corrupt(offset: offset) }
+        return (kind, ObjectID(bytes: Array(header[5..<25])), Array(rest[0..<length]))
+    }
+
+    /// The kind and body of a stored object, checksum-verified; nil when absent.
+    public func object(_ id: ObjectID) throws(BlockStoreError) -> (kind: BlockObjectKind, body: [UInt8])? {
+        guard let location = index[id] else { return nil }
+        let (kind, storedID, body) = try readRecord(half: activeHalf, offset: location.offset)
+        guard storedID == id, kind == location.kind else { throw .corrupt(offset: location.offset) }
+        return (kind, body)
+    }
+
+    /// Whether the active half holds object `id`.
+    public func contains(_ id: ObjectID) -> Bool { index[id] != nil }
+
+    /// A stored commit's parsed record.
+    public func commitRecord(_ id: ObjectID) throws(BlockStoreError) -> CommitRecord? {
+        guard let (kind, body) = try object(id), kind == .commit else { return nil }
+        do throws(GitDecodingError) { return try GitDecoding.parseCommit(body, id: id) } catch { throw .corrupt(offset: index[id]!.offset) }
+    }
+
+    /// Loads the tree `rootID` from the store.
+    public func loadTree(_ rootID: ObjectID, generations: GenerationCounter) throws(BlockStoreError) -> Node {
+        var failure: BlockStoreError? = nil
+        let root: Node
+        do throws(GitDecodingError) {
+            root = try GitDecoding.loadTree(rootID, generations: generations) { id in
+                if failure != nil { return nil }
+                do throws(BlockStoreError) { return try self.object(id)?.body } catch { failure = error; return nil }
+            }
+        } catch {
+            if let failure { throw failure }
+            if case .missingObject(let id) = error { throw .missingObject(id) }
+            throw .corrupt(offset: 0)
+        }
+        return root
+    }
+
+    /// Loads the head commit and its tree, or nil for an empty store.
+    public func loadHead(generations: GenerationCounter) throws(BlockStoreError) -> (record: CommitRecord, id: ObjectID, root: Node)? {
+        guard let headID else { return nil }
+        guard let record = try commitRecord(headID) else { throw .missingObject(headID) }
+        return (record, headID, try loadTree(record.tree, generations: generations))
+    }
+
+    /// Loads the head into a resumed `History`, or nil for an empty store.
+    public func loadHistory(generations: GenerationCounter, retainedCommits: Int) throws(BlockStoreError) -> History? {
+        guard let (record, id, root) = try loadHead(generations: generations) else { return nil }
+        return History(resuming: record, id: id, root: root, generations: generations, retainedCommits: retainedCommits)
+    }
+
+    /// Visits every stored object (id, git type, body), commits last, so a host tool can write a
+    /// git repository with the same ids. Returns the ids of commits whose parents were squashed
+    /// away (git's `shallow` list).
+    public func export(visit: (ObjectID, GitObjectType, [UInt8]) -> Void) throws(BlockStoreError) -> [ObjectID] {
+        var entries: [(ObjectID, Location)] = []
+        for (id, location) in index { entries.append((id, location)) }
+        entries.sort { $0.1.offset < $1.1.offset }
+        var shallow: [ObjectID] = []
+        for (id, _) in entries {
+            guard let (kind, body) = try object(id) else { continue }
+            visit(id, kind.gitType, body)
+            if kind == .commit, let record = try commitRecord(id) {
+                if record.parents.contains(where: { index[$0] == nil }) { shallow.append(id) }
+            }
+        }
+        return shallow
+    }
+
+    // MARK: - Writing
+
+    /// Appends records to the active half; used by `persist` and by the squash copier.
+    struct Appender {
+        var pending: [UInt8] = []
+        var offset: UInt64
+        var locations: [(ObjectID, Location)] = []
+        var seen: Set<ObjectID> = []
+
+        mutating func add(_ kind: BlockObjectKind, _ id: ObjectID, _ body: [UInt8]) {
+            if seen.contains(id) { return }
+            seen.insert(id)
+            let start = offset + UInt64(pending.count)
+            let first = pending.count
+            pending.append(kind.rawValue)
+            LE.put32(UInt32(body.count), &pending)
+            pending.append(contentsOf: id.bytes)
+            pending.append(contentsOf: body)
+            LE.put32(CRC32C.checksum(pending, first..<pending.count), &pending)
+            locations.append((id, Location(offset: start, length: UInt32(body.count), kind: kind)))
+        }
+        var end: UInt64 { offset + UInt64(pending.count) }
+    }
+
+    /// Writes `bytes` (starting on a block boundary at `offset` of `half`), zero-padding the tail.
+    func writeBlocks(half: UInt32, offset: UInt64, _ bytes: [UInt8]) throws(BlockStoreError) {
+        var position = 0
+        var block = blockOf(half: half, offset: offset)
+        while position < bytes.count {
+            var chunk = Array(bytes[position..<min(bytes.count, position + blockSize)])
+            if chunk.count < blockSize { chunk.append(contentsOf: [UInt8](repeating: 0, count: blockSize - chunk.count)) }
+            do throws(BlockDeviceError) { try device.write(block: block, chunk) } catch { throw .device(error) }
+            position += blockSize
+            block += 1
+        }
+    }
+
+    func padded(_ end: UInt64) -> UInt64 { (end + UInt64(blockSize) - 1) / UInt64(blockSize) * UInt64(blockSize) }
+
+    func writeSuperblock(_ superblock: Superblock) throws(BlockStoreError) {
+        do throws(BlockDeviceError) {
+            // Data first, then slot 0, then slot 1: each slot is durable before the other is touched,
+            // so a torn superblock write always leaves one valid copy, and after an acknowledged
+            // batch both copies carry the newest state (one flipped bit cannot roll it back).
+            let encoded = superblock.encoded(blockSize: blockSize)
+            try device.flush()
+            try device.write(block: 0, encoded)
+            try device.flush()
+            try device.write(block: 1, encoded)
+            try device.flush()
+        } catch { throw .device(error) }
+        generation = superblock.generation
+        headID = superblock.head
+        logEnd = superblock.logEnd
+        activeHalf = superblock.half
+    }
+
+    /// Makes `head` (and every in-memory ancestor not yet stored) durable in one batch, squashing
+    /// first when the batch would cross the watermark. Throws `.noSpace` (with nothing committed
+    /// lost) when even the squashed live state plus the batch cannot fit.
+    public func persist(head: Commit, history: History) throws(BlockStoreError) {
+        let newHead = history.id(of: head)
+        if newHead == headID { return }
+        var batch = makeBatch(head: head, history: history)
+        let limit = halfCapacity * UInt64(policy.watermarkPercent) / 100
+        if padded(batch.end) > limit {
+            do {
+                try squash(extra: batch.pending.count, keepLast: policy.keepLast, newerThan: policy.keepNewerThan)
+            } catch {
+                guard error == .noSpace else { throw error }
+            }
+            batch = makeBatch(head: head, history: history)
+            if padded(batch.end) > limit {
+                try squash(extra: batch.pending.count, keepLast: 1, newerThan: 0)
+                batch = makeBatch(head: head, history: history)
+            }
+            if padded(batch.end) > halfCapacity { throw .noSpace }
+        }
+        try writeBlocks(half: activeHalf, offset: batch.offset, batch.pending)
+        try writeSuperblock(Superblock(generation: generation + 1, half: activeHalf, logEnd: padded(batch.end),
+                                       head: newHead, blockSize: UInt32(blockSize), blockCount: device.blockCount))
+        for (id, location) in batch.locations { index[id] = location }
+    }
+
+    func makeBatch(head: Commit, history: History) -> Appender {
+        var pending: [Commit] = []
+        var stack: [Commit] = [head]
+        var seen: Set<ObjectID> = []
+        while let commit = stack.popLast() {
+            let id = history.id(of: commit)
+            if seen.contains(id) || index[id] != nil { continue }
+            seen.insert(id)
+            pending.append(commit)
+            stack.append(contentsOf: commit.parents)
+        }
+        var appender = Appender(offset: logEnd)
+        for commit in pending.reversed() {
+            GitEncoding.forEachObject(commit.root, skipping: { self.index[$0] != nil || appender.seen.contains($0) }) {
+                id, type, body in
+                appender.add(type == .tree ? .tree : .blob, id, body)
+            }
+            appender.add(.commit, history.id(of: commit), history.commitBody(commit))
+        }
+        return appender
+    }
+
+    /// Copies the retained commits (head's first-parent chain per policy, plus pinned ids) and
+    /// their objects into the other half, then flips the superblock to it. `extra` bytes must
+    /// remain free afterwards, else `.noSpace` is thrown and the old half stays in force.
+    public func squash(extra: Int = 0, keepLast: Int, newerThan: Int64) throws(BlockStoreError) {
+        guard let headID else { return }
+        var keep: [ObjectID] = []
+        var current: ObjectID? = headID
+        var headTime: Int64? = nil
+        while let id = current, let record = try commitRecord(id) {
+            if headTime == nil { headTime = record.time }
+            let recent = newerThan > 0 && record.time >= headTime! - newerThan
+            if keep.count >= keepLast && !recent { break }
+            keep.append(id)
+            current = record.parents.first
+        }
+        for id in pinned() where index[id] != nil && !keep.contains(id) { keep.append(id) }
+        let target: UInt32 = activeHalf ^ 1
+        var appender = Appender(offset: 0)
+        var written: UInt64 = 0
+        // Oldest first, so parents precede children in the log.
+        for commitID in keep.reversed() {
+            guard let record = try commitRecord(commitID) else { throw .missingObject(commitID) }
+            var stack: [ObjectID] = [record.tree]
+            var postorder: [ObjectID] = []
+            var visited: Set<ObjectID> = []
+            while let id = stack.popLast() {
+                if appender.seen.contains(id) || visited.contains(id) { continue }
+                guard let (kind, body) = try object(id) else { throw .missingObject(id) }
+                postorder.append(id)
+                visited.insert(id)
+                if kind == .tree {
+                    let entries: [GitDecoding.Entry]
+                    do throws(GitDecodingError) { entries = try GitDecoding.parseTree(body, id: id) } catch { throw .corrupt(offset: index[id]!.offset) }
+                    for entry in entries where !appender.seen.contains(entry.id) { stack.append(entry.id) }
+                }
+            }
+            for id in postorder.reversed() {
+                guard let (kind, body) = try object(id) else { throw .missingObject(id) }
+                appender.add(kind, id, body)
+            }
+            guard let (_, body) = try object(commitID) else { throw .missingObject(commitID) }
+            appender.add(.commit, commitID, body)
+            if padded(appender.end) + UInt64(extra) > halfCapacity { throw .noSpace }
+            // Stream whole blocks out so memory stays bounded by one commit's objects.
+            let whole = appender.pending.count / blockSize * blockSize
+            if whole > 0 {
+                try writeBlocks(half: target, offset: written, Array(appender.pending[0..<whole]))
+                written += UInt64(whole)
+                appender.pending.removeFirst(whole)
+                appender.offset = written
+            }
+        }
+        try writeBlocks(half: target, offset: written, appender.pending)
+        let end = padded(appender.end)
+        try writeSuperblock(Superblock(generation: generation + 1, half: target, logEnd: end, head: headID,
+                                       blockSize: UInt32(blockSize), blockCount: device.blockCount))
+        index = [:]
+        for (id, location) in appender.locations { index[id] = location }
+        squashCount += 1
+    }
+}
+
+/// The decoded contents of a superblock.
+struct Superblock {
+    var generation: UInt64
+    var half: UInt32
+    var logEnd: UInt64
+    var head: ObjectID?
+    var blockSize: UInt32
+    var blockCount: UInt64
+
+    init(generation: UInt64, half: UInt32, logEnd: UInt64, head: ObjectID?, blockSize: UInt32, blockCount: UInt64) {
+        self.generation = generation
+        self.half = half
+        self.logEnd = logEnd
+        self.head = head
+        self.blockSize = blockSize
+        self.blockCount = blockCount
+    }
+
+    init?(decoding bytes: [UInt8]) {
+        let payload = BlockLimits.superblockPayload
+        guard bytes.count >= payload + 4, Array(bytes[0..<8]) == BlockLimits.magic,
+              LE.get32(bytes, 8) == BlockLimits.version,
+              CRC32C.checksum(bytes, 0..<payload) == LE.get32(bytes, payload) else { return nil }
+        blockSize = LE.get32(bytes, 12)
+        blockCount = LE.get64(bytes, 16)
+        generation = LE.get64(bytes, 24)
+        half = LE.get32(bytes, 32)
+        logEnd = LE.get64(bytes, 36)
+        head = bytes[44] == 1 ? ObjectID(bytes: Array(bytes[45..<65])) : nil
+        guard half < 2 else { return nil }
+    }
+
+    func encoded(blockSize size: Int) -> [UInt8] {
+        var out = BlockLimits.magic
+        LE.put32(BlockLimits.version, &out)
+        LE.put32(blockSize, &out)
+        LE.put64(blockCount, &out)
+        LE.put64(generation, &out)
+        LE.put32(half, &out)
+        LE.put64(logEnd, &out)
+        out.append(head == nil ? 0 : 1)
+        out.append(contentsOf: head?.bytes ?? [UInt8](repeating: 0, count: 20))
+        out.append(contentsOf: [UInt8](repeating: 0, count: 8))  // reserved
+        LE.put32(CRC32C.checksum(out, 0..<out.count), &out)
+        out.append(contentsOf: [UInt8](repeating: 0, count: size - out.count))
+        return out
+    }
+}

@@ -1,0 +1,123 @@
+// The --block fixed-size history file: SIGKILL during a write storm, restart, squashing, export checked by git fsck.
+
+import Foundation
+import Testing
+import XenstoreHost
+import XenstoreWire
+
+/// Runs a program with arguments; returns exit status and standard output.
+private func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+private func git(_ arguments: String...) throws -> (status: Int32, output: String) { try run("/usr/bin/git", arguments) }
+
+private func temporaryDirectory() throws -> String {
+    var template = Array("/tmp/xsblk-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+    return String(cString: made)
+}
+
+private func export(_ file: String, to directory: String) throws -> Int32 {
+    try run(Programs.daemon, ["--export-block", file, "--to", directory]).status
+}
+
+@Suite("block-device history (--block)", .serialized)
+struct BlockTests {
+    @Test("SIGKILL during a write storm on a small device loses no acknowledged write; export passes git fsck")
+    func sigkillDuringWriteStorm() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let file = root + "/store.blk"
+        // 256 KiB: small enough that the storm squashes history several times.
+        let daemon = try Daemon(extraArguments: ["--block", file, "--block-size", "256K"])
+        let lock = NSLock()
+        var acknowledged: [(String, String)] = []
+        let finished = DispatchGroup()
+        for writer in 0..<3 {
+            let client = try daemon.client()
+            finished.enter()
+            let thread = Thread {
+                defer { finished.leave() }
+                var index = 0
+                while true {
+                    let path = "/storm/w\(writer)/k\(index % 50)"
+                    let value = "v\(index)"
+                    do { try client.write(path, bytes(value)) } catch { return }
+                    lock.lock()
+                    acknowledged.append((path, value))
+                    lock.unlock()
+                    index += 1
+                }
+            }
+            thread.start()
+        }
+        usleep(1_500_000)
+        daemon.killHard()
+        #expect(finished.wait(timeout: .now() + 10) == .success, "writers did not notice the crash")
+        lock.lock()
+        var expected: [String: String] = [:]
+        for (path, value) in acknowledged { expected[path] = value }
+        let count = acknowledged.count
+        lock.unlock()
+        #expect(count > 200, "the storm wrote too little to mean anything (\(count) writes)")
+        var size = stat()
+        #expect(stat(file, &size) == 0 && size.st_size == 256 * 1024, "the device file changed size")
+
+        let restarted = try Daemon(extraArguments: ["--block", file, "--block-size", "256K"])
+        let client = try restarted.client()
+        for (path, value) in expected.sorted(by: { $0.key < $1.key }) {
+            let stored = text(try client.read(path))
+            let storedIndex = Int(stored.dropFirst()) ?? -1
+            let expectedIndex = Int(value.dropFirst()) ?? -1
+            #expect(storedIndex >= expectedIndex, "\(path): acknowledged \(value), found \(stored)")
+        }
+        try client.write("/after/restart", bytes("yes"))
+        let reported = try client.control(["history", "1"]).split(separator: " ").first.map(String.init)
+        _ = restarted.stop()
+
+        let repository = root + "/git"
+        #expect(try export(file, to: repository) == 0)
+        #expect(try git("-C", repository, "fsck", "--strict").status == 0, "git fsck --strict failed")
+        #expect(FileManager.default.fileExists(atPath: repository + "/.git/shallow"),
+                "the storm should have squashed history (commits with squashed-away parents are listed as shallow)")
+        let head = try git("-C", repository, "rev-parse", "main").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(reported == head, "the daemon's reported head id is the exported git id")
+        #expect(try git("-C", repository, "log", "--format=%s", "-n", "1", "main").output
+                .contains("Domain 0: write /after/restart"))
+        #expect(try git("-C", repository, "cat-file", "-p", "main:after/restart/.value").output == "yes")
+    }
+
+    @Test("without squashing, the export has the same ids as the --database repository")
+    func exportMatchesGitBackend() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let file = root + "/store.blk"
+        let daemon = try Daemon(extraArguments: ["--block", file, "--block-size", "4M"])
+        let client = try daemon.client()
+        try client.write("/vm/a", bytes("1"))
+        try client.write("/vm/b", bytes("2"))
+        try client.remove("/vm/a")
+        let reported = try client.control(["history", "1"]).split(separator: " ").first.map(String.init)
+        _ = daemon.stop()
+        let repository = root + "/git"
+        #expect(try export(file, to: repository) == 0)
+        #expect(try git("-C", repository, "fsck", "--strict").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: repository + "/.git/shallow"))
+        let subjects = try git("-C", repository, "log", "--format=%s", "main").output
+        #expect(subjects.contains("Domain 0: write /vm/b"))
+        #expect(subjects.contains("Domain 0: rm /vm/a"))
+        #expect(subjects.contains("Domain 0: initial store"))
+        let head = try git("-C", repository, "rev-parse", "main").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(reported == head)
+    }
+}

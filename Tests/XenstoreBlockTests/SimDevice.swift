@@ -1,0 +1,94 @@
+// A deterministic fault-injecting in-memory block device and the seeded random generator the simulator uses.
+
+import XenstoreBlock
+
+/// SplitMix64: small, deterministic, seedable.
+struct SeededRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
+    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
+}
+
+/// An in-memory device whose writes stay volatile until `flush`; it can crash at the N-th write
+/// and, on crash, drops, keeps or tears each unflushed write at random.
+final class SimDevice: BlockDevice {
+    let blockSize: Int
+    let blockCount: UInt64
+    /// What survives a crash.
+    var durable: [[UInt8]]
+    /// Unflushed writes in order.
+    var volatile: [(UInt64, [UInt8])] = []
+    /// Crash when this many more writes have been attempted (nil: never).
+    var writesUntilCrash: Int? = nil
+    var crashed = false
+    var writeCount = 0
+    var maxBlockTouched: UInt64 = 0
+
+    init(blockSize: Int, blockCount: UInt64) {
+        self.blockSize = blockSize
+        self.blockCount = blockCount
+        durable = Array(repeating: [UInt8](repeating: 0, count: blockSize), count: Int(blockCount))
+    }
+
+    func read(block: UInt64) throws(BlockDeviceError) -> [UInt8] {
+        if crashed { throw .io(code: 5) }
+        guard block < blockCount else { throw .outOfRange }
+        for (number, bytes) in volatile.reversed() where number == block { return bytes }
+        return durable[Int(block)]
+    }
+
+    func write(block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
+        if crashed { throw .io(code: 5) }
+        guard block < blockCount, bytes.count == blockSize else { throw .outOfRange }
+        maxBlockTouched = max(maxBlockTouched, block)
+        writeCount += 1
+        if let remaining = writesUntilCrash {
+            if remaining <= 0 {
+                // The crashing write itself may land torn.
+                volatile.append((block, bytes))
+                crashed = true
+                throw .io(code: 5)
+            }
+            writesUntilCrash = remaining - 1
+        }
+        volatile.append((block, bytes))
+    }
+
+    func flush() throws(BlockDeviceError) {
+        if crashed { throw .io(code: 5) }
+        for (block, bytes) in volatile { durable[Int(block)] = bytes }
+        volatile = []
+    }
+
+    /// Power loss: each unflushed write is lost, kept, or torn (a prefix of sectors written).
+    func crash(_ random: inout SeededRandom) {
+        for (block, bytes) in volatile {
+            switch random.below(3) {
+            case 0: break
+            case 1: durable[Int(block)] = bytes
+            default:
+                let sectors = blockSize / 512
+                let cut = random.below(sectors) * 512 + (random.chance(30) ? random.below(512) : 0)
+                var torn = durable[Int(block)]
+                for index in 0..<cut { torn[index] = bytes[index] }
+                durable[Int(block)] = torn
+            }
+        }
+        volatile = []
+        crashed = false
+        writesUntilCrash = nil
+    }
+
+    /// Flips one bit of a durable block.
+    func flip(block: UInt64, bit: Int) {
+        durable[Int(block)][bit / 8] ^= UInt8(1 << (bit % 8))
+    }
+}

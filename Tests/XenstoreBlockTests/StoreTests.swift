@@ -1,0 +1,121 @@
+// Block store behaviour outside crashes: long squashing runs, ENOSPC, pinned commits, export ids, History resume.
+
+import Testing
+import XenstoreBlock
+import XenstoreStore
+
+@Suite struct StoreTests {
+    /// Writes far more history than the device holds: squashes repeat, memory stays bounded.
+    @Test func longRunSquashesRepeatedly() throws {
+        let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 96)
+        let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 85, keepLast: 3))
+        let generations = GenerationCounter()
+        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                              generations: generations, retainedCommits: 8)
+        try store.persist(head: history.head, history: history)
+        var random = SeededRandom(seed: 7)
+        var model: Model = [:]
+        var written = 0
+        var maxObjects = 0
+        for step in 0..<6_000 {
+            let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 64)
+            let commit = history.commitOnHead(root: root, author: 0, message: bytes("s\(step)"), time: Int64(step + 2))
+            let (before, squashes) = (store.logEnd, store.squashCount)
+            try store.persist(head: commit, history: history)
+            model = next
+            written += Int(store.squashCount == squashes ? store.logEnd - before : store.logEnd)
+            maxObjects = max(maxObjects, store.objectCount)
+        }
+        #expect(store.squashCount > 20)
+        #expect(UInt64(written) > 10 * store.halfCapacity)
+        #expect(maxObjects < Int(store.halfCapacity) / 29)  // index bounded by the device, not the history
+        #expect(device.maxBlockTouched < device.blockCount)
+        let reopened = try BlockStore(device: device)
+        let loaded = try #require(try reopened.loadHead(generations: GenerationCounter()))
+        #expect(loaded.id == history.id(of: history.head))
+        #expect(matches(loaded.root, model))
+    }
+
+    /// When the live state cannot fit, persist fails with .noSpace and the previous state survives.
+    @Test func liveStateTooLargeIsNoSpace() throws {
+        let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 8)
+        let store = try BlockStore(device: device, policy: SquashPolicy(keepLast: 1))
+        let generations = GenerationCounter()
+        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                              generations: generations, retainedCommits: 8)
+        try store.persist(head: history.head, history: history)
+        let goodID = history.id(of: history.head)
+        let big = Node(value: [UInt8](repeating: 0x41, count: 8 * 512), permissions: .ownedBy(0),
+                       generation: generations.take())
+        let root = Tree.replacing(history.head.root, at: [bytes("d0"), bytes("big")], with: big, generations: generations)
+        let commit = history.commitOnHead(root: root, author: 0, message: bytes("too big"), time: 2)
+        #expect(throws: BlockStoreError.noSpace) { try store.persist(head: commit, history: history) }
+        let reopened = try BlockStore(device: device)
+        #expect(reopened.headID == goodID)
+        #expect(try reopened.loadHead(generations: GenerationCounter())?.id == goodID)
+    }
+
+    /// A pinned commit (an open transaction's base) survives squashes beyond keep-last.
+    @Test func pinnedCommitSurvivesSquash() throws {
+        let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 64)
+        let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 70, keepLast: 1))
+        let generations = GenerationCounter()
+        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                              generations: generations, retainedCommits: 4)
+        try store.persist(head: history.head, history: history)
+        let base = history.id(of: history.head)
+        store.pinned = { [base] }
+        var random = SeededRandom(seed: 3)
+        var model: Model = [:]
+        for step in 0..<600 {
+            let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 40)
+            try store.persist(head: history.commitOnHead(root: root, author: 0, message: bytes("s"), time: Int64(step + 2)),
+                              history: history)
+            model = next
+        }
+        #expect(store.squashCount > 2)
+        let record = try #require(try store.commitRecord(base))
+        #expect(matches(try store.loadTree(record.tree, generations: GenerationCounter()), [:]))
+    }
+
+    /// Exported objects hash to their ids; the head id is the History's (git backend's) id; a
+    /// resumed History continues the same chain.
+    @Test func exportIdsMatchGit() throws {
+        let device = SimDevice(blockSize: 1024, blockCount: 2 + 2 * 64)
+        let store = try BlockStore(device: device)
+        let generations = GenerationCounter()
+        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                              generations: generations, retainedCommits: 8)
+        var random = SeededRandom(seed: 11)
+        var model: Model = [:]
+        for step in 0..<20 {
+            let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 20)
+            _ = history.commitOnHead(root: root, author: 3, message: bytes("s\(step)"), time: Int64(step + 2))
+            model = next
+            if step % 5 == 4 { try store.persist(head: history.head, history: history) }
+        }
+        var commits = 0
+        var bad = 0
+        let shallow = try store.export { id, type, body in
+            if GitEncoding.objectID(type, body: body) != id { bad += 1 }
+            if case .commit = type { commits += 1 }
+        }
+        #expect(bad == 0)
+        #expect(commits == 21)
+        #expect(shallow.isEmpty)
+        #expect(store.headID == history.id(of: history.head))
+        let resumed = try #require(try BlockStore(device: device).loadHistory(generations: GenerationCounter(), retainedCommits: 8))
+        #expect(resumed.id(of: resumed.head) == history.id(of: history.head))
+        #expect(matches(resumed.head.root, model))
+    }
+
+    /// A blank device formats; a foreign or fully corrupt one is refused with a clear error.
+    @Test func superblocksBothBadIsClearError() throws {
+        let device = SimDevice(blockSize: 512, blockCount: 20)
+        _ = try BlockStore(device: device)
+        device.flip(block: 0, bit: 100)
+        device.flip(block: 1, bit: 200)
+        #expect(throws: BlockStoreError.noValidSuperblock(hadMagic: true)) { try BlockStore(device: device) }
+        #expect(throws: BlockStoreError.badGeometry) { try BlockStore(device: SimDevice(blockSize: 512, blockCount: 4)) }
+    }
+}
