@@ -93,8 +93,7 @@ public func parseByteSize(_ text: String) -> UInt64? {
 /// squashed away), so `git log` and `git fsck` read it with the ids the git backend would have.
 /// Returns the number of objects written.
 public func exportBlockStore<D: BlockDevice>(_ store: BlockStore<D>, to directory: String) throws -> Int {
-    _ = try GitDatabase(directory: directory)  // creates .git layout, HEAD, config
-    let gitDirectory = directory + "/.git"
+    let repository = try GitDatabase(directory: directory)
     var count = 0
     var failure: Error? = nil
     let shallow: [ObjectID]
@@ -102,7 +101,7 @@ public func exportBlockStore<D: BlockDevice>(_ store: BlockStore<D>, to director
         shallow = try store.export { id, type, body in
             if failure != nil { return }
             do {
-                try writeLooseObject(gitDirectory: gitDirectory, id: id, type: type, body: body)
+                try repository.writeObject(id, type, body)
                 count += 1
             } catch { failure = error }
         }
@@ -111,45 +110,7 @@ public func exportBlockStore<D: BlockDevice>(_ store: BlockStore<D>, to director
     }
     if let failure { throw failure }
     if let head = store.headID {
-        try writeWholeFile(gitDirectory + "/" + GitDatabase.branch, head.hex + [0x0A])
-    }
-    let shallowPath = gitDirectory + "/shallow"
-    if shallow.isEmpty {
-        unlink(shallowPath)
-    } else {
-        try writeWholeFile(shallowPath, shallow.flatMap { $0.hex + [0x0A] })
+        try repository.setBranch(head: head, shallow: shallow)
     }
     return count
-}
-
-private func writeLooseObject(gitDirectory: String, id: ObjectID, type: GitObjectType, body: [UInt8]) throws {
-    let hex = hexString(id)
-    let folder = gitDirectory + "/objects/" + hex.prefix(2)
-    let file = folder + "/" + hex.dropFirst(2)
-    if access(file, F_OK) == 0 { return }
-    if mkdir(folder, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(folder)", errno) }
-    let raw = GitEncoding.header(type, length: body.count) + body
-    var length = compressBound(uLong(raw.count))
-    var output = [UInt8](repeating: 0, count: Int(length))
-    let status = output.withUnsafeMutableBufferPointer { out in
-        raw.withUnsafeBufferPointer { source in compress2(out.baseAddress, &length, source.baseAddress, uLong(raw.count), 1) }
-    }
-    guard status == Z_OK else { throw DatabaseError.corrupt("zlib compress failed (\(status))") }
-    try writeWholeFile(file + ".tmp", Array(output[0..<Int(length)]))
-    guard rename(file + ".tmp", file) == 0 else { throw DatabaseError.io("rename \(file)", errno) }
-}
-
-private func writeWholeFile(_ path: String, _ bytes: [UInt8]) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw DatabaseError.io("open \(path)", errno) }
-    defer { close(fd) }
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        if written < 0 {
-            if errno == EINTR { continue }
-            throw DatabaseError.io("write \(path)", errno)
-        }
-        offset += written
-    }
 }

@@ -200,7 +200,8 @@ public final class GitDatabase {
         return (directory, directory + "/" + hex.dropFirst(2))
     }
 
-    private func writeObject(_ id: ObjectID, _ type: GitObjectType, _ body: [UInt8]) throws {
+    /// Stores one object as a loose object (nothing is done if it is already there).
+    public func writeObject(_ id: ObjectID, _ type: GitObjectType, _ body: [UInt8]) throws {
         if knownObjects.contains(id) { return }
         let (directory, file) = objectPath(id)
         if access(file, F_OK) == 0 {
@@ -214,6 +215,19 @@ public final class GitDatabase {
         try writeFile(temporary, compressed)
         guard rename(temporary, file) == 0 else { throw DatabaseError.io("rename \(file)", errno) }
         knownObjects.insert(id)
+    }
+
+    /// Points `refs/heads/main` at `head` and records the `shallow` commits (whose parents are
+    /// not in the repository), for repositories written from another store (block export).
+    public func setBranch(head: ObjectID, shallow: [ObjectID]) throws {
+        try writeFile(gitDirectory + "/" + GitDatabase.branch, head.hex + [0x0A])
+        let shallowPath = gitDirectory + "/shallow"
+        if shallow.isEmpty {
+            unlink(shallowPath)
+        } else {
+            try writeFile(shallowPath, shallow.flatMap { $0.hex + [0x0A] })
+        }
+        lastWritten = head
     }
 
     /// Reads and inflates a loose object: its type word and body.
