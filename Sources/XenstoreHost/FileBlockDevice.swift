@@ -3,7 +3,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CHost
 import XenstoreBlock
 import XenstoreStore
 
