@@ -44,6 +44,9 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     guard code == 0, xen_present() != 0, let port = arguments.dom0EventChannel else { return code }
     // Under Xen with --event: serve dom0's ring (grant reference 1) and every domain it introduces.
     var configuration = ServerConfiguration()
+    // The heap is a few MiB: keep only the newest commits' trees alive (older ones keep their ids),
+    // or a write-heavy client (test-xenstore writes 2000-byte values) exhausts memory.
+    configuration.retainedCommits = 32
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
     let loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
     guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
