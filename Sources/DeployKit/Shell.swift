@@ -31,21 +31,34 @@ public enum Shell {
         guard let tool = arguments.first, let executable = which(tool) else {
             throw DeployError.missingTool("`\(arguments.first ?? "")` is not on PATH")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(arguments.dropFirst())
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        // Starting a process can fail transiently when the machine is loaded (fork/posix_spawn
+        // EAGAIN, seen under parallel tests): try a few times, each with a fresh Process.
+        var attempt = 0
+        var launched: (Process, Pipe, Pipe, Pipe)? = nil
+        while launched == nil {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = Array(arguments.dropFirst())
+            if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            }
+            let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
+            process.standardOutput = outPipe
+            process.standardError = errPipe
+            process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+            do {
+                try process.run()
+                launched = (process, outPipe, errPipe, inPipe)
+            } catch {
+                attempt += 1
+                guard attempt < 4 else {
+                    throw DeployError.missingTool("cannot start \(executable): \(error.localizedDescription)")
+                }
+                usleep(useconds_t(100_000 * attempt))
+            }
         }
-        let outPipe = Pipe(), errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        let inPipe = Pipe()
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        do { try process.run() } catch {
-            throw DeployError.missingTool("cannot start \(executable): \(error.localizedDescription)")
-        }
+        let (process, outPipe, errPipe, inPipe) = launched!
         if let input {
             inPipe.fileHandleForWriting.write(Data(input.utf8))
             try? inPipe.fileHandleForWriting.close()
