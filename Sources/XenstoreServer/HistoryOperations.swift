@@ -104,16 +104,23 @@ extension Server {
 
     func revert(_ commit: Commit, author: UInt32) -> Outcome {
         guard let parent = firstParent(commit) else { return .failure(.ENOENT) }
+        var message = Server.domainLabel(author) + Payload.bytes(": revert ") + history.id(of: commit).hex
+        message += Payload.bytes("\n\nReverts: ") + commit.summary
+        return mergeIntoHead(base: commit.root, theirs: parent.root, message: message, author: author)
+    }
+
+    /// Three-way merges `theirs` (relative to `base`) into the head and commits the result;
+    /// EAGAIN, with nothing changed, on a conflict. Replies with the new head's id.
+    func mergeIntoHead(base: Node, theirs: Node, message: [UInt8], author: UInt32,
+                       secondParent: Commit? = nil) -> Outcome {
         let merged: Node
         do {
-            merged = try ThreeWayMerge.merge(base: commit.root, ours: history.head.root, theirs: parent.root,
+            merged = try ThreeWayMerge.merge(base: base, ours: history.head.root, theirs: theirs,
                                              generations: history.generations)
         } catch {
             return .failure(.EAGAIN)
         }
-        var message = Server.domainLabel(author) + Payload.bytes(": revert ") + history.id(of: commit).hex
-        message += Payload.bytes("\n\nReverts: ") + commit.summary
-        commitTree(merged, message: message, author: author)
+        commitTree(merged, message: message, author: author, secondParent: secondParent)
         return Server.text(history.id(of: history.head).hex)
     }
 
@@ -128,15 +135,7 @@ extension Server {
     }
 
     func merge(_ theirs: Commit, base: Commit, author: UInt32) -> Outcome {
-        let merged: Node
-        do {
-            merged = try ThreeWayMerge.merge(base: base.root, ours: history.head.root, theirs: theirs.root,
-                                             generations: history.generations)
-        } catch {
-            return .failure(.EAGAIN)
-        }
         let message = Server.domainLabel(author) + Payload.bytes(": merge ") + history.id(of: theirs).hex
-        commitTree(merged, message: message, author: author, secondParent: theirs)
-        return Server.text(history.id(of: history.head).hex)
+        return mergeIntoHead(base: base.root, theirs: theirs.root, message: message, author: author, secondParent: theirs)
     }
 }
