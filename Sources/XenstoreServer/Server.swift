@@ -254,7 +254,13 @@ public final class Server {
         var transaction: Transaction? = nil
         if type != .watch && type != .unwatch && message.header.transactionID != 0 {
             guard let found = connection.transactions[message.header.transactionID] else {
-                reply(connection, to: message, .failure(.ENOENT))
+                if let aborted = connection.abortedTransactions.firstIndex(of: message.header.transactionID) {
+                    // open when the store restarted: the client must retry the whole transaction
+                    if type == .transactionEnd { connection.abortedTransactions.remove(at: aborted) }
+                    reply(connection, to: message, .failure(.EAGAIN))
+                } else {
+                    reply(connection, to: message, .failure(.ENOENT))
+                }
                 return
             }
             transaction = found
@@ -325,6 +331,7 @@ public final class Server {
         case .resetWatches:
             connection.watches.removeAll()
             connection.transactions.removeAll()
+            connection.abortedTransactions.removeAll()
             return .ok
         case .transactionStart:
             if transaction != nil { return .failure(.EBUSY) }
@@ -436,7 +443,7 @@ public final class Server {
             return .failure(.ENOSPC)
         }
         var id = nextTransaction
-        while id == 0 || connection.transactions[id] != nil { id &+= 1 }
+        while id == 0 || connection.transactions[id] != nil || connection.abortedTransactions.contains(id) { id &+= 1 }
         nextTransaction = id &+ 1
         connection.transactions[id] = Transaction(id: id, base: history.head)
         return .success(Payload.decimal(id) + [0])
