@@ -40,17 +40,38 @@ public struct RingEndpoint<Memory: RingMemory> {
     /// back to the domain; returns the number of bytes moved.
     public func readRequests(upTo limit: Int, appendingTo bytes: inout [UInt8]) throws(RingError) -> Int {
         let consumer = memory.load32(at: RingLayout.requestConsumer)
+        let end = try readRequests(from: consumer, upTo: limit, appendingTo: &bytes)
+        if end != consumer { releaseRequests(through: end) }
+        return Int(end &- consumer)
+    }
+
+    /// Copies up to `limit` request bytes starting at free-running index `cursor` (at or after
+    /// `req_cons`) to the end of `bytes` without handing the space back; returns the index after
+    /// the last byte copied. A store that must not lose requests across a crash reads this way
+    /// and calls `releaseRequests(through:)` only once what it read is durable.
+    public func readRequests(from cursor: UInt32, upTo limit: Int, appendingTo bytes: inout [UInt8]) throws(RingError) -> UInt32 {
+        let consumer = memory.load32(at: RingLayout.requestConsumer)
         let producer = memory.load32(at: RingLayout.requestProducer)
         memory.readBarrier()  // the data must not be read before the producer index
         let available = try Self.distance(consumer: consumer, producer: producer, request: true)
-        let count = min(available, max(limit, 0))
-        guard count > 0 else { return 0 }
-        let end = transfer(count: count, from: consumer) { offset, chunk in
+        let alreadyRead = cursor &- consumer
+        guard alreadyRead <= UInt32(available) else { throw .requestIndexes(consumer: consumer, producer: producer) }
+        let count = min(available - Int(alreadyRead), max(limit, 0))
+        guard count > 0 else { return cursor }
+        return transfer(count: count, from: cursor) { offset, chunk in
             memory.copyBytes(from: RingLayout.requestRing + offset, count: chunk, appendingTo: &bytes)
         }
+    }
+
+    /// Hands the request space up to free-running index `cursor` back to the domain (`req_cons`).
+    public func releaseRequests(through cursor: UInt32) {
         memory.fullBarrier()  // finish reading the data before the space is handed back
-        memory.store32(end, at: RingLayout.requestConsumer)
-        return count
+        memory.store32(cursor, at: RingLayout.requestConsumer)
+    }
+
+    /// The current `req_cons` and `rsp_prod`, as a restarted store compares them with saved ones.
+    public var storeIndexes: (requestConsumer: UInt32, responseProducer: UInt32) {
+        (memory.load32(at: RingLayout.requestConsumer), memory.load32(at: RingLayout.responseProducer))
     }
 
     /// Free space in the reply ring.

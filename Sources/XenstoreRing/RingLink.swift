@@ -35,29 +35,85 @@ public final class RingLink<Memory: RingMemory> {
     /// Set when the ring's indexes were corrupt or the server dropped the connection (oversized
     /// packet); the ring is not read until the domain asks for a reconnection.
     public private(set) var isStalled = false
+    /// With deferred release: request bytes up to here were given to the server, but their ring
+    /// space is handed back only by `releaseConsumedSpace` (after the shell made them durable).
+    private var cursor: UInt32?
     private var scratch: [UInt8] = []
 
     /// Connects a domain's ring to `server` (a new connection) and advertises the store's features.
-    public init(server: Server, memory: Memory, caller: Caller) {
+    /// With `deferRelease`, consumed request space is handed back only by `releaseConsumedSpace`.
+    public init(server: Server, memory: Memory, caller: Caller, deferRelease: Bool = false) {
         self.endpoint = RingEndpoint(memory: memory)
         self.caller = caller
         self.connection = server.openConnection(caller: caller)
+        if deferRelease { cursor = endpoint.storeIndexes.requestConsumer }
         endpoint.advertise()
     }
 
-    /// Re-attaches a ring whose connection already exists in `server` (a restarted store
-    /// resuming its saved connections); the page keeps its indexes.
-    public init(memory: Memory, caller: Caller, resuming connection: ConnectionID, stalled: Bool) {
+    /// Re-attaches a ring after a restart: `state` was saved in the same durable batch as the
+    /// server state `server` was restored from. Request bytes the saved server had already read
+    /// are skipped (their space is handed back); reply bytes written after the save are dropped
+    /// from the front of the restored output, so the domain sees every byte exactly once. If the
+    /// page does not fit the saved positions, the ring is stalled with XENSTORE_ERROR_COMM and
+    /// the domain must reconnect.
+    public init(server: Server, memory: Memory, caller: Caller, resuming state: RingLinkState, deferRelease: Bool = false) {
         self.endpoint = RingEndpoint(memory: memory)
         self.caller = caller
-        self.connection = connection
-        self.isStalled = stalled
+        self.connection = state.connection
         endpoint.advertise()
+        if state.stalled {
+            isStalled = true
+            return
+        }
+        let (consumer, producer) = endpoint.storeIndexes
+        let requestProducer = memory.load32(at: RingLayout.requestProducer)
+        let written = producer &- state.responseProducer
+        let readAhead = state.requestCursor &- consumer
+        let queued = server.outputByteCount(state.connection)
+        guard requestProducer &- consumer <= UInt32(RingLayout.ringSize), readAhead <= requestProducer &- consumer,
+              written <= UInt32(RingLayout.ringSize), Int(written) <= queued else {
+            stall(server, reason: .communication)
+            return
+        }
+        _ = server.takeOutput(state.connection, maxBytes: Int(written))
+        if deferRelease {
+            cursor = state.requestCursor
+        } else if readAhead > 0 {
+            endpoint.releaseRequests(through: state.requestCursor)
+        }
+    }
+
+    /// What a restarted store needs to resume this ring (see `init(server:memory:caller:resuming:)`).
+    /// Take it after the turn's input was read and before its replies are written.
+    public func state(domid: UInt32) -> RingLinkState {
+        let (consumer, producer) = endpoint.storeIndexes
+        return RingLinkState(domid: domid, connection: connection, stalled: isStalled,
+                             requestCursor: cursor ?? consumer, responseProducer: producer)
+    }
+
+    /// With deferred release: hands the space of every request byte read so far back to the
+    /// domain; returns whether anything moved (then notify the domain).
+    public func releaseConsumedSpace() -> Bool {
+        guard let cursor, !isStalled else { return false }
+        if cursor == endpoint.storeIndexes.requestConsumer { return false }
+        endpoint.releaseRequests(through: cursor)
+        return true
     }
 
     /// One serving turn: a pending reconnection first, then up to `Limits.ringBytesPerTurn`
     /// request bytes (while the server wants input), then as many replies as fit.
     public func serve(_ server: Server, time: Int64) -> RingActivity {
+        var activity = serveInput(server, time: time)
+        if activity.reconnected || activity.failure != nil { return activity }
+        let output = flushOutput(server)
+        activity.wroteReplies = output.wroteReplies
+        activity.failure = output.failure
+        return activity
+    }
+
+    /// The input half of a turn: a pending reconnection, then up to `Limits.ringBytesPerTurn`
+    /// request bytes while the server wants input. Replies stay queued for `flushOutput`.
+    public func serveInput(_ server: Server, time: Int64) -> RingActivity {
         var activity = RingActivity()
         if endpoint.reconnectRequested {
             // Discard everything of the old connection (watches, transactions, partial packets,
@@ -65,6 +121,7 @@ public final class RingLink<Memory: RingMemory> {
             server.closeConnection(connection)
             connection = server.openConnection(caller: caller)
             endpoint.completeReconnection()
+            if cursor != nil { cursor = 0 }
             isStalled = false
             activity.reconnected = true
             return activity
@@ -74,12 +131,31 @@ public final class RingLink<Memory: RingMemory> {
             var budget = Limits.ringBytesPerTurn
             while budget > 0 && server.wantsInput(connection) {
                 scratch.removeAll(keepingCapacity: true)
-                let count = try endpoint.readRequests(upTo: min(budget, RingLayout.ringSize), appendingTo: &scratch)
+                let count: Int
+                if let start = cursor {
+                    let end = try endpoint.readRequests(from: start, upTo: min(budget, RingLayout.ringSize), appendingTo: &scratch)
+                    cursor = end
+                    count = Int(end &- start)
+                } else {
+                    count = try endpoint.readRequests(upTo: min(budget, RingLayout.ringSize), appendingTo: &scratch)
+                }
                 if count == 0 { break }
                 budget -= count
-                activity.consumedRequests = true
+                activity.consumedRequests = cursor == nil
                 server.receive(scratch, on: connection, time: time)
             }
+        } catch {
+            activity.failure = error
+            stall(server, reason: .ringIndex)
+        }
+        return activity
+    }
+
+    /// The output half of a turn: as many queued replies as the reply ring has room for.
+    public func flushOutput(_ server: Server) -> RingActivity {
+        var activity = RingActivity()
+        guard !isStalled else { return activity }
+        do {
             while server.hasOutput(connection) {
                 let space = try endpoint.responseSpace()
                 if space == 0 { break }
@@ -100,7 +176,16 @@ public final class RingLink<Memory: RingMemory> {
     public func hasPendingWork(_ server: Server) -> Bool {
         guard !isStalled else { return endpoint.reconnectRequested }
         if endpoint.reconnectRequested { return true }
-        if endpoint.hasRequests && server.wantsInput(connection) { return true }
+        if server.wantsInput(connection) {
+            if let cursor {
+                do {
+                    let pending = try endpoint.pendingRequestBytes()
+                    if Int(cursor &- endpoint.storeIndexes.requestConsumer) < pending { return true }
+                } catch { return true }
+            } else if endpoint.hasRequests {
+                return true
+            }
+        }
         if server.hasOutput(connection) {
             do { return try endpoint.responseSpace() > 0 } catch { return true }
         }

@@ -149,6 +149,11 @@ public final class Server {
         !(connections[id]?.output.isEmpty ?? true)
     }
 
+    /// Bytes of output waiting for a connection.
+    public func outputByteCount(_ id: ConnectionID) -> Int {
+        connections[id]?.output.byteCount ?? 0
+    }
+
     /// Whether the shell should read more requests from a connection (back-pressure on a
     /// client that does not read its replies).
     public func wantsInput(_ id: ConnectionID) -> Bool {

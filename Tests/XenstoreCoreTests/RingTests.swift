@@ -225,3 +225,88 @@ func pump(_ link: RingLink<ArrayRingMemory>, _ guest: RingGuest, _ server: Serve
         #expect(guest.messages.count == 200)
     }
 }
+
+/// Crash and restart of a store serving a ring with deferred release: the saved state and the
+/// page together give every request exactly one execution and every reply byte exactly once.
+@Suite struct RingRestartTests {
+    /// Restarts `server` from `saved` (its history is kept: what was durable) and re-attaches the ring.
+    func restart(_ server: Server, _ saved: [UInt8], _ guest: RingGuest) throws -> (Server, RingLink<ArrayRingMemory>) {
+        let restarted = Server(history: server.history, time: 1_700_000_500)
+        let rings = try ResumableState.restore(saved, into: restarted)
+        #expect(rings.count == 1)
+        let link = RingLink(server: restarted, memory: guest.memory, caller: .dom0, resuming: rings[0], deferRelease: true)
+        return (restarted, link)
+    }
+
+    @Test func repliesPartlyWrittenBeforeTheCrashAreNotRepeated() throws {
+        let server = Server(time: 1)
+        let guest = RingGuest()
+        let link = RingLink(server: server, memory: guest.memory, caller: .dom0, deferRelease: true)
+        let value = [UInt8](repeating: 0x64, count: 900)
+        guest.send(.write, args("/r") + value)
+        pump(link, guest, server)
+        _ = link.releaseConsumedSpace()
+        guest.messages.removeAll()
+        // two reads: 2 × 916 reply bytes, more than the reply ring holds
+        guest.send(.read, args("/r"), requestID: 40)
+        guest.send(.read, args("/r"), requestID: 41)
+        _ = link.serveInput(server, time: 1)
+        let saved = ResumableState.encode(server: server, rings: [link.state(domid: 0)])  // the round's durable batch
+        _ = link.releaseConsumedSpace()
+        _ = link.flushOutput(server)      // one ring-full of replies reaches the page, then the store dies
+        let (restarted, resumed) = try restart(server, saved, guest)
+        pump(resumed, guest, restarted)
+        _ = resumed.releaseConsumedSpace()
+        #expect(guest.messages.map(\.header.requestID) == [40, 41])
+        #expect(guest.messages.allSatisfy { $0.payload == value })
+    }
+
+    @Test func requestsReadButNotYetDurableAreReadAgain() throws {
+        let server = Server(time: 1)
+        let guest = RingGuest()
+        let link = RingLink(server: server, memory: guest.memory, caller: .dom0, deferRelease: true)
+        let saved = ResumableState.encode(server: server, rings: [link.state(domid: 0)])
+        // the store reads a request and half of the next, then dies before its batch is durable
+        guest.send(.read, args("/local"), requestID: 50)
+        let second = Message(.read, requestID: 51, payload: args("/tool")).encoded
+        guest.unsent = Array(second[..<9])
+        guest.push()
+        _ = link.serveInput(server, time: 1)
+        #expect(guest.memory.load32(at: RingLayout.requestConsumer) == 0)  // space not handed back
+        guest.unsent = Array(second[9...])
+        let (restarted, resumed) = try restart(server, saved, guest)
+        pump(resumed, guest, restarted)
+        #expect(guest.messages.map(\.header.requestID) == [50, 51])
+        #expect(resumed.releaseConsumedSpace())
+        #expect(guest.memory.load32(at: RingLayout.requestConsumer) == guest.memory.load32(at: RingLayout.requestProducer))
+    }
+
+    @Test func aPartialRequestSavedInTheStateIsCompletedAfterRestart() throws {
+        let server = Server(time: 1)
+        let guest = RingGuest()
+        let link = RingLink(server: server, memory: guest.memory, caller: .dom0, deferRelease: true)
+        let request = Message(.write, requestID: 60, payload: args("/p") + b("partial")).encoded
+        guest.unsent = Array(request[..<12])
+        guest.push()
+        _ = link.serveInput(server, time: 1)
+        let saved = ResumableState.encode(server: server, rings: [link.state(domid: 0)])
+        _ = link.releaseConsumedSpace()
+        let (restarted, resumed) = try restart(server, saved, guest)
+        guest.unsent = Array(request[12...])
+        pump(resumed, guest, restarted)
+        #expect(guest.messages.map(\.header.requestID) == [60])
+        #expect(Tree.lookup(restarted.history.head.root, comps("/p"))?.value == b("partial"))
+    }
+
+    @Test func aPageThatContradictsTheSavedPositionsStallsWithTheCommunicationError() throws {
+        let server = Server(time: 1)
+        let guest = RingGuest()
+        let link = RingLink(server: server, memory: guest.memory, caller: .dom0, deferRelease: true)
+        let saved = ResumableState.encode(server: server, rings: [link.state(domid: 0)])
+        // while the store was down, the reply producer moved by bytes it never queued
+        guest.memory.store32(300, at: RingLayout.responseProducer)
+        let (_, resumed) = try restart(server, saved, guest)
+        #expect(resumed.isStalled)
+        #expect(guest.client.error == RingErrorCode.communication.rawValue)
+    }
+}
