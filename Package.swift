@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "XenstoreRing", dependencies: ["XenstoreWire", "XenstoreServer"], swiftSettings: coreSettings),
         // HOST SHELLS (sockets, files, clocks)
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
-        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "CHost"], swiftSettings: hostSettings),
+        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "XenstoreRing", "CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore", "XenstoreBlock"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
