@@ -31,9 +31,9 @@ public final class DurableBackend {
         DurableBackend(.gitDatabase(try GitDatabase(directory: directory)), location: directory)
     }
 
-    /// Opens (creating if needed, `size` bytes) a block file.
-    public static func blockFile(path: String, size: UInt64?) throws -> DurableBackend {
-        let store = try BlockStore(device: try FileBlockDevice(path: path, size: size))
+    /// Opens (creating if needed, `size` bytes) a block file, squashing by `policy`.
+    public static func blockFile(path: String, size: UInt64?, policy: SquashPolicy = SquashPolicy()) throws -> DurableBackend {
+        let store = try BlockStore(device: try FileBlockDevice(path: path, size: size), policy: policy)
         return DurableBackend(.blockStore(store), location: path)
     }
 
@@ -64,6 +64,7 @@ public final class DurableBackend {
         case .gitDatabase(let database):
             server.revisionLoader = { [unowned server] id in database.loadCommit(id, into: server.history) }
         case .blockStore(let store):
+            store.pinned = { [unowned server] in server.openTransactionBases.map { server.history.id(of: $0) } }
             server.revisionLoader = { [unowned server] id in
                 guard let record = try? store.commitRecord(id),
                       let root = try? store.loadTree(record.tree, generations: server.history.generations) else { return nil }

@@ -149,6 +149,17 @@ public final class Server {
         !(connections[id]?.output.isEmpty ?? true)
     }
 
+    /// The base commits of every open transaction (a fixed-size store must not squash them away
+    /// while the transactions may still merge against them).
+    public var openTransactionBases: [Commit] {
+        var bases: [Commit] = []
+        for id in connectionOrder {
+            guard let connection = connections[id] else { continue }
+            for transaction in connection.transactions.values { bases.append(transaction.base) }
+        }
+        return bases
+    }
+
     /// Bytes of output waiting for a connection.
     public func outputByteCount(_ id: ConnectionID) -> Int {
         connections[id]?.output.byteCount ?? 0

@@ -22,6 +22,12 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
                              (docs/block-format.md; created if missing; a restart resumes)
   --block-size SIZE          size of a new --block file, e.g. 16M (default 16M); old
                              history is squashed when it fills
+  --squash-at PERCENT        squash --block history when a batch would fill the log half
+                             past PERCENT (default 90)
+  --keep-last N              a squash keeps the newest N commits of the head's first-parent
+                             chain (default 16), plus open transactions' bases
+  --keep-newer-than AGE      a squash also keeps commits younger than AGE (seconds, or with
+                             m/h/d: 90m, 12h, 7d; default: none)
   --export-block FILE --to DIR
                              write the history kept in block FILE as a git repository in DIR
                              (same commit ids as --database), then exit
@@ -41,6 +47,13 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
 
 """
 
+/// Seconds in "3600", "90m", "12h" or "7d"; nil if malformed.
+func parseDuration(_ text: String) -> Int64? {
+    let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+    if let unit = text.last, let scale = units[unit], let number = Int64(text.dropLast()), number >= 0 { return number * scale }
+    return Int64(text).flatMap { $0 >= 0 ? $0 : nil }
+}
+
 func fail(_ message: String) -> Never {
     logLine(message)
     exit(2)
@@ -57,6 +70,7 @@ var exportTarget: String? = nil
 var verbose = false
 var testSockets: [(UInt32, String)] = []
 var ringDirectory: String? = nil
+var squashPolicy = SquashPolicy()
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let option = arguments.removeFirst()
@@ -92,6 +106,18 @@ while !arguments.isEmpty {
         }
         testSockets.append((domid, String(setting[setting.index(after: equals)...])))
     case "--ring-dir": ringDirectory = value()
+    case "--squash-at":
+        let setting = value()
+        guard let percent = Int(setting.hasSuffix("%") ? String(setting.dropLast()) : setting), (10...99).contains(percent) else {
+            fail("--squash-at needs a percentage from 10 to 99")
+        }
+        squashPolicy.watermarkPercent = percent
+    case "--keep-last":
+        guard let count = Int(value()), count >= 1 else { fail("--keep-last needs a number of at least 1") }
+        squashPolicy.keepLast = count
+    case "--keep-newer-than":
+        guard let seconds = parseDuration(value()) else { fail("--keep-newer-than needs a duration such as 3600, 90m, 12h or 7d") }
+        squashPolicy.keepNewerThan = seconds
     case "--no-fork", "-N": break
     case "--verbose", "-V": verbose = true
     case "--help", "-H":
@@ -125,7 +151,7 @@ if let ringDirectory {
 }
 do {
     if let blockPath {
-        backend = try DurableBackend.blockFile(path: blockPath, size: blockSize)
+        backend = try DurableBackend.blockFile(path: blockPath, size: blockSize, policy: squashPolicy)
     } else if let databasePath {
         backend = try DurableBackend.gitDatabase(directory: databasePath)
     }
