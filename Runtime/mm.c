@@ -10,9 +10,40 @@
 #define NR_CLASSES (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1)
 #define HEADER_MAGIC 0x58534850u            /* "PHSX" */
 
+#ifndef MM_EXTRA_MAX_PAGES
+#define MM_EXTRA_MAX_PAGES 65536            /* RAM beyond the image the heap may grow into: 256 MiB */
+#endif
+#define MM_MAX_PAGES (MM_HEAP_PAGES + MM_EXTRA_MAX_PAGES)
+
+/*
+ * Page index space: [0, MM_HEAP_PAGES) is heap_area in .bss (always there, PV and PVH);
+ * [MM_HEAP_PAGES, MM_HEAP_PAGES + extra_pages) is the domain's RAM after the image, when the
+ * boot code found some (boot.heap_extra_*; PVH, where all RAM below 4 GiB is identity-mapped).
+ * No multi-page run crosses from one region into the other.
+ */
 static uint8_t heap_area[MM_HEAP_PAGES * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE), section(".bss.heap")));
-static uint64_t page_bitmap[(MM_HEAP_PAGES + 63) / 64];   /* bit set = page in use */
+static uint8_t *extra_base;
+static size_t extra_pages;
+static size_t total_pages = MM_HEAP_PAGES;
+static uint64_t page_bitmap[(MM_MAX_PAGES + 63) / 64];   /* bit set = page in use */
 static size_t pages_in_use;
+static size_t peak_pages_in_use;
+
+static uint8_t *page_address(size_t i)
+{
+    return i < MM_HEAP_PAGES ? heap_area + i * PAGE_SIZE : extra_base + (i - MM_HEAP_PAGES) * PAGE_SIZE;
+}
+
+/* Index of the page at p, or (size_t)-1 if p is not a heap page address. */
+static size_t page_index(const void *p)
+{
+    const uint8_t *b = p;
+    if (b >= heap_area && b < heap_area + sizeof(heap_area))
+        return (size_t)(b - heap_area) / PAGE_SIZE;
+    if (extra_base && b >= extra_base && b < extra_base + extra_pages * PAGE_SIZE)
+        return MM_HEAP_PAGES + (size_t)(b - extra_base) / PAGE_SIZE;
+    return (size_t)-1;
+}
 static size_t search_hint;
 static void *free_blocks[NR_CLASSES];       /* singly linked through the first word of a block */
 
@@ -40,24 +71,37 @@ void init_mm(void)
     /* heap_area and page_bitmap are in .bss: zero, all pages free */
     pages_in_use = 0;
     search_hint = 0;
+    uint64_t start = (boot.heap_extra_start + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+    uint64_t end = boot.heap_extra_end & ~(uint64_t)(PAGE_SIZE - 1);
+    if (end > start) {
+        extra_base = (uint8_t *)(uintptr_t)start;
+        extra_pages = (size_t)((end - start) / PAGE_SIZE);
+        if (extra_pages > MM_EXTRA_MAX_PAGES)
+            extra_pages = MM_EXTRA_MAX_PAGES;
+        total_pages = MM_HEAP_PAGES + extra_pages;
+    }
 }
 
 void *mm_alloc_pages(size_t count)
 {
-    if (count == 0 || count > MM_HEAP_PAGES)
+    if (count == 0 || count > total_pages)
         return NULL;
     for (size_t pass = 0; pass < 2; pass++) {
         size_t start = pass == 0 ? search_hint : 0;
         size_t run = 0;
-        for (size_t i = start; i < MM_HEAP_PAGES; i++) {
+        for (size_t i = start; i < total_pages; i++) {
+            if (i == MM_HEAP_PAGES)
+                run = 0; /* runs never span the two regions */
             run = page_used(i) ? 0 : run + 1;
             if (run == count) {
                 size_t first = i + 1 - count;
                 for (size_t j = first; j <= i; j++)
                     page_mark(j, 1);
                 pages_in_use += count;
+                if (pages_in_use > peak_pages_in_use)
+                    peak_pages_in_use = pages_in_use;
                 search_hint = i + 1;
-                void *p = heap_area + first * PAGE_SIZE;
+                void *p = page_address(first);
                 memset(p, 0, count * PAGE_SIZE);
                 return p;
             }
@@ -68,8 +112,8 @@ void *mm_alloc_pages(size_t count)
 
 void mm_free_pages(void *pages, size_t count)
 {
-    size_t first = (size_t)((uint8_t *)pages - heap_area) / PAGE_SIZE;
-    if ((uint8_t *)pages < heap_area || first + count > MM_HEAP_PAGES)
+    size_t first = page_index(pages);
+    if (first == (size_t)-1 || first + count > total_pages || (first < MM_HEAP_PAGES && first + count > MM_HEAP_PAGES))
         rt_panic("mm_free_pages: pointer outside the heap");
     for (size_t j = first; j < first + count; j++)
         page_mark(j, 0);
@@ -79,7 +123,8 @@ void mm_free_pages(void *pages, size_t count)
 }
 
 size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
-size_t mm_heap_size(void) { return sizeof(heap_area); }
+size_t mm_heap_size(void) { return total_pages * PAGE_SIZE; }
+size_t mm_heap_peak(void) { return peak_pages_in_use * PAGE_SIZE; }
 
 /* Takes one block of class c, refilling the class from a fresh page when empty. */
 static void *class_take(unsigned c)

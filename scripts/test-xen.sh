@@ -60,11 +60,16 @@ LOG=$WORK/xen-$VARIANT.log
 echo "test-xen: booting Xen + dom0 with xentest.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 set +e
 XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-150} \
-DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${DOM0_EXTRA:-}" \
+DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} XSTEST_MANY_GUESTS=$([ "$VARIANT" = pvh ] && echo 1 || echo 0) ${DOM0_EXTRA:-}" \
     "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
 status=${PIPESTATUS[0]}
 set -e
 echo "test-xen: QEMU exit status $status"
+# boot-to-first-reply: init-xenstore-domain builds the domain, starts it and returns once dom0's
+# first request through it succeeded (dom0-init.sh prints @@T <uptime> <event> around it)
+awk '/^@@T .* modules loaded/ {a = $2} /^@@T .* xenstore domain up/ {b = $2}
+     END {if (a != "" && b != "") printf "test-xen: init-xenstore-domain to first reply: %.2f s\n", b - a}' "$LOG"
+grep '^@@XS info' "$LOG" | sed 's/^@@XS info /test-xen: /' || true
 echo "---- Xen console lines of the stub domain, harness markers, and its PV console log (via xenconsoled) ----"
 awk '/^---- \/var\/log\/xen\/console/ {show = 1} /^@@XENTEST/ {show = 0}
      show || /^\(d[1-9][0-9]*\)/ || /^@@X/ || /init-xenstore-domain/ || /^xc: error/' "$LOG" | head -150

@@ -21,6 +21,9 @@ struct boot_state {
     const char *cmdline;            /* never NULL */
     uint64_t console_pfn;           /* PV console ring frame (guest pfn), 0 if none */
     uint32_t console_evtchn;
+    uint64_t heap_extra_start;      /* RAM after the image the heap may use: [start, end) */
+    uint64_t heap_extra_end;        /* (physical = virtual; 0, 0 if none), set by arch_init */
+    const char *heap_note;          /* why there is no extra heap, for the boot line (or NULL) */
 };
 
 extern struct boot_state boot;

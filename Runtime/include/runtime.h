@@ -63,6 +63,8 @@ int64_t clock_wall_seconds(void);
 size_t mm_heap_used(void);
 /** Size of the heap region in bytes. */
 size_t mm_heap_size(void);
+/** Highest number of heap bytes ever in use (page granularity). */
+size_t mm_heap_peak(void);
 
 /* ---- event channels ------------------------------------------------------------------- */
 

@@ -29,6 +29,7 @@ extension Server {
             out += Payload.bytes("\ncommits: ") + Payload.decimal(history.commitCount)
             out += Payload.bytes("\nconnections: ") + Payload.decimal(connections.count)
             out += Payload.bytes("\ndomains: ") + Payload.decimal(domains.count)
+            if let extra = configuration.memoryReport?() { out += [0x0A] + extra }
             return Server.text(out)
         case Payload.bytes("history"):
             let limit = arguments.first.flatMap { Payload.parseDecimal($0) }.map { Int(min($0, 10_000)) } ?? 20

@@ -29,6 +29,8 @@ public struct ServerConfiguration {
     /// (libxl makes a new domain the owner of its nodes before INTRODUCE). Nil: only dom0,
     /// introduced and connected domains exist.
     public var domainExists: ((UInt32) -> Bool)? = nil
+    /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use).
+    public var memoryReport: (() -> [UInt8])? = nil
 
     /// The defaults of C xenstored 4.17.
     public init() {}

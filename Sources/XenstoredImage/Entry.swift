@@ -48,6 +48,11 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     // or a write-heavy client (test-xenstore writes 2000-byte values) exhausts memory.
     configuration.retainedCommits = 32
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
+    configuration.memoryReport = {
+        SelfTest.text("heap in use KiB: ") + decimalBytes(UInt64(mm_heap_used() / 1024))
+            + SelfTest.text("\nheap size KiB: ") + decimalBytes(UInt64(mm_heap_size() / 1024))
+            + SelfTest.text("\nheap peak KiB: ") + decimalBytes(UInt64(mm_heap_peak() / 1024))
+    }
     let loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
     guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
     _ = loop.watchDomainExceptions()
@@ -60,6 +65,17 @@ func trapOnPurpose(_ values: [Int]) {
     var index = values.count
     withUnsafeMutablePointer(to: &index) { _ in }  // keep the optimizer from proving the trap statically
     Console.write(decimal: UInt64(values[index]))
+}
+
+/// The decimal digits of a number.
+func decimalBytes(_ value: UInt64) -> [UInt8] {
+    var digits: [UInt8] = []
+    var rest = value
+    repeat {
+        digits.append(UInt8(truncatingIfNeeded: 0x30 + rest % 10))
+        rest /= 10
+    } while rest > 0
+    return digits.reversed()
 }
 
 /// Writes to the runtime console (PV ring, Xen debug port or COM1, whichever is present).
@@ -76,13 +92,7 @@ public enum Console {
 
     /// Writes an unsigned number in decimal.
     public static func write(decimal value: UInt64) {
-        var digits: [UInt8] = []
-        var rest = value
-        repeat {
-            digits.append(UInt8(truncatingIfNeeded: 0x30 + rest % 10))
-            rest /= 10
-        } while rest > 0
-        write(bytes: digits.reversed())
+        write(bytes: decimalBytes(value))
     }
 
     /// Writes bytes with NUL shown as `\0` and other non-printable bytes as `\xNN`.

@@ -53,15 +53,72 @@ static void setup_pv(start_info_t *si)
     boot.console_evtchn = si->console.domU.evtchn;
 }
 
+/*
+ * PVH: the heap may grow into the RAM after the image (identity-mapped by boot.S up to 4 GiB),
+ * past everything Xen or the loader placed there (start info, command line, memory map), up to
+ * the end of that RAM: the RAM entry of the memory map when there is one (QEMU), else the
+ * domain's reservation (init-xenstore-domain gives a PVH domain no memory map). Needs the
+ * hypercall page for the latter.
+ */
+static void find_heap_extra(const struct hvm_start_info *si)
+{
+    extern char _end[];
+    boot.heap_note = "no start info";
+    if (!si || si->magic != XEN_HVM_START_MAGIC_VALUE)
+        return;
+    int has_map = si->version >= 1 && si->memmap_paddr && si->memmap_entries;
+    const struct hvm_memmap_table_entry *map = has_map ? (const void *)(uintptr_t)si->memmap_paddr : NULL;
+    uint64_t start = (uint64_t)(uintptr_t)_end;
+    uint64_t ends[3] = {
+        (uint64_t)(uintptr_t)si + sizeof(*si),
+        has_map ? si->memmap_paddr + si->memmap_entries * sizeof(*map) : 0,
+        si->cmdline_paddr ? si->cmdline_paddr + strlen((const char *)(uintptr_t)si->cmdline_paddr) + 1 : 0,
+    };
+    for (int i = 0; i < 3; i++)
+        if (ends[i] > start && ends[i] < (1ull << 32))
+            start = ends[i];
+    boot.heap_note = "boot modules present";
+    if (si->nr_modules)
+        return; /* modules could lie anywhere: do not guess, keep the static heap */
+    uint64_t end = 0;
+    if (has_map) {
+        for (uint32_t i = 0; i < si->memmap_entries; i++)
+            if (map[i].type == XEN_HVM_MEMMAP_TYPE_RAM && map[i].addr <= start && start < map[i].addr + map[i].size)
+                end = map[i].addr + map[i].size;
+    } else if (boot.xen) {
+        /*
+         * libxenguest populates a PVH domain's RAM from guest-physical 0 upwards, below the MMIO
+         * hole; its special pages (console, store) lie outside that range. RAM therefore ends at
+         * the reservation's size at the latest: stopping there can undercount (a populate hole
+         * below the image), never overrun.
+         */
+        domid_t self = DOMID_SELF;
+        long pages = HYPERVISOR_memory_op(XENMEM_current_reservation, &self);
+        if (pages > 0)
+            end = (uint64_t)pages << PAGE_SHIFT;
+    }
+    if (end > 0xF0000000ull)
+        end = 0xF0000000ull;
+    boot.heap_note = "no RAM after the image";
+    if (end > start + PAGE_SIZE) {
+        boot.heap_extra_start = start;
+        boot.heap_extra_end = end;
+        boot.heap_note = NULL;
+    }
+}
+
 static void setup_pvh(const struct hvm_start_info *si)
 {
     if (si && si->magic == XEN_HVM_START_MAGIC_VALUE && si->cmdline_paddr)
         boot.cmdline = (const char *)(uintptr_t)si->cmdline_paddr;
     boot.xen_cpuid_base = find_xen_cpuid_base();
-    if (!boot.xen_cpuid_base)
+    if (boot.xen_cpuid_base) {
+        hypervisor_install_page(boot.xen_cpuid_base);
+        boot.xen = 1;
+    }
+    find_heap_extra(si);
+    if (!boot.xen)
         return; /* QEMU without Xen: COM1 and isa-debug-exit only */
-    hypervisor_install_page(boot.xen_cpuid_base);
-    boot.xen = 1;
     struct xen_add_to_physmap xatp = {
         .domid = DOMID_SELF,
         .space = XENMAPSPACE_shared_info,
