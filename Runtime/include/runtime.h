@@ -22,10 +22,11 @@ enum rt_exit_code {
     RT_EXIT_OK = 0,          /**< clean shutdown */
     RT_EXIT_PANIC = 96,      /**< runtime panic (rt_panic) */
     RT_EXIT_OOM = 97,        /**< heap exhausted */
-    RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (e.g. 106 = #UD, a Swift trap) */
+    RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (x86: 106 = #UD, a Swift trap;
+                                  ARM: + exception vector index, 101 = undefined instruction, a Swift trap) */
 };
 
-/** Stops the domain: SCHEDOP_shutdown under Xen, isa-debug-exit (QEMU) otherwise. */
+/** Stops the domain: SCHEDOP_shutdown under Xen, isa-debug-exit (x86) or semihosting exit (ARM) in QEMU. */
 void rt_exit(int code) __attribute__((noreturn));
 
 /* ---- boot facts ----------------------------------------------------------------------- */
@@ -33,7 +34,8 @@ void rt_exit(int code) __attribute__((noreturn));
 /** How the image was entered. */
 enum boot_mode {
     BOOT_MODE_PV = 0,        /**< Xen PV, 64-bit entry with start_info */
-    BOOT_MODE_PVH = 1        /**< PVH 32-bit entry with hvm_start_info (Xen PVH or QEMU -kernel) */
+    BOOT_MODE_PVH = 1,       /**< PVH 32-bit entry with hvm_start_info (Xen PVH or QEMU -kernel) */
+    BOOT_MODE_ARM = 2        /**< armv7 zImage entry with a device tree (Xen on ARM, or QEMU -M virt) */
 };
 
 /** The entry path taken (enum boot_mode). */
@@ -45,14 +47,14 @@ const char *boot_cmdline(void);
 
 /* ---- console -------------------------------------------------------------------------- */
 
-/** Writes bytes to every console present (PV ring, Xen debug port 0xE9, COM1). */
+/** Writes bytes to every console present (PV ring; x86: Xen debug port 0xE9, COM1; ARM without Xen: PL011). */
 void console_write(const uint8_t *buf, size_t len);
 /** Waits (bounded) until the PV console ring has been drained by the backend. */
 void console_flush(void);
 
 /* ---- time ----------------------------------------------------------------------------- */
 
-/** Nanoseconds since boot (Xen system time, or TSC ticks without Xen). */
+/** Nanoseconds since boot (x86: Xen system time, or TSC ticks without Xen; ARM: the generic timer). */
 uint64_t clock_monotonic_ns(void);
 /** Seconds since the epoch from Xen's wall clock; 0 without Xen. */
 int64_t clock_wall_seconds(void);
