@@ -36,7 +36,7 @@ PACKED_DIR      ?= $(DEPLOY_CI_DIR)/pack
 
 images: $(IMAGE_PVH) $(IMAGE_PV)
 	@echo "images: built x86_64-pvh ($(IMAGE_PVH)) and x86_64-pv ($(IMAGE_PV))"
-	@echo "images: arm32: no image target exists yet (no Runtime/arch/arm32, no Linker/arm32.ld); skipped"
+	@echo "images: arm32: built by \`make image ARCH=arm32\` (build/xenstore-stubdom-arm32), not packed by xsdeploy yet; skipped"
 
 xsdeploy:
 	$(SWIFT) build --product xsdeploy
