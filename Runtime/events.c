@@ -90,6 +90,17 @@ int evtchn_bind_virq(uint32_t virq, uint32_t *port)
     return rc;
 }
 
+int evtchn_alloc_unbound(uint16_t remote_dom, uint32_t *port)
+{
+    if (!boot.shared_info)
+        return -XEN_ENOSYS;
+    struct evtchn_alloc_unbound op = { .dom = DOMID_SELF, .remote_dom = remote_dom };
+    int rc = (int)HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &op);
+    if (rc == 0 && (rc = remember(op.port)) == 0)
+        *port = op.port;
+    return rc;
+}
+
 int evtchn_close(uint32_t port)
 {
     forget(port);

@@ -1,4 +1,4 @@
-/* gnttab.c: grant tables — map and unmap one foreign page (a guest's store ring, GNTTAB_RESERVED_XENSTORE). */
+/* gnttab.c: grant tables — map and unmap one foreign page (a guest's store ring, GNTTAB_RESERVED_XENSTORE), and grant our own pages (auto-translated guests). */
 #include "os.h"
 #include "hypervisor.h"
 #include "mm.h"
@@ -89,4 +89,49 @@ int gnttab_unmap_foreign(void *addr, uint32_t handle)
     if (rc == 0)
         mm_free_pages(addr, 1); /* otherwise leak the page: its address space is unusable */
     return rc;
+}
+
+/*
+ * Granting our own pages needs our grant table mapped: its first frame (refs 0-511, v1 entries)
+ * is placed at boot.grant_table_gpfn with XENMEM_add_to_physmap, which auto-translated guests
+ * (ARM: inside the xen,xen node's region) do instead of GNTTABOP_setup_table. Refs below
+ * GNTTAB_NR_RESERVED_ENTRIES belong to the toolstack; refs are handed out once, never reused.
+ */
+#define GRANT_REFS_PER_FRAME (PAGE_SIZE / sizeof(grant_entry_v1_t))
+
+static grant_entry_v1_t *own_table;
+static uint32_t next_ref = GNTTAB_NR_RESERVED_ENTRIES;
+
+static int map_own_table(void)
+{
+    if (own_table)
+        return 0;
+    if (!ready || !boot.grant_table_gpfn || boot.mode == BOOT_MODE_PV)
+        return -XEN_ENOSYS;
+    struct xen_add_to_physmap xatp = {
+        .domid = DOMID_SELF,
+        .space = XENMAPSPACE_grant_table,
+        .idx = 0,
+        .gpfn = boot.grant_table_gpfn,
+    };
+    int rc = (int)HYPERVISOR_memory_op(XENMEM_add_to_physmap, &xatp);
+    if (rc == 0)
+        own_table = pfn_to_virt(boot.grant_table_gpfn);
+    return rc;
+}
+
+int gnttab_grant_access(uint16_t domid, void *page, uint32_t *ref)
+{
+    int rc = map_own_table();
+    if (rc != 0)
+        return rc;
+    if (next_ref >= GRANT_REFS_PER_FRAME)
+        return -XEN_ENOSPC;
+    grant_entry_v1_t *e = &own_table[next_ref];
+    e->domid = domid;
+    e->frame = (uint32_t)pfn_to_mfn(virt_to_pfn(page));
+    wmb(); /* the entry is complete before it becomes valid */
+    e->flags = GTF_permit_access;
+    *ref = next_ref++;
+    return 0;
 }

@@ -28,6 +28,9 @@ struct boot_state {
     const char *cmdline;            /* never NULL */
     uint64_t console_pfn;           /* PV console ring frame (guest pfn), 0 if none */
     uint32_t console_evtchn;
+    uint64_t store_pfn;             /* our own Xenstore client ring (HVM param; an ordinary guest's), 0 if none */
+    uint32_t store_evtchn;
+    uint64_t grant_table_gpfn;      /* where our own grant table frame may be mapped (ARM: the xen,xen region), 0 if unknown */
 };
 
 extern struct boot_state boot;

@@ -72,6 +72,8 @@ size_t mm_heap_size(void);
 int evtchn_bind_interdomain(uint16_t remote_dom, uint32_t remote_port, uint32_t *port);
 /** Binds a VIRQ (e.g. VIRQ_DOM_EXC = 3) on vCPU 0; the new port is stored in *port. */
 int evtchn_bind_virq(uint32_t virq, uint32_t *port);
+/** Allocates a port that `remote_dom` may bind to (EVTCHNOP_alloc_unbound); it is polled like bound ports. */
+int evtchn_alloc_unbound(uint16_t remote_dom, uint32_t *port);
 /** Closes a port bound by this runtime. */
 int evtchn_close(uint32_t port);
 /** Signals the remote end of a port. */
@@ -106,6 +108,15 @@ int domain_state(uint16_t domid);
 void *gnttab_map_foreign(uint16_t domid, uint32_t ref, uint32_t *handle);
 /** Unmaps a page mapped by gnttab_map_foreign and gives its address space back to the heap. */
 int gnttab_unmap_foreign(void *addr, uint32_t handle);
+/** Grants `domid` read-write access to one page of ours; the reference is stored in *ref.
+ *  Auto-translated guests only (ARM); -XEN_ENOSYS where our grant table cannot be mapped. */
+int gnttab_grant_access(uint16_t domid, void *page, uint32_t *ref);
+
+/* ---- our own Xenstore client connection (an ordinary guest's store ring) -------------- */
+
+/** Writes `value` at `path` (relative paths are under /local/domain/<our domid>) through dom0's
+ *  xenstored; waits for the reply (bounded). -XEN_ENOSYS when we have no store ring. */
+int xs_client_write(const char *path, const char *value);
 
 /* ---- xenstore rings (xs_wire.h layout: req[1024], rsp[1024], indices) ------------------ */
 
@@ -117,5 +128,26 @@ size_t xsring_write(void *ring, const uint8_t *buf, size_t len);
 size_t xsring_space(void *ring);
 /** Non-zero if a mapped ring holds unread request bytes. */
 int xsring_has_input(void *ring);
+
+/* ---- vchan rings (libxenvchan server side, orders 10/11 in one page) ------------------- */
+
+/** Offers a vchan to `domid`: a granted page and an unbound port, published as `xs_dir`/ring-ref and
+ *  `xs_dir`/event-channel through xs_client_write, as libxenvchan_server_init does. Returns the page
+ *  (NULL on error) and the local port in *port. */
+void *vchan_offer(uint16_t domid, const char *xs_dir, uint32_t *port);
+/** The client's state: 0 = it has gone, 1 = connected, 2 = not connected yet. */
+int vchan_client_state(void *ring);
+/** Copies up to `len` client bytes out of the ring; returns the count, or -1 if its indices are corrupt. */
+long vchan_read(void *ring, uint8_t *buf, size_t len);
+/** Copies up to `len` bytes into the ring to the client; returns the count written. */
+size_t vchan_write(void *ring, const uint8_t *buf, size_t len);
+/** Free space of the ring to the client, in bytes. */
+size_t vchan_space(void *ring);
+/** Non-zero if the client has sent bytes not yet read. */
+int vchan_has_input(void *ring);
+/** Asks the client to signal our port when it writes or reads (call before sleeping). */
+void vchan_rearm(void *ring);
+/** After the client has gone: drops its unread request bytes and our unread output. */
+void vchan_reset(void *ring);
 
 #endif

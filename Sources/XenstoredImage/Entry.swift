@@ -11,14 +11,17 @@ public enum ImageExitCode {
     public static let success: Int32 = 0
     /// Under Xen: dom0's ring could not be mapped or its event channel not bound.
     public static let dom0RingUnavailable: Int32 = 2
+    /// Under Xen with `--vchan`: the vchan could not be granted, bound or published.
+    public static let vchanUnavailable: Int32 = 3
     /// Self-test step n failed: `selfTestFirstFailure + n`.
     public static let selfTestFirstFailure: Int32 = SelfTest.firstFailureCode
 }
 
 /// Runs the image and returns its exit code (0 = success) to the runtime, which shuts the domain down.
 ///
-/// Runs the core self-test first; under Xen with `--event <port>` it then serves the store rings,
-/// otherwise (QEMU smoke test) it exits with the self-test's result.
+/// Runs the core self-test first; under Xen with `--event <port>` it then serves the store rings
+/// (the Xenstore domain), with `--vchan` it serves dom0 clients over a vchan of its own (an
+/// ordinary guest, the ARM route), otherwise (QEMU smoke test) it exits with the self-test's result.
 @_cdecl("xenstored_main")
 public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     let arguments = BootArguments(cString: cmdline)
@@ -41,14 +44,20 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         Console.write("xenstored: trapping on purpose (--selftest-trap)\n")
         trapOnPurpose([1, 2, 3])
     }
-    guard code == 0, xen_present() != 0, let port = arguments.dom0EventChannel else { return code }
-    // Under Xen with --event: serve dom0's ring (grant reference 1) and every domain it introduces.
+    guard code == 0, xen_present() != 0 else { return code }
     var configuration = ServerConfiguration()
     // The heap is a few MiB: keep only the newest commits' trees alive (older ones keep their ids),
     // or a write-heavy client (test-xenstore writes 2000-byte values) exhausts memory.
     configuration.retainedCommits = 32
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
     let loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
+    guard let port = arguments.dom0EventChannel else {
+        guard arguments.vchan else { return code }
+        // An ordinary guest: dom0's clients reach us through vchan-socket-proxy.
+        guard loop.offerVchan(to: 0, at: "data/xenstore-vchan") else { return ImageExitCode.vchanUnavailable }
+        return loop.run()
+    }
+    // The Xenstore domain (--event): serve dom0's ring (grant reference 1) and every domain it introduces.
     guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
     _ = loop.watchDomainExceptions()
     return loop.run()

@@ -1,26 +1,72 @@
-// The stub domain's event loop under Xen: serves dom0's ring and every introduced domain's ring.
+// The stub domain's event loop under Xen: serves dom0's ring and every introduced domain's ring, or dom0 clients over a vchan we offer.
 
 import XenRuntime
 import XenstoreServer
 import XenstoreStore
 import XenstoreWire
 
-/// One domain's store ring, mapped through its grant reference 1, and the server connection behind it.
+/// How a ring's bytes move.
+enum RingTransport {
+    /// A Xenstore ring (xs_wire.h) a domain granted us: it writes requests, we write replies.
+    case xenstore
+    /// A libxenvchan ring we granted: the client (dom0's vchan-socket-proxy) writes requests, we
+    /// write replies; clients come and go, each gets a fresh connection.
+    case vchan
+}
+
+/// One domain's store ring (mapped through its grant reference 1, or a vchan page of ours) and the server connection behind it.
 final class DomainRing {
     let domid: UInt16
     let page: UnsafeMutableRawPointer
     let grantHandle: UInt32
     let port: UInt32
-    let connection: ConnectionID
+    let transport: RingTransport
+    var connection: ConnectionID
     /// Set when the ring's indices were corrupt or the server closed the connection; it is no longer read.
     var broken = false
+    /// vchan only: whether a client was connected at the last look.
+    var clientConnected = false
 
-    init(domid: UInt16, page: UnsafeMutableRawPointer, grantHandle: UInt32, port: UInt32, connection: ConnectionID) {
+    init(domid: UInt16, page: UnsafeMutableRawPointer, grantHandle: UInt32, port: UInt32, connection: ConnectionID,
+         transport: RingTransport = .xenstore) {
         self.domid = domid
         self.page = page
         self.grantHandle = grantHandle
         self.port = port
         self.connection = connection
+        self.transport = transport
+    }
+
+    /// Copies request bytes out of the ring; -1 if its indices are corrupt.
+    func read(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        switch transport {
+        case .xenstore: return xsring_read(page, buffer.baseAddress, buffer.count)
+        case .vchan: return vchan_read(page, buffer.baseAddress, buffer.count)
+        }
+    }
+
+    /// Copies reply bytes into the ring; returns how many fitted.
+    func write(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        switch transport {
+        case .xenstore: return xsring_write(page, bytes.baseAddress, bytes.count)
+        case .vchan: return vchan_write(page, bytes.baseAddress, bytes.count)
+        }
+    }
+
+    /// Free reply space in bytes.
+    var space: Int {
+        switch transport {
+        case .xenstore: return xsring_space(page)
+        case .vchan: return vchan_space(page)
+        }
+    }
+
+    /// Whether unread request bytes are waiting.
+    var hasInput: Bool {
+        switch transport {
+        case .xenstore: return xsring_has_input(page) != 0
+        case .vchan: return vchan_has_input(page) != 0
+        }
     }
 }
 
@@ -59,6 +105,46 @@ public final class RingServer {
         return true
     }
 
+    /// Offers a vchan to `domid` (published under `directory`, relative to our own Xenstore home in
+    /// dom0's xenstored) and serves its clients as privileged connections of that domain.
+    public func offerVchan(to domid: UInt16, at directory: StaticString) -> Bool {
+        var port: UInt32 = 0
+        let path = UnsafeRawPointer(directory.utf8Start).assumingMemoryBound(to: CChar.self)  // literals are NUL-terminated
+        guard let page = vchan_offer(domid, path, &port) else {
+            report("cannot offer a vchan to domain ", UInt64(domid))
+            return false
+        }
+        let connection = server.openConnection(caller: Caller(domid: UInt32(domid), privileged: true))
+        rings.append(DomainRing(domid: domid, page: page, grantHandle: 0, port: port, connection: connection, transport: .vchan))
+        Console.write("xenstored: vchan offered at ")
+        Console.write(directory)
+        Console.write(" (event channel ")
+        Console.write(decimal: UInt64(port))
+        Console.write(")\n")
+        return true
+    }
+
+    /// vchan rings: a client that has gone loses its connection (watches, transactions) and its
+    /// unread bytes; the next client starts afresh. Returns whether anything changed.
+    func checkVchanClients() -> Bool {
+        var changed = false
+        for ring in rings where ring.transport == .vchan {
+            let connected = vchan_client_state(ring.page) == 1
+            if connected == ring.clientConnected { continue }
+            changed = true
+            ring.clientConnected = connected
+            if connected {
+                report("vchan client connected, domain ", UInt64(ring.domid))
+            } else {
+                server.closeConnection(ring.connection)
+                vchan_reset(ring.page)
+                ring.connection = server.openConnection(caller: Caller(domid: UInt32(ring.domid), privileged: true))
+                ring.broken = false
+            }
+        }
+        return changed
+    }
+
     /// Binds VIRQ_DOM_EXC (init-xenstore-domain made us its handler) so that shut-down and
     /// dying domains are noticed; returns false if Xen refused.
     public func watchDomainExceptions() -> Bool {
@@ -88,7 +174,7 @@ public final class RingServer {
 
     /// Drops a domain's ring: closes its connection, unbinds its port and unmaps the page.
     func detach(domid: UInt16) {
-        guard let index = rings.firstIndex(where: { $0.domid == domid }) else { return }
+        guard let index = rings.firstIndex(where: { $0.domid == domid && $0.transport == .xenstore }) else { return }
         let ring = rings.remove(at: index)
         server.closeConnection(ring.connection)
         if evtchn_close(ring.port) != 0 { report("cannot close the event channel of domain ", UInt64(domid)) }
@@ -107,16 +193,25 @@ public final class RingServer {
                 apply(server.takeEffects())
             }
             for ring in rings { _ = evtchn_take_pending(ring.port) }
+            _ = checkVchanClients()
             var consumed: [Bool] = []
             for ring in rings { consumed.append(pump(ring)) }
             var busy = false
             for (index, ring) in rings.enumerated() {
                 let wrote = flush(ring)
                 if wrote || consumed[index] { _ = evtchn_notify(ring.port) }
-                if !ring.broken && (xsring_has_input(ring.page) != 0 && server.wantsInput(ring.connection)) { busy = true }
+                if !ring.broken && (ring.hasInput && server.wantsInput(ring.connection)) { busy = true }
             }
             apply(server.takeEffects())
-            if !busy { _ = evtchn_wait(0) }
+            if !busy {
+                // vchan clients signal only when asked to: ask, then look once more before sleeping
+                for ring in rings where ring.transport == .vchan { vchan_rearm(ring.page) }
+                let pending = rings.contains { ring in
+                    (ring.transport == .vchan && (vchan_client_state(ring.page) == 1) != ring.clientConnected)
+                        || (!ring.broken && ring.hasInput && server.wantsInput(ring.connection))
+                }
+                if !pending { _ = evtchn_wait(0) }
+            }
         }
         return 0
     }
@@ -125,7 +220,7 @@ public final class RingServer {
     func pump(_ ring: DomainRing) -> Bool {
         var consumed = false
         while !ring.broken && server.wantsInput(ring.connection) {
-            let count = buffer.withUnsafeMutableBufferPointer { xsring_read(ring.page, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBufferPointer { ring.read(into: $0) }
             if count < 0 {
                 report("corrupt ring indices, ignoring domain ", UInt64(ring.domid))
                 ring.broken = true
@@ -142,10 +237,10 @@ public final class RingServer {
     func flush(_ ring: DomainRing) -> Bool {
         var wrote = false
         while server.hasOutput(ring.connection) {
-            let space = xsring_space(ring.page)
+            let space = ring.space
             if space == 0 { break }
             let bytes = server.takeOutput(ring.connection, maxBytes: space)
-            let written = bytes.withUnsafeBufferPointer { xsring_write(ring.page, $0.baseAddress, $0.count) }
+            let written = bytes.withUnsafeBufferPointer { ring.write($0) }
             wrote = wrote || written > 0
             if written < bytes.count { break }  // cannot happen: space was checked
         }

@@ -39,6 +39,11 @@ static void setup_xen(void)
         boot.console_pfn = pfn;
         boot.console_evtchn = (uint32_t)port;
     }
+    if (hvm_get_param(HVM_PARAM_STORE_PFN, &pfn) == 0 && hvm_get_param(HVM_PARAM_STORE_EVTCHN, &port) == 0) {
+        boot.store_pfn = pfn;
+        boot.store_evtchn = (uint32_t)port;
+    }
+    boot.grant_table_gpfn = facts.xen_grant_base >> PAGE_SHIFT;
 }
 
 void arch_init(void *dtb, int mode)
