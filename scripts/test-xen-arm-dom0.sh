@@ -39,8 +39,25 @@ check "history: our daemon answers CONTROL history" sh -c 'xenstore-control hist
 t "clients done"
 unset XENSTORED_PATH
 check "dom0's own xenstored does not have /test/key" sh -c '! xenstore-read /test/key'
-xl list
+# Restart: the image comes back and serves again. Its store starts empty: the history is in memory
+# (no disk in the image yet), so surviving a restart is not checked here but reported.
 kill %1 2>/dev/null
+t "restart: xl destroy + xl create"
+check "xl destroy" xl destroy xenstore-arm
+check "xl create again" xl create /etc/xen/xenstore-arm.cfg
+for i in $(seq 1 300); do [ "$(grep -c 'vchan offered' $log)" -ge 2 ] && break; sleep 0.1; done
+domid=$(xl domid xenstore-arm)
+dir=/local/domain/$domid/data/xenstore-vchan
+vchan-socket-proxy "$domid" "$dir" /run/xs-arm2.sock >> /tmp/proxy.log 2>&1 &
+for i in $(seq 1 50); do [ -S /run/xs-arm2.sock ] && break; sleep 0.1; done
+export XENSTORED_PATH=/run/xs-arm2.sock
+check "restarted image serves: write + read" sh -c 'xenstore-write /test/after restart && [ "$(xenstore-read /test/after)" = restart ]'
+echo "@@XS note /test/key after the restart: $(xenstore-read /test/key 2>&1) (history is in memory; restart survival not implemented)"
+echo "@@XS note history after the restart: $(xenstore-control history 10 | wc -l) commits"
+unset XENSTORED_PATH
+t "restart checked"
+xl list
+kill %2 2>/dev/null
 cat /tmp/proxy.log
 for f in /var/log/xen/console/*; do
     [ -e "$f" ] || continue
