@@ -29,7 +29,7 @@ IMAGE_Q := $(if $(V),,@)
 IMAGE_DIR  := build/image/x86_64
 IMAGE_PVH  := build/xenstore-stubdom-x86_64-pvh
 IMAGE_PV   := build/xenstore-stubdom-x86_64-pv
-IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer
+IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer XenstoreBlock
 IMAGE_CORE_SRCS := $(foreach m,$(IMAGE_CORE_MODULES),$(wildcard Sources/$(m)/*.swift))
 IMAGE_GLUE_SRCS := $(wildcard Sources/XenstoredImage/*.swift)
 IMAGE_RUNTIME_HDRS := $(wildcard Runtime/include/*.h Runtime/include/*/*.h Runtime/arch/x86_64/*.h) Runtime/include/module.modulemap
@@ -78,6 +78,8 @@ $(IMAGE_DIR)/modules/XenstoreWire.o: $(wildcard Sources/XenstoreWire/*.swift) mk
 $(IMAGE_DIR)/modules/XenstoreStore.o: $(wildcard Sources/XenstoreStore/*.swift) mk/image.mk | $(IMAGE_DIR)/modules
 $(IMAGE_DIR)/modules/XenstoreServer.o: $(wildcard Sources/XenstoreServer/*.swift) \
         $(IMAGE_DIR)/modules/XenstoreWire.o $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
+$(IMAGE_DIR)/modules/XenstoreBlock.o: $(wildcard Sources/XenstoreBlock/*.swift) \
+        $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
 $(foreach m,$(IMAGE_CORE_MODULES),$(IMAGE_DIR)/modules/$(m).o):
 	@echo "  SWIFTC  $(basename $(notdir $@))"
 	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name $(basename $(notdir $@)) -I $(IMAGE_DIR)/modules \

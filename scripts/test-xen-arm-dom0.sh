@@ -2,7 +2,8 @@
 # Runs inside the arm32 dom0 (as /test.sh of the Xen-in-QEMU harness): starts our image with xl create as an
 # ordinary guest (`--vchan`), connects vchan-socket-proxy to the vchan it offers, and runs the real Xenstore
 # clients through it (XENSTORED_PATH = the proxy's socket): write/read/ls/list/rm, a watch, and
-# xenstore-control history (only our daemon has it). rc 0 = pass.
+# xenstore-control history (only our daemon has it); then restarts the image on the same virtual disk
+# (blkback over a loop device) and checks that the store and its history are still there. rc 0 = pass.
 rc=0
 t() { echo "@@T $(cut -d' ' -f1 /proc/uptime) $*"; }
 check() { # check <description> <command...>
@@ -11,15 +12,39 @@ check() { # check <description> <command...>
     if out=$(timeout 30 "$@" 2>&1); then echo "@@XS ok   $what: $out"; else echo "@@XS FAIL $what: $out"; rc=1; fi
 }
 log=/var/log/xen/console/guest-xenstore-arm.log
+# The image's disk: blkback over a loop device. xl's disk= would need the hotplug scripts, which the
+# harness's initramfs does not carry, so the vbd's nodes are written here as libxl would write them.
+KV=$(uname -r)
+insmod /lib/modules/$KV/loop.ko 2>/dev/null
+insmod /lib/modules/$KV/xen-blkback.ko 2>/dev/null
+dd if=/dev/zero of=/tmp/xs-disk.img bs=1M count=4 2>/dev/null
+losetup /dev/loop0 /tmp/xs-disk.img
+attach_disk() { # attach_disk <domid>: /dev/loop0 as the guest's xvda (51712)
+    f=/local/domain/$1/device/vbd/51712
+    b=/local/domain/0/backend/vbd/$1/51712
+    xenstore-write $f/backend $b $f/backend-id 0 $f/state 1 $f/virtual-device 51712 $f/device-type disk &&
+    xenstore-chmod -r $f n$1 r0 &&
+    xenstore-write $b/frontend $f $b/frontend-id $1 $b/online 1 $b/removable 0 $b/state 1 $b/dev xvda \
+        $b/type phy $b/mode w $b/device-type disk $b/params /dev/loop0 $b/physical-device 7:0 &&
+    xenstore-chmod -r $b n0 r$1
+}
 t "xl create xenstore-arm"
 xl create /etc/xen/xenstore-arm.cfg || rc=1
 t "xl create returned"
-for i in $(seq 1 300); do grep -q 'vchan offered\|SELFTEST: FAIL\|CRASH\|exit [0-9]' $log 2>/dev/null && break; sleep 0.1; done
+attach_disk "$(xl domid xenstore-arm)" && echo "@@XS ok   attach the disk" || { echo "@@XS FAIL attach the disk"; rc=1; }
+for i in $(seq 1 600); do grep -q 'vchan offered\|SELFTEST: FAIL\|CRASH\|exit [0-9]' $log 2>/dev/null && break; sleep 0.1; done
 t "image ready (or timeout)"
 check "self-test passed in the image" grep -q 'SELFTEST: PASS' $log
 domid=$(xl domid xenstore-arm)
 dir=/local/domain/$domid/data/xenstore-vchan
 check "vchan published by the image" sh -c "xenstore-read $dir/ring-ref && xenstore-read $dir/event-channel"
+show_logs() {
+    for f in /var/log/xen/console/*; do
+        [ -e "$f" ] || continue
+        echo "---- $f"; cat "$f"
+    done
+}
+[ $rc -eq 0 ] || { xl list; show_logs; exit 1; }   # no point driving clients at an image that is not serving
 # the proxy talks to dom0's xenstored (to find the vchan) and listens on a socket for our clients
 vchan-socket-proxy "$domid" "$dir" /run/xs-arm.sock > /tmp/proxy.log 2>&1 &
 for i in $(seq 1 50); do [ -S /run/xs-arm.sock ] && break; sleep 0.1; done
@@ -39,28 +64,29 @@ check "history: our daemon answers CONTROL history" sh -c 'xenstore-control hist
 t "clients done"
 unset XENSTORED_PATH
 check "dom0's own xenstored does not have /test/key" sh -c '! xenstore-read /test/key'
-# Restart: the image comes back and serves again. Its store starts empty: the history is in memory
-# (no disk in the image yet), so surviving a restart is not checked here but reported.
+# Restart: the image comes back on the same disk and resumes its history.
 kill %1 2>/dev/null
 t "restart: xl destroy + xl create"
+old=$(xl domid xenstore-arm)
 check "xl destroy" xl destroy xenstore-arm
+xenstore-rm /local/domain/0/backend/vbd/$old
 check "xl create again" xl create /etc/xen/xenstore-arm.cfg
-for i in $(seq 1 300); do [ "$(grep -c 'vchan offered' $log)" -ge 2 ] && break; sleep 0.1; done
+attach_disk "$(xl domid xenstore-arm)" && echo "@@XS ok   attach the disk again" || { echo "@@XS FAIL attach the disk again"; rc=1; }
+for i in $(seq 1 600); do [ "$(grep -c 'vchan offered' $log)" -ge 2 ] && break; sleep 0.1; done
+check "the image resumed its history from the disk" grep -q 'history resumed from the disk' $log
 domid=$(xl domid xenstore-arm)
 dir=/local/domain/$domid/data/xenstore-vchan
 vchan-socket-proxy "$domid" "$dir" /run/xs-arm2.sock >> /tmp/proxy.log 2>&1 &
 for i in $(seq 1 50); do [ -S /run/xs-arm2.sock ] && break; sleep 0.1; done
 export XENSTORED_PATH=/run/xs-arm2.sock
-check "restarted image serves: write + read" sh -c 'xenstore-write /test/after restart && [ "$(xenstore-read /test/after)" = restart ]'
-echo "@@XS note /test/key after the restart: $(xenstore-read /test/key 2>&1) (history is in memory; restart survival not implemented)"
-echo "@@XS note history after the restart: $(xenstore-control history 10 | wc -l) commits"
+check "after the restart: /test/key is still there" sh -c '[ "$(xenstore-read /test/key)" = hello ]'
+check "after the restart: the history goes on (same commits, then a new one)" sh -c \
+    'xenstore-write /test/after restart && xenstore-control history 10 > /tmp/history2 && cat /tmp/history2 &&
+     grep -q "$(head -n 1 /tmp/history | cut -d" " -f1)" /tmp/history2'
 unset XENSTORED_PATH
 t "restart checked"
 xl list
 kill %2 2>/dev/null
 cat /tmp/proxy.log
-for f in /var/log/xen/console/*; do
-    [ -e "$f" ] || continue
-    echo "---- $f"; cat "$f"
-done
+show_logs
 exit $rc

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots Debian's Xen 4.17 (armhf) + a Linux dom0 in qemu-system-arm -M virt,virtualization=on (TCG) and runs our
 # arm32 zImage as a guest (xl create, kernel=) that serves the Xenstore protocol to dom0 clients over a vchan
-# ring of its own (scripts/test-xen-arm-dom0.sh: vchan-socket-proxy + xenstore-write/read/ls/rm/watch).
+# ring of its own and keeps its history on a virtual disk (scripts/test-xen-arm-dom0.sh: vchan-socket-proxy +
+# xenstore-write/read/ls/rm/watch, then a restart of the image that must keep the history).
 # Reuses the shared harness ../shared/xen-qemu (dom0-init.sh through arm/make-initramfs-arm.sh, and the QEMU
 # command of arm/boot-xen-arm.sh). The armhf packages are fetched with apt-get through a private apt
 # configuration under build/xen-test-arm/apt (the host's dpkg architectures stay untouched) and unpacked, not installed.
@@ -63,13 +64,17 @@ mkdir -p "$WORK/payload/usr/lib/xen-4.17/bin" "$WORK/payload/usr/lib/arm-linux-g
 cp "$WORK/sysroot/usr/lib/xen-4.17/bin/vchan-socket-proxy" "$WORK/payload/usr/lib/xen-4.17/bin/"
 ln -sf /usr/lib/xen-4.17/bin/vchan-socket-proxy "$WORK/payload/sbin/vchan-socket-proxy"
 cp -L "$WORK/sysroot/usr/lib/arm-linux-gnueabihf/libxenvchan.so.4.17" "$WORK/payload/usr/lib/arm-linux-gnueabihf/"
-for name in xenstore-list xenstore-rm xenstore-watch xenstore-exists; do ln -sf xenstore "$WORK/payload/bin/$name"; done
+for name in xenstore-list xenstore-rm xenstore-watch xenstore-exists xenstore-chmod; do ln -sf xenstore "$WORK/payload/bin/$name"; done
+# the image's disk: a loop device in dom0 served by blkback
+mkdir -p "$WORK/payload/lib/modules/$KVER"
+cp "$WORK/root/lib/modules/$KVER/kernel/drivers/block/loop.ko" \
+   "$WORK/root/lib/modules/$KVER/kernel/drivers/block/xen-blkback/xen-blkback.ko" "$WORK/payload/lib/modules/$KVER/"
 cat > "$WORK/payload/etc/xen/xenstore-arm.cfg" <<CFG
 # Our arm32 image as an ordinary guest: ARM guests are always "pvh"-style; kernel= takes the zImage.
 name = "xenstore-arm"
 type = "pvh"
 kernel = "/guests/xenstore-stubdom-arm32"
-extra = "--vchan --internal-db"
+extra = "--vchan --block"
 memory = 32
 vcpus = 1
 on_poweroff = "destroy"

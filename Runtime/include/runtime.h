@@ -117,6 +117,22 @@ int gnttab_grant_access(uint16_t domid, void *page, uint32_t *ref);
 /** Writes `value` at `path` (relative paths are under /local/domain/<our domid>) through dom0's
  *  xenstored; waits for the reply (bounded). -XEN_ENOSYS when we have no store ring. */
 int xs_client_write(const char *path, const char *value);
+/** Reads `path` into buf (NUL-terminated); returns the value's length, -XEN_ENOENT if absent, -XEN_E2BIG if too long. */
+int xs_client_read(const char *path, char *buf, size_t size);
+
+/* ---- a virtual block device (blkif frontend, one request at a time) ------------------- */
+
+/** Connects to virtual device `vdev` (51712 = xvda) under device/vbd/, waiting up to `timeout_ns`
+ *  for the toolstack to create it and the backend to connect; 0 on success. */
+int blkfront_open(uint32_t vdev, uint64_t timeout_ns);
+/** The connected device's size in bytes (0 when not connected). */
+uint64_t blkfront_size(void);
+/** Reads `len` bytes (a multiple of 512, at most 4096) at byte `offset` (a multiple of 512). */
+int blkfront_read(uint64_t offset, uint8_t *buf, size_t len);
+/** Writes `len` bytes (a multiple of 512, at most 4096) at byte `offset` (a multiple of 512). */
+int blkfront_write(uint64_t offset, const uint8_t *buf, size_t len);
+/** Makes earlier writes durable (BLKIF_OP_FLUSH_DISKCACHE when the backend offers it). */
+int blkfront_flush(void);
 
 /* ---- xenstore rings (xs_wire.h layout: req[1024], rsp[1024], indices) ------------------ */
 

@@ -11,6 +11,8 @@ public struct BootArguments {
     public var selfTestTrap = false
     /// `--vchan`: as an ordinary guest (no `--event`), offer dom0 a vchan and serve its clients on it.
     public var vchan = false
+    /// `--block`: keep the history on the virtual disk xvda (XenstoreBlock's format) and resume from it.
+    public var block = false
     /// Words that were not understood.
     public var unknown: [[UInt8]] = []
 
@@ -42,6 +44,8 @@ public struct BootArguments {
                 selfTestTrap = true
             } else if word == SelfTest.text("--vchan") {
                 vchan = true
+            } else if word == SelfTest.text("--block") {
+                block = true
             } else {
                 unknown.append(word)
             }

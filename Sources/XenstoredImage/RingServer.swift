@@ -79,6 +79,9 @@ public final class RingServer {
     var buffer = [UInt8](repeating: 0, count: 4096)
     /// Local port of VIRQ_DOM_EXC, once bound.
     var domainExceptionPort: UInt32?
+    /// Called once after every round of effects that committed (with `reportCommits` on): makes
+    /// the new commits durable before the next requests are read.
+    public var afterCommits: (() -> Void)?
 
     /// Creates a loop around `server`.
     public init(server: Server) {
@@ -249,6 +252,8 @@ public final class RingServer {
 
     /// Carries out what the server asked for.
     func apply(_ effects: [ServerEffect]) {
+        var committed = false
+        defer { if committed { afterCommits?() } }
         for effect in effects {
             switch effect {
             case .connectDomain(let domid, _, let eventChannel):
@@ -264,7 +269,7 @@ public final class RingServer {
                 Console.write(bytes: line)
                 Console.write("\n")
             case .committed:
-                break
+                committed = true
             }
         }
     }
