@@ -60,7 +60,7 @@ public struct PackOptions {
 public enum Packer {
     /// The paths (relative to the source tree) that go into an image; a change there makes the tree dirty.
     public static let imageInputs = ["Sources/XenstoreWire", "Sources/XenstoreStore", "Sources/XenstoreServer",
-                                     "Sources/XenstoredImage", "Runtime", "Linker", "mk/image.mk"]
+                                     "Sources/XenstoreBlock", "Sources/XenstoredImage", "Runtime", "Linker", "mk/image.mk"]
 
     /// The commit of `directory` and whether the image inputs differ from it (tracked changes or new files).
     public static func sourceState(_ directory: String) throws -> SourceInfo {
