@@ -115,16 +115,17 @@ $(IMAGE_DIR)/shims $(IMAGE_DIR)/single $(IMAGE_DIR)/modules:
 	mkdir -p $@
 
 .PHONY: image image-x86_64 smoke-x86 smoke-x86-trap test-xen
-# ARCH=x86_64 (default) or arm32 selects what `make image` builds.
-ARCH ?= x86_64
+# `make image ARCH=arm32` builds the armv7 image; x86_64 is the default. Only ARCH given on the command
+# line counts: an ARCH left in the environment by a kernel cross-build must not change what `make image` does.
+IMAGE_ARCH := $(if $(filter command line,$(origin ARCH)),$(ARCH),x86_64)
 image-x86_64: $(IMAGE_PVH) $(IMAGE_PV)
-ifeq ($(ARCH),arm32)
+ifeq ($(IMAGE_ARCH),arm32)
 image: image-arm32
-else ifeq ($(ARCH),x86_64)
+else ifeq ($(IMAGE_ARCH),x86_64)
 image: image-x86_64
 else
 image:
-	@echo "make image: unknown ARCH=$(ARCH) (x86_64 or arm32)"; exit 2
+	@echo "make image: unknown ARCH=$(IMAGE_ARCH) (x86_64 or arm32)"; exit 2
 endif
 
 # isa-debug-exit turns guest exit code c into QEMU status (c << 1) | 1: success is exactly 1.
