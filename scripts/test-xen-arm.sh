@@ -61,7 +61,8 @@ cp "$IMAGE" "$WORK/payload/guests/xenstore-stubdom-arm32"
 cp scripts/test-xen-arm-dom0.sh "$WORK/payload/test.sh"
 # vchan-socket-proxy (dom0's end of our vchan), its library, and the xenstore client names the harness leaves out
 mkdir -p "$WORK/payload/usr/lib/xen-4.17/bin" "$WORK/payload/usr/lib/arm-linux-gnueabihf" "$WORK/payload/sbin" "$WORK/payload/bin"
-cp "$WORK/sysroot/usr/lib/xen-4.17/bin/vchan-socket-proxy" "$WORK/payload/usr/lib/xen-4.17/bin/"
+cp "$WORK/sysroot/usr/lib/xen-4.17/bin/vchan-socket-proxy" "$WORK/sysroot/usr/lib/xen-4.17/bin/test-xenstore" \
+    "$WORK/payload/usr/lib/xen-4.17/bin/"
 ln -sf /usr/lib/xen-4.17/bin/vchan-socket-proxy "$WORK/payload/sbin/vchan-socket-proxy"
 cp -L "$WORK/sysroot/usr/lib/arm-linux-gnueabihf/libxenvchan.so.4.17" "$WORK/payload/usr/lib/arm-linux-gnueabihf/"
 for name in xenstore-list xenstore-rm xenstore-watch xenstore-exists xenstore-chmod; do ln -sf xenstore "$WORK/payload/bin/$name"; done
