@@ -7,7 +7,7 @@ SOCKET ?= $(RUNDIR)/socket
 CLIENT_PACKAGES := xenstore-utils
 # zlib headers for the git database of the host daemon.
 BUILD_PACKAGES := zlib1g-dev
-TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86
+TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
 .PHONY: all build release run test unit-test integration-test embedded-check packages bench test-sim clean
 .DEFAULT_GOAL := build
@@ -38,10 +38,10 @@ embedded-check:
 	scripts/embedded-check.sh
 
 ## make test: install what the tests need, compile the core in Embedded mode, run all tests,
-## build the stub-domain images, smoke-boot them in QEMU, and boot them under real Xen in QEMU.
+## build the stub-domain images (x86_64 and armv7), smoke-boot them in QEMU, and boot them under real Xen in QEMU.
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap test-xen
+	$(MAKE) smoke-x86 smoke-x86-trap smoke-arm32 smoke-arm32-trap test-xen test-xen-arm
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:

@@ -1,36 +1,21 @@
-/* console.c: console output — Xen PV console ring + event channel, Xen debug port 0xE9 (PVH), COM1 without Xen. */
+/* console.c: console output — the Xen PV console ring + event channel, plus the arch's ring-less channels (arch_console_write). */
 #include "os.h"
 #include "hypervisor.h"
 #include "events.h"
 #include <xen/io/console.h>
 
-#define COM1 0x3f8
-#define COM1_LSR (COM1 + 5)
-#define LSR_THR_EMPTY 0x20
-#define XEN_DEBUG_PORT 0xe9
 /* Yields before giving up on a full ring whose backend does not drain it (no xenconsoled yet). */
 #define RING_FULL_YIELDS 1000
 
 static struct xencons_interface *ring;
 static uint32_t ring_evtchn;
-static int use_com1;
-static int use_debug_port;
 
 void init_console(void)
 {
-    use_com1 = !boot.xen && boot.mode == BOOT_MODE_PVH;
-    use_debug_port = boot.xen && boot.mode == BOOT_MODE_PVH;
     if (boot.xen && boot.console_pfn) {
         ring = pfn_to_virt(boot.console_pfn);
         ring_evtchn = boot.console_evtchn;
     }
-}
-
-static void com1_putc(uint8_t c)
-{
-    for (int i = 0; i < 10000 && !(inb(COM1_LSR) & LSR_THR_EMPTY); i++)
-        ;
-    outb(COM1, c);
 }
 
 /* Copies bytes into the output ring, turning "\n" into "\r\n"; waits (bounded) when it is full. */
@@ -61,15 +46,7 @@ void console_write(const uint8_t *buf, size_t len)
 {
     if (ring)
         ring_write(buf, len);
-    for (size_t i = 0; i < len; i++) {
-        if (use_debug_port)
-            outb(XEN_DEBUG_PORT, buf[i]);
-        if (use_com1) {
-            if (buf[i] == '\n')
-                com1_putc('\r');
-            com1_putc(buf[i]);
-        }
-    }
+    arch_console_write(buf, len);
 }
 
 void console_flush(void)

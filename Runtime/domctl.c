@@ -4,19 +4,9 @@
 #define __XEN_TOOLS__ 1
 #include "os.h"
 #include <xen/domctl.h>
+#include "hypercall.h"
 
-#define HYPERCALL_STR_(x) #x
-#define HYPERCALL_STR(x) HYPERCALL_STR_(x)
-
-static long HYPERVISOR_domctl(struct xen_domctl *op)
-{
-    long r, d1;
-    __asm__ volatile("call hypercall_page + (" HYPERCALL_STR(__HYPERVISOR_domctl) " * 32)"
-                     : "=a"(r), "=D"(d1)
-                     : "1"(op)
-                     : "rcx", "r11", "memory");
-    return r;
-}
+static long HYPERVISOR_domctl(struct xen_domctl *op) { return hypercall1(domctl, op); }
 
 int domain_state(uint16_t domid)
 {

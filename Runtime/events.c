@@ -1,4 +1,4 @@
-/* events.c: event channels — bind interdomain/VIRQ, notify, and waiting with SCHEDOP_poll on the bound ports (no upcalls). */
+/* events.c: event channels — bind interdomain/VIRQ, notify, and waiting with SCHEDOP_poll on the bound ports (no upcalls, x86 and ARM). */
 #include "events.h"
 #include "hypervisor.h"
 
@@ -16,6 +16,10 @@ _Static_assert(RT_VIRQ_DOM_EXC == VIRQ_DOM_EXC, "runtime.h matches xen.h");
 #define MAX_BOUND_PORTS 1024
 #define MAX_POLL_PORTS 128          /* Xen's do_poll limit */
 #define OVERFLOW_POLL_NS 1000000ull
+/* shared_info's pending and mask arrays are xen_ulong_t words: 64 bits on x86_64 and on ARM. */
+#define WORD_BITS (sizeof(xen_ulong_t) * 8)
+#define PORT_WORD(port) ((port) / WORD_BITS)
+#define PORT_BIT(port) ((xen_ulong_t)1 << ((port) % WORD_BITS))
 
 static evtchn_port_t bound[MAX_BOUND_PORTS];
 static unsigned nr_bound;
@@ -26,7 +30,7 @@ static int remember(evtchn_port_t port)
         return -XEN_ENOSPC;
     bound[nr_bound++] = port;
     /* masked: pending bits still get set, but no upcall is attempted */
-    __atomic_fetch_or(&boot.shared_info->evtchn_mask[port / 64], 1ul << (port % 64), __ATOMIC_SEQ_CST);
+    __atomic_fetch_or(&boot.shared_info->evtchn_mask[PORT_WORD(port)], PORT_BIT(port), __ATOMIC_SEQ_CST);
     return 0;
 }
 
@@ -43,8 +47,13 @@ static void forget(evtchn_port_t port)
 void init_events(void)
 {
     nr_bound = 0;
+#if defined(__x86_64__)
     if (boot.shared_info)
         boot.shared_info->vcpu_info[0].evtchn_upcall_mask = 1;
+#else
+    /* ARM has no upcall mask: the upcall is the GIC PPI of the device tree's Xen node, and it never
+     * reaches us because the CPU runs with IRQs masked (start.S) and the GIC is left untouched. */
+#endif
 }
 
 void fini_events(void)
@@ -81,6 +90,17 @@ int evtchn_bind_virq(uint32_t virq, uint32_t *port)
     return rc;
 }
 
+int evtchn_alloc_unbound(uint16_t remote_dom, uint32_t *port)
+{
+    if (!boot.shared_info)
+        return -XEN_ENOSYS;
+    struct evtchn_alloc_unbound op = { .dom = DOMID_SELF, .remote_dom = remote_dom };
+    int rc = (int)HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &op);
+    if (rc == 0 && (rc = remember(op.port)) == 0)
+        *port = op.port;
+    return rc;
+}
+
 int evtchn_close(uint32_t port)
 {
     forget(port);
@@ -99,16 +119,16 @@ int evtchn_take_pending(uint32_t port)
 {
     if (!boot.shared_info || port >= sizeof(boot.shared_info->evtchn_pending) * 8)
         return 0;
-    unsigned long bit = 1ul << (port % 64);
-    unsigned long old = __atomic_fetch_and(&boot.shared_info->evtchn_pending[port / 64], ~bit, __ATOMIC_SEQ_CST);
+    xen_ulong_t bit = PORT_BIT(port);
+    xen_ulong_t old = __atomic_fetch_and(&boot.shared_info->evtchn_pending[PORT_WORD(port)], ~bit, __ATOMIC_SEQ_CST);
     return (old & bit) != 0;
 }
 
 static int any_bound_pending(void)
 {
     for (unsigned i = 0; i < nr_bound; i++)
-        if (__atomic_load_n(&boot.shared_info->evtchn_pending[bound[i] / 64], __ATOMIC_SEQ_CST) &
-            (1ul << (bound[i] % 64)))
+        if (__atomic_load_n(&boot.shared_info->evtchn_pending[PORT_WORD(bound[i])], __ATOMIC_SEQ_CST) &
+            PORT_BIT(bound[i]))
             return 1;
     return 0;
 }

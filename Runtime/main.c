@@ -10,7 +10,8 @@ void start_kernel(void *boot_info, int mode)
     init_mm();
     init_events();
     init_gnttab();
-    console_puts(mode == BOOT_MODE_PV ? "xenstore-stubdom: PV entry" : "xenstore-stubdom: PVH entry");
+    console_puts("xenstore-stubdom: ");
+    console_puts(arch_boot_description());
     console_puts(boot.xen ? ", Xen present" : ", no Xen (QEMU)");
     console_puts(", heap ");
     console_put_dec(mm_heap_size() >> 10);
@@ -22,6 +23,7 @@ void start_kernel(void *boot_info, int mode)
     console_puts(" KiB, cmdline '");
     console_puts(boot.cmdline);
     console_puts("'\n");
+    arch_report();
     int code = xenstored_main(boot.cmdline);
     fini_gnttab();
     fini_events();

@@ -2,7 +2,7 @@
 # Include from the top-level Makefile after mk/image.mk:   include mk/deploy.mk
 # (also usable alone:  make -f mk/deploy.mk images)
 #
-#   make images        every image that exists today: x86_64 pvh + pv (arm32 has no image target yet)
+#   make images        the images xsdeploy packs: x86_64 pvh + pv (arm32: make image ARCH=arm32, not packed)
 #   make xsdeploy      build the host tool (swift build --product xsdeploy)
 #   make xlcfg-check   build/deploy/xlcfg-check: parses an xl config with libxlutil (xl's parser), no Xen needed
 #   make repro-check   two clean builds of the tracked sources in two different directories; images must be byte-identical
@@ -36,7 +36,7 @@ PACKED_DIR      ?= $(DEPLOY_CI_DIR)/pack
 
 images: $(IMAGE_PVH) $(IMAGE_PV)
 	@echo "images: built x86_64-pvh ($(IMAGE_PVH)) and x86_64-pv ($(IMAGE_PV))"
-	@echo "images: arm32: no image target exists yet (no Runtime/arch/arm32, no Linker/arm32.ld); skipped"
+	@echo "images: arm32: built by \`make image ARCH=arm32\` (build/xenstore-stubdom-arm32), not packed by xsdeploy yet; skipped"
 
 xsdeploy:
 	$(SWIFT) build --product xsdeploy
@@ -76,7 +76,7 @@ ci-images: images xsdeploy $(DEPLOY_XLCHECK) repro-check
 	$(XSDEPLOY_BIN) deploy --pack $(DEPLOY_CI_DIR)/pack --repo $(DEPLOY_CI_DIR)/repo
 	$(XSDEPLOY_BIN) verify --repo $(DEPLOY_CI_DIR)/repo
 	$(XSDEPLOY_BIN) list --repo $(DEPLOY_CI_DIR)/repo
-	@echo "ci-images: PASS (x86_64-pvh, x86_64-pv built reproducibly, packed, configured, verified, deployed; arm32 has no image target yet)"
+	@echo "ci-images: PASS (x86_64-pvh, x86_64-pv built reproducibly, packed, configured, verified, deployed; arm32 is not packed)"
 
 test-xen-packed:
 	scripts/test-xen-packed.sh $(PACKED_DIR) pvh pv

@@ -1,7 +1,9 @@
-# mk/image.mk: the x86_64 stub-domain images (Embedded Swift core + C runtime) and their QEMU smoke test.
+# mk/image.mk: the x86_64 stub-domain images (Embedded Swift core + C runtime) and their QEMU smoke test;
+# the arm32 image is in mk/image-arm32.mk (included at the end).
 # Included from the top-level Makefile:  include mk/image.mk
 #
 #   make image           build/xenstore-stubdom-x86_64-pvh and build/xenstore-stubdom-x86_64-pv, with section sizes
+#   make image ARCH=arm32  build/xenstore-stubdom-arm32 (zImage) and its ELF instead (mk/image-arm32.mk)
 #   make smoke-x86       boot the PVH image in QEMU (microvm, no Xen); pass = SELFTEST: PASS and guest exit code 0
 #   make smoke-x86-trap  same, with a deliberate Swift trap: pass = crash reported and exit code 106
 #   make test-xen        boot real Xen + dom0 in QEMU and run both images as the xenstore stub domain
@@ -27,7 +29,7 @@ IMAGE_Q := $(if $(V),,@)
 IMAGE_DIR  := build/image/x86_64
 IMAGE_PVH  := build/xenstore-stubdom-x86_64-pvh
 IMAGE_PV   := build/xenstore-stubdom-x86_64-pv
-IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer XenstoreRing
+IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer XenstoreRing XenstoreBlock
 IMAGE_CORE_SRCS := $(foreach m,$(IMAGE_CORE_MODULES),$(wildcard Sources/$(m)/*.swift))
 IMAGE_GLUE_SRCS := $(wildcard Sources/XenstoredImage/*.swift)
 IMAGE_RUNTIME_HDRS := $(wildcard Runtime/include/*.h Runtime/include/*/*.h Runtime/arch/x86_64/*.h) Runtime/include/module.modulemap
@@ -41,19 +43,21 @@ IMAGE_CFLAGS := --target=x86_64-unknown-none-elf -ffreestanding -fno-builtin -no
     -idirafter /usr/include -DMM_HEAP_PAGES=$(IMAGE_HEAP_PAGES)
 IMAGE_LDFLAGS := -static -nostdlib --gc-sections --orphan-handling=error -T Linker/x86_64.ld
 
+# The facilities shared with arm32 (Runtime/*.c, Runtime/lib/*.c) plus this architecture's files.
 IMAGE_RUNTIME_SRCS := $(wildcard Runtime/*.c Runtime/lib/*.c) \
-    Runtime/arch/x86_64/setup.c Runtime/arch/x86_64/traps.c \
+    Runtime/arch/x86_64/setup.c Runtime/arch/x86_64/traps.c Runtime/arch/x86_64/console.c \
+    Runtime/arch/x86_64/time.c Runtime/arch/x86_64/hypercalls-x86.c \
     Runtime/arch/x86_64/boot.S Runtime/arch/x86_64/traps.S
-IMAGE_RUNTIME_OBJS := $(patsubst %,$(IMAGE_DIR)/rt/%.o,$(notdir $(IMAGE_RUNTIME_SRCS)))
+# objects mirror the source tree: Runtime/console.c and Runtime/arch/x86_64/console.c do not collide
+IMAGE_RUNTIME_OBJS := $(patsubst %,$(IMAGE_DIR)/rt/%.o,$(IMAGE_RUNTIME_SRCS))
 
-vpath %.c Runtime Runtime/lib Runtime/arch/x86_64
-vpath %.S Runtime/arch/x86_64
-
-$(IMAGE_DIR)/rt/%.c.o: %.c $(IMAGE_RUNTIME_HDRS) mk/image.mk | $(IMAGE_DIR)/rt
+$(IMAGE_DIR)/rt/%.c.o: %.c $(IMAGE_RUNTIME_HDRS) mk/image.mk
 	@echo "  CC      $<"
+	@mkdir -p $(@D)
 	$(IMAGE_Q)$(IMAGE_CC) $(IMAGE_CFLAGS) -c $< -o $@
-$(IMAGE_DIR)/rt/%.S.o: %.S $(IMAGE_RUNTIME_HDRS) mk/image.mk | $(IMAGE_DIR)/rt
+$(IMAGE_DIR)/rt/%.S.o: %.S $(IMAGE_RUNTIME_HDRS) mk/image.mk
 	@echo "  AS      $<"
+	@mkdir -p $(@D)
 	$(IMAGE_Q)$(IMAGE_CC) $(IMAGE_CFLAGS) -c $< -o $@
 
 # ---- Swift: layout "single" — the core's `import XenstoreWire` etc. resolve to empty shim modules,
@@ -76,6 +80,8 @@ $(IMAGE_DIR)/modules/XenstoreServer.o: $(wildcard Sources/XenstoreServer/*.swift
         $(IMAGE_DIR)/modules/XenstoreWire.o $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
 $(IMAGE_DIR)/modules/XenstoreRing.o: $(wildcard Sources/XenstoreRing/*.swift) \
         $(IMAGE_DIR)/modules/XenstoreServer.o mk/image.mk | $(IMAGE_DIR)/modules
+$(IMAGE_DIR)/modules/XenstoreBlock.o: $(wildcard Sources/XenstoreBlock/*.swift) \
+        $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
 $(foreach m,$(IMAGE_CORE_MODULES),$(IMAGE_DIR)/modules/$(m).o):
 	@echo "  SWIFTC  $(basename $(notdir $@))"
 	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name $(basename $(notdir $@)) -I $(IMAGE_DIR)/modules \
@@ -94,24 +100,35 @@ IMAGE_SWIFT_OBJS := $(IMAGE_DIR)/single/swift.o
 endif
 
 # ---- link: the runtime, one set of Xen notes, the Swift objects
-$(IMAGE_PVH): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/notes-pvh.S.o $(IMAGE_SWIFT_OBJS) Linker/x86_64.ld
+$(IMAGE_PVH): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/Runtime/arch/x86_64/notes-pvh.S.o $(IMAGE_SWIFT_OBJS) Linker/x86_64.ld
 	@echo "  LD      $@"
 	$(IMAGE_Q)$(IMAGE_LD) $(IMAGE_LDFLAGS) -e pvh_start32 -Map $(IMAGE_DIR)/pvh.map -o $@ $(filter %.o,$^)
 	@$(IMAGE_SIZE) -A -d $@ | awk 'NR > 2 && $$2 > 0'
 	@$(IMAGE_SIZE) $@
 	@ls -l $@ | awk '{print "file size: " $$5 " bytes"}'
-$(IMAGE_PV): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/notes-pv.S.o $(IMAGE_SWIFT_OBJS) Linker/x86_64.ld
+$(IMAGE_PV): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/Runtime/arch/x86_64/notes-pv.S.o $(IMAGE_SWIFT_OBJS) Linker/x86_64.ld
 	@echo "  LD      $@"
 	$(IMAGE_Q)$(IMAGE_LD) $(IMAGE_LDFLAGS) -e pv_start -Map $(IMAGE_DIR)/pv.map -o $@ $(filter %.o,$^)
 	@$(IMAGE_SIZE) -A -d $@ | awk 'NR > 2 && $$2 > 0'
 	@$(IMAGE_SIZE) $@
 	@ls -l $@ | awk '{print "file size: " $$5 " bytes"}'
 
-$(IMAGE_DIR)/rt $(IMAGE_DIR)/shims $(IMAGE_DIR)/single $(IMAGE_DIR)/modules:
+$(IMAGE_DIR)/shims $(IMAGE_DIR)/single $(IMAGE_DIR)/modules:
 	mkdir -p $@
 
-.PHONY: image smoke-x86 smoke-x86-trap test-xen
-image: $(IMAGE_PVH) $(IMAGE_PV)
+.PHONY: image image-x86_64 smoke-x86 smoke-x86-trap test-xen
+# `make image ARCH=arm32` builds the armv7 image; x86_64 is the default. Only ARCH given on the command
+# line counts: an ARCH left in the environment by a kernel cross-build must not change what `make image` does.
+IMAGE_ARCH := $(if $(filter command line,$(origin ARCH)),$(ARCH),x86_64)
+image-x86_64: $(IMAGE_PVH) $(IMAGE_PV)
+ifeq ($(IMAGE_ARCH),arm32)
+image: image-arm32
+else ifeq ($(IMAGE_ARCH),x86_64)
+image: image-x86_64
+else
+image:
+	@echo "make image: unknown ARCH=$(IMAGE_ARCH) (x86_64 or arm32)"; exit 2
+endif
 
 # isa-debug-exit turns guest exit code c into QEMU status (c << 1) | 1: success is exactly 1.
 # A triple fault with -no-reboot gives 0, a hang gives 124 (timeout); both fail.
@@ -140,3 +157,5 @@ smoke-x86-trap: $(IMAGE_PVH)
 test-xen: $(IMAGE_PVH) $(IMAGE_PV)
 	scripts/test-xen.sh pvh
 	scripts/test-xen.sh pv
+
+include mk/image-arm32.mk

@@ -10,21 +10,23 @@
 #include <xen/hvm/hvm_op.h>
 #include <xen/hvm/params.h>
 
-/* Filled by Xen: from the HYPERCALL_PAGE note (PV) or by writing its MSR (PVH). */
-extern char hypercall_page[];
-
 long HYPERVISOR_sched_op(int cmd, void *arg);
 long HYPERVISOR_event_channel_op(int cmd, void *arg);
 long HYPERVISOR_grant_table_op(unsigned int cmd, void *uop, unsigned int count);
 long HYPERVISOR_memory_op(unsigned int cmd, void *arg);
 long HYPERVISOR_hvm_op(unsigned long op, void *arg);
-long HYPERVISOR_set_trap_table(const struct trap_info *table);
-long HYPERVISOR_update_va_mapping(unsigned long va, uint64_t pte, unsigned long flags);
 long HYPERVISOR_console_io(int cmd, int count, const char *buf);
 
-/* Reads an HVM parameter of our own domain (PVH); 0 on success. */
+/* Reads an HVM parameter of our own domain (PVH, ARM); 0 on success. */
 int hvm_get_param(uint32_t index, uint64_t *value);
+
+#if defined(__x86_64__)
+/* Filled by Xen: from the HYPERCALL_PAGE note (PV) or by writing its MSR (PVH). */
+extern char hypercall_page[];
+long HYPERVISOR_set_trap_table(const struct trap_info *table);
+long HYPERVISOR_update_va_mapping(unsigned long va, uint64_t pte, unsigned long flags);
 /* Makes Xen fill hypercall_page (PVH: via the MSR from CPUID leaf base+2). */
 void hypervisor_install_page(uint32_t cpuid_base);
+#endif
 
 #endif

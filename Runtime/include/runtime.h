@@ -22,10 +22,11 @@ enum rt_exit_code {
     RT_EXIT_OK = 0,          /**< clean shutdown */
     RT_EXIT_PANIC = 96,      /**< runtime panic (rt_panic) */
     RT_EXIT_OOM = 97,        /**< heap exhausted */
-    RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (e.g. 106 = #UD, a Swift trap) */
+    RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (x86: 106 = #UD, a Swift trap;
+                                  ARM: + exception vector index, 101 = undefined instruction, a Swift trap) */
 };
 
-/** Stops the domain: SCHEDOP_shutdown under Xen, isa-debug-exit (QEMU) otherwise. */
+/** Stops the domain: SCHEDOP_shutdown under Xen, isa-debug-exit (x86) or semihosting exit (ARM) in QEMU. */
 void rt_exit(int code) __attribute__((noreturn));
 
 /* ---- boot facts ----------------------------------------------------------------------- */
@@ -33,7 +34,8 @@ void rt_exit(int code) __attribute__((noreturn));
 /** How the image was entered. */
 enum boot_mode {
     BOOT_MODE_PV = 0,        /**< Xen PV, 64-bit entry with start_info */
-    BOOT_MODE_PVH = 1        /**< PVH 32-bit entry with hvm_start_info (Xen PVH or QEMU -kernel) */
+    BOOT_MODE_PVH = 1,       /**< PVH 32-bit entry with hvm_start_info (Xen PVH or QEMU -kernel) */
+    BOOT_MODE_ARM = 2        /**< armv7 zImage entry with a device tree (Xen on ARM, or QEMU -M virt) */
 };
 
 /** The entry path taken (enum boot_mode). */
@@ -45,14 +47,14 @@ const char *boot_cmdline(void);
 
 /* ---- console -------------------------------------------------------------------------- */
 
-/** Writes bytes to every console present (PV ring, Xen debug port 0xE9, COM1). */
+/** Writes bytes to every console present (PV ring; x86: Xen debug port 0xE9, COM1; ARM without Xen: PL011). */
 void console_write(const uint8_t *buf, size_t len);
 /** Waits (bounded) until the PV console ring has been drained by the backend. */
 void console_flush(void);
 
 /* ---- time ----------------------------------------------------------------------------- */
 
-/** Nanoseconds since boot (Xen system time, or TSC ticks without Xen). */
+/** Nanoseconds since boot (x86: Xen system time, or TSC ticks without Xen; ARM: the generic timer). */
 uint64_t clock_monotonic_ns(void);
 /** Seconds since the epoch from Xen's wall clock; 0 without Xen. */
 int64_t clock_wall_seconds(void);
@@ -72,6 +74,8 @@ size_t mm_heap_peak(void);
 int evtchn_bind_interdomain(uint16_t remote_dom, uint32_t remote_port, uint32_t *port);
 /** Binds a VIRQ (e.g. VIRQ_DOM_EXC = 3) on vCPU 0; the new port is stored in *port. */
 int evtchn_bind_virq(uint32_t virq, uint32_t *port);
+/** Allocates a port that `remote_dom` may bind to (EVTCHNOP_alloc_unbound); it is polled like bound ports. */
+int evtchn_alloc_unbound(uint16_t remote_dom, uint32_t *port);
 /** Closes a port bound by this runtime. */
 int evtchn_close(uint32_t port);
 /** Signals the remote end of a port. */
@@ -106,6 +110,31 @@ int domain_state(uint16_t domid);
 void *gnttab_map_foreign(uint16_t domid, uint32_t ref, uint32_t *handle);
 /** Unmaps a page mapped by gnttab_map_foreign and gives its address space back to the heap. */
 int gnttab_unmap_foreign(void *addr, uint32_t handle);
+/** Grants `domid` read-write access to one page of ours; the reference is stored in *ref.
+ *  Auto-translated guests only (ARM); -XEN_ENOSYS where our grant table cannot be mapped. */
+int gnttab_grant_access(uint16_t domid, void *page, uint32_t *ref);
+
+/* ---- our own Xenstore client connection (an ordinary guest's store ring) -------------- */
+
+/** Writes `value` at `path` (relative paths are under /local/domain/<our domid>) through dom0's
+ *  xenstored; waits for the reply (bounded). -XEN_ENOSYS when we have no store ring. */
+int xs_client_write(const char *path, const char *value);
+/** Reads `path` into buf (NUL-terminated); returns the value's length, -XEN_ENOENT if absent, -XEN_E2BIG if too long. */
+int xs_client_read(const char *path, char *buf, size_t size);
+
+/* ---- a virtual block device (blkif frontend, one request at a time) ------------------- */
+
+/** Connects to virtual device `vdev` (51712 = xvda) under device/vbd/, waiting up to `timeout_ns`
+ *  for the toolstack to create it and the backend to connect; 0 on success. */
+int blkfront_open(uint32_t vdev, uint64_t timeout_ns);
+/** The connected device's size in bytes (0 when not connected). */
+uint64_t blkfront_size(void);
+/** Reads `len` bytes (a multiple of 512, at most 4096) at byte `offset` (a multiple of 512). */
+int blkfront_read(uint64_t offset, uint8_t *buf, size_t len);
+/** Writes `len` bytes (a multiple of 512, at most 4096) at byte `offset` (a multiple of 512). */
+int blkfront_write(uint64_t offset, const uint8_t *buf, size_t len);
+/** Makes earlier writes durable (BLKIF_OP_FLUSH_DISKCACHE when the backend offers it). */
+int blkfront_flush(void);
 
 /* ---- xenstore rings (xs_wire.h layout; the logic is Swift: Sources/XenstoreRing) ----------- */
 
@@ -119,5 +148,26 @@ void xsring_rmb(void);
 void xsring_wmb(void);
 /** Full barrier. */
 void xsring_mb(void);
+
+/* ---- vchan rings (libxenvchan server side, orders 10/11 in one page) ------------------- */
+
+/** Offers a vchan to `domid`: a granted page and an unbound port, published as `xs_dir`/ring-ref and
+ *  `xs_dir`/event-channel through xs_client_write, as libxenvchan_server_init does. Returns the page
+ *  (NULL on error) and the local port in *port. */
+void *vchan_offer(uint16_t domid, const char *xs_dir, uint32_t *port);
+/** The client's state: 0 = it has gone, 1 = connected, 2 = not connected yet. */
+int vchan_client_state(void *ring);
+/** Copies up to `len` client bytes out of the ring; returns the count, or -1 if its indices are corrupt. */
+long vchan_read(void *ring, uint8_t *buf, size_t len);
+/** Copies up to `len` bytes into the ring to the client; returns the count written. */
+size_t vchan_write(void *ring, const uint8_t *buf, size_t len);
+/** Free space of the ring to the client, in bytes. */
+size_t vchan_space(void *ring);
+/** Non-zero if the client has sent bytes not yet read. */
+int vchan_has_input(void *ring);
+/** Asks the client to signal our port when it writes or reads (call before sleeping). */
+void vchan_rearm(void *ring);
+/** After the client has gone: drops its unread request bytes and our unread output. */
+void vchan_reset(void *ring);
 
 #endif

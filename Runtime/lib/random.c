@@ -1,33 +1,32 @@
-/* random.c: arc4random_buf for Swift's Hasher seed — RDRAND when the CPU has it, else a TSC-seeded generator (weak, reported once). */
+/* random.c: arc4random_buf for Swift's Hasher seed — the CPU's RNG when it has one (RDRAND), else a cycle-counter-seeded generator (weak, reported once). */
 #include "os.h"
 
-static int rdrand_checked, rdrand_ok;
+static int hw_checked, hw_ok;
 static uint64_t fallback_state;
 
-static int have_rdrand(void)
+static int have_hw_random(void)
 {
-    if (!rdrand_checked) {
-        uint32_t a, b, c, d;
-        cpuid(1, &a, &b, &c, &d);
-        rdrand_ok = (c >> 30) & 1;
-        rdrand_checked = 1;
-        if (!rdrand_ok)
-            console_puts("random: no RDRAND, hash seeds come from the TSC (not flood-resistant)\n");
+    if (!hw_checked) {
+        hw_ok = arch_hw_random_available();
+        hw_checked = 1;
+        if (!hw_ok)
+            console_puts("random: no " ARCH_HW_RNG_NAME ", hash seeds come from the " ARCH_CYCLES_NAME
+                         " (not flood-resistant)\n");
     }
-    return rdrand_ok;
+    return hw_ok;
 }
 
 static uint64_t next_word(void)
 {
     uint64_t v;
-    if (have_rdrand()) {
-        for (int tries = 0; tries < 32; tries++)  /* Intel: retry up to 10 times; be generous */
-            if (rdrand64(&v))
+    if (have_hw_random()) {
+        for (int tries = 0; tries < 32; tries++)  /* Intel: retry RDRAND up to 10 times; be generous */
+            if (arch_hw_random64(&v))
                 return v;
-        rt_panic("random: RDRAND keeps failing");
+        rt_panic("random: " ARCH_HW_RNG_NAME " keeps failing");
     }
     if (!fallback_state)
-        fallback_state = rdtsc() | 1;
+        fallback_state = arch_cycles() | 1;
     /* splitmix64 */
     uint64_t z = (fallback_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

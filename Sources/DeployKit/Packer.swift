@@ -26,7 +26,8 @@ public struct ImageKind: Hashable, CustomStringConvertible {
 
     /// Every kind `make image` builds today, in manifest order.
     public static let buildable: [ImageKind] = [ImageKind(arch: "x86_64", variant: "pvh"), ImageKind(arch: "x86_64", variant: "pv")]
-    /// Kinds the project plans but cannot build yet (no arm32 runtime or image target exists).
+    /// Kinds the project builds but does not pack: `make image ARCH=arm32` makes a zImage that runs as an
+    /// ordinary guest (docs/stubdom-arm.md), not an init-xenstore-domain ELF image.
     public static let planned: [ImageKind] = [ImageKind(arch: "arm32", variant: "pvh")]
 }
 
@@ -59,7 +60,7 @@ public struct PackOptions {
 public enum Packer {
     /// The paths (relative to the source tree) that go into an image; a change there makes the tree dirty.
     public static let imageInputs = ["Sources/XenstoreWire", "Sources/XenstoreStore", "Sources/XenstoreServer",
-                                     "Sources/XenstoredImage", "Runtime", "Linker", "mk/image.mk"]
+                                     "Sources/XenstoreBlock", "Sources/XenstoredImage", "Runtime", "Linker", "mk/image.mk"]
 
     /// The commit of `directory` and whether the image inputs differ from it (tracked changes or new files).
     public static func sourceState(_ directory: String) throws -> SourceInfo {
@@ -126,7 +127,7 @@ public enum Packer {
 
         for kind in options.kinds where !ImageKind.buildable.contains(kind) {
             if ImageKind.planned.contains(where: { $0.arch == kind.arch }) {
-                throw DeployError.missingImage("\(kind): no \(kind.arch) image target exists yet (only \(ImageKind.buildable.map(\.description).joined(separator: ", ")))")
+                throw DeployError.missingImage("\(kind): not packed: the \(kind.arch) image (make image ARCH=\(kind.arch)) is a zImage run as an ordinary guest, not an init-xenstore-domain image (docs/stubdom-arm.md); packable: \(ImageKind.buildable.map(\.description).joined(separator: ", "))")
             }
             throw DeployError.missingImage("\(kind): unknown image kind")
         }

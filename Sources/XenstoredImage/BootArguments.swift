@@ -1,4 +1,5 @@
-// The stub domain's command line, as init-xenstore-domain writes it: `--event <port> --internal-db ...`.
+// The stub domain's command line, as init-xenstore-domain writes it: `--event <port> --internal-db ...`
+// (or, for an ordinary guest on ARM, the xl config's `extra=`: `--vchan --internal-db`).
 
 /// Options understood on the image's command line; unknown words are kept for the log.
 public struct BootArguments {
@@ -8,6 +9,10 @@ public struct BootArguments {
     public var internalDatabase = false
     /// `--selftest-trap`: trap on purpose after the self-test, to check crash reporting.
     public var selfTestTrap = false
+    /// `--vchan`: as an ordinary guest (no `--event`), offer dom0 a vchan and serve its clients on it.
+    public var vchan = false
+    /// `--block`: keep the history on the virtual disk xvda (XenstoreBlock's format) and resume from it.
+    public var block = false
     /// Words that were not understood.
     public var unknown: [[UInt8]] = []
 
@@ -37,6 +42,10 @@ public struct BootArguments {
                 internalDatabase = true
             } else if word == SelfTest.text("--selftest-trap") {
                 selfTestTrap = true
+            } else if word == SelfTest.text("--vchan") {
+                vchan = true
+            } else if word == SelfTest.text("--block") {
+                block = true
             } else {
                 unknown.append(word)
             }

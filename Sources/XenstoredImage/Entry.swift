@@ -1,6 +1,7 @@
 // The Embedded image's entry point and console: called by the C runtime once boot, traps and heap are up.
 
 import XenRuntime
+import XenstoreBlock
 import XenstoreServer
 import XenstoreStore
 import XenstoreWire
@@ -11,14 +12,19 @@ public enum ImageExitCode {
     public static let success: Int32 = 0
     /// Under Xen: dom0's ring could not be mapped or its event channel not bound.
     public static let dom0RingUnavailable: Int32 = 2
+    /// Under Xen with `--vchan`: the vchan could not be granted, bound or published.
+    public static let vchanUnavailable: Int32 = 3
+    /// Under Xen with `--block`: the disk did not appear, or its history could not be read or started.
+    public static let diskUnavailable: Int32 = 4
     /// Self-test step n failed: `selfTestFirstFailure + n`.
     public static let selfTestFirstFailure: Int32 = SelfTest.firstFailureCode
 }
 
 /// Runs the image and returns its exit code (0 = success) to the runtime, which shuts the domain down.
 ///
-/// Runs the core self-test first; under Xen with `--event <port>` it then serves the store rings,
-/// otherwise (QEMU smoke test) it exits with the self-test's result.
+/// Runs the core self-test first; under Xen with `--event <port>` it then serves the store rings
+/// (the Xenstore domain), with `--vchan` it serves dom0 clients over a vchan of its own (an
+/// ordinary guest, the ARM route), otherwise (QEMU smoke test) it exits with the self-test's result.
 @_cdecl("xenstored_main")
 public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     let arguments = BootArguments(cString: cmdline)
@@ -41,8 +47,7 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         Console.write("xenstored: trapping on purpose (--selftest-trap)\n")
         trapOnPurpose([1, 2, 3])
     }
-    guard code == 0, xen_present() != 0, let port = arguments.dom0EventChannel else { return code }
-    // Under Xen with --event: serve dom0's ring (grant reference 1) and every domain it introduces.
+    guard code == 0, xen_present() != 0 else { return code }
     var configuration = ServerConfiguration()
     // The heap is a few MiB: keep only the newest commits' trees alive (older ones keep their ids),
     // or a write-heavy client (test-xenstore writes 2000-byte values) exhausts memory.
@@ -53,10 +58,56 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
             + SelfTest.text("\nheap size KiB: ") + decimalBytes(UInt64(mm_heap_size() / 1024))
             + SelfTest.text("\nheap peak KiB: ") + decimalBytes(UInt64(mm_heap_peak() / 1024))
     }
-    let loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
+    let loop: RingServer
+    if arguments.block {
+        configuration.reportCommits = true
+        guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
+        loop = RingServer(server: opened.server)
+        let store = opened.store
+        loop.afterCommits = { [loop] in
+            do throws(BlockStoreError) {
+                try store.persist(head: loop.server.history.head, history: loop.server.history)
+            } catch {
+                Console.write("xenstored: cannot write the disk; history continues in memory only\n")
+            }
+        }
+    } else {
+        loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
+    }
+    guard let port = arguments.dom0EventChannel else {
+        guard arguments.vchan else { return code }
+        // An ordinary guest: dom0's clients reach us through vchan-socket-proxy.
+        guard loop.offerVchan(to: 0, at: "data/xenstore-vchan") else { return ImageExitCode.vchanUnavailable }
+        return loop.run()
+    }
+    // The Xenstore domain (--event): serve dom0's ring (grant reference 1) and every domain it introduces.
     guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
     _ = loop.watchDomainExceptions()
     return loop.run()
+}
+
+/// Opens the history on the virtual disk xvda (waiting up to 30 s for it): resumes from its head, or
+/// starts a new store and writes it there. Nil (reported) when the disk or its contents are unusable.
+func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, store: BlockStore<XenBlockDevice>)? {
+    guard let device = XenBlockDevice(vdev: 51712, timeoutSeconds: 30) else {
+        Console.write("xenstored: no virtual disk xvda\n")
+        return nil
+    }
+    do throws(BlockStoreError) {
+        let store = try BlockStore(device: device)
+        let history = try store.loadHistory(generations: GenerationCounter(), retainedCommits: configuration.retainedCommits)
+        if let history {
+            Console.write("xenstored: history resumed from the disk\n")
+            return (Server(configuration: configuration, history: history, time: clock_wall_seconds()), store)
+        }
+        let server = Server(configuration: configuration, time: clock_wall_seconds())
+        try store.persist(head: server.history.head, history: server.history)
+        Console.write("xenstored: new history on the disk\n")
+        return (server, store)
+    } catch {
+        Console.write("xenstored: the disk's history cannot be used\n")
+        return nil
+    }
 }
 
 /// Indexes past the end of `values`: a Swift runtime trap (ud2), which the runtime reports as #UD.

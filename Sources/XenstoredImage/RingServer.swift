@@ -1,10 +1,19 @@
-// The stub domain's event loop under Xen: serves dom0's ring and every introduced domain's ring.
+// The stub domain's event loop under Xen: serves dom0's ring and every introduced domain's ring, or dom0 clients over a vchan we offer.
 
 import XenRuntime
 import XenstoreRing
 import XenstoreServer
 import XenstoreStore
 import XenstoreWire
+
+/// How a ring's bytes move.
+enum RingTransport {
+    /// A Xenstore ring (xs_wire.h) a domain granted us, served by the core's `RingLink`.
+    case xenstore
+    /// A libxenvchan ring we granted: the client (dom0's vchan-socket-proxy) writes requests, we
+    /// write replies; clients come and go, each gets a fresh connection.
+    case vchan
+}
 
 /// A store page mapped from a domain's grant: the `RingMemory` the core's ring transport works on.
 /// Index words go through the runtime's volatile accessors; data bytes are plain copies.
@@ -25,21 +34,44 @@ struct MappedRingPage: RingMemory {
     func fullBarrier() { xsring_mb() }
 }
 
-/// One domain's store ring, mapped through its grant reference 1, and the link serving it.
+/// One domain's store ring (mapped through its grant reference 1, or a vchan page of ours) and the server connection behind it.
 final class DomainRing {
     let domid: UInt16
     let page: UnsafeMutableRawPointer
     let grantHandle: UInt32
     let port: UInt32
-    let link: RingLink<MappedRingPage>
+    let transport: RingTransport
+    /// Xenstore rings: the core's ring transport, which owns the connection.
+    let link: RingLink<MappedRingPage>?
+    /// vchan rings: the connection of the current client.
+    var vchanConnection: ConnectionID
+    /// vchan only: set when the ring's indices were corrupt or the server closed the connection.
+    var broken = false
+    /// vchan only: whether a client was connected at the last look.
+    var clientConnected = false
 
     init(domid: UInt16, page: UnsafeMutableRawPointer, grantHandle: UInt32, port: UInt32, link: RingLink<MappedRingPage>) {
         self.domid = domid
         self.page = page
         self.grantHandle = grantHandle
         self.port = port
+        self.transport = .xenstore
         self.link = link
+        self.vchanConnection = link.connection
     }
+
+    init(domid: UInt16, vchanPage page: UnsafeMutableRawPointer, port: UInt32, connection: ConnectionID) {
+        self.domid = domid
+        self.page = page
+        self.grantHandle = 0
+        self.port = port
+        self.transport = .vchan
+        self.link = nil
+        self.vchanConnection = connection
+    }
+
+    /// The server connection serving this ring now.
+    var connection: ConnectionID { link?.connection ?? vchanConnection }
 }
 
 /// Moves bytes between mapped rings and the sans-IO `Server`, and carries out its effects
@@ -48,8 +80,12 @@ public final class RingServer {
     /// The core server state machine.
     public let server: Server
     var rings: [DomainRing] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
     /// Local port of VIRQ_DOM_EXC, once bound.
     var domainExceptionPort: UInt32?
+    /// Called once after every round of effects that committed (with `reportCommits` on): makes
+    /// the new commits durable before the next requests are read.
+    public var afterCommits: (() -> Void)?
 
     /// Creates a loop around `server`.
     public init(server: Server) {
@@ -74,6 +110,46 @@ public final class RingServer {
         rings.append(DomainRing(domid: domid, page: page, grantHandle: handle, port: port, link: link))
         report("serving the ring of domain ", UInt64(domid))
         return true
+    }
+
+    /// Offers a vchan to `domid` (published under `directory`, relative to our own Xenstore home in
+    /// dom0's xenstored) and serves its clients as privileged connections of that domain.
+    public func offerVchan(to domid: UInt16, at directory: StaticString) -> Bool {
+        var port: UInt32 = 0
+        let path = UnsafeRawPointer(directory.utf8Start).assumingMemoryBound(to: CChar.self)  // literals are NUL-terminated
+        guard let page = vchan_offer(domid, path, &port) else {
+            report("cannot offer a vchan to domain ", UInt64(domid))
+            return false
+        }
+        let connection = server.openConnection(caller: Caller(domid: UInt32(domid), privileged: true))
+        rings.append(DomainRing(domid: domid, vchanPage: page, port: port, connection: connection))
+        Console.write("xenstored: vchan offered at ")
+        Console.write(directory)
+        Console.write(" (event channel ")
+        Console.write(decimal: UInt64(port))
+        Console.write(")\n")
+        return true
+    }
+
+    /// vchan rings: a client that has gone loses its connection (watches, transactions) and its
+    /// unread bytes; the next client starts afresh. Returns whether anything changed.
+    func checkVchanClients() -> Bool {
+        var changed = false
+        for ring in rings where ring.transport == .vchan {
+            let connected = vchan_client_state(ring.page) == 1
+            if connected == ring.clientConnected { continue }
+            changed = true
+            ring.clientConnected = connected
+            if connected {
+                report("vchan client connected, domain ", UInt64(ring.domid))
+            } else {
+                server.closeConnection(ring.vchanConnection)
+                vchan_reset(ring.page)
+                ring.vchanConnection = server.openConnection(caller: Caller(domid: UInt32(ring.domid), privileged: true))
+                ring.broken = false
+            }
+        }
+        return changed
     }
 
     /// Binds VIRQ_DOM_EXC (init-xenstore-domain made us its handler) so that shut-down and
@@ -105,9 +181,9 @@ public final class RingServer {
 
     /// Drops a domain's ring: closes its connection, unbinds its port and unmaps the page.
     func detach(domid: UInt16) {
-        guard let index = rings.firstIndex(where: { $0.domid == domid }) else { return }
+        guard let index = rings.firstIndex(where: { $0.domid == domid && $0.transport == .xenstore }) else { return }
         let ring = rings.remove(at: index)
-        ring.link.close(server)
+        ring.link?.close(server)
         if evtchn_close(ring.port) != 0 { report("cannot close the event channel of domain ", UInt64(domid)) }
         if gnttab_unmap_foreign(ring.page, ring.grantHandle) != 0 {
             // the domain cannot finish dying while we hold its page: say so loudly
@@ -124,19 +200,52 @@ public final class RingServer {
                 apply(server.takeEffects())
             }
             for ring in rings { _ = evtchn_take_pending(ring.port) }
-            // one turn per ring, then effects (which may add or remove rings), then sleep if idle
+            _ = checkVchanClients()
+            // Input of every ring, then effects (commits made durable, rings added or removed),
+            // then replies: no reply leaves before the commit it reports is on the disk.
+            var notify: [Bool] = []
             for ring in rings {
-                let activity = ring.link.serve(server, time: clock_wall_seconds())
-                if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
-                if activity.shouldNotify { _ = evtchn_notify(ring.port) }
+                if let link = ring.link {
+                    let activity = link.serveInput(server, time: clock_wall_seconds())
+                    if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
+                    notify.append(activity.shouldNotify)
+                } else {
+                    notify.append(pumpVchan(ring))
+                }
             }
+            let served = rings.map { $0.port }
             apply(server.takeEffects())
-            // replies for other rings (watch events) may have been queued after their turn
+            for (index, ring) in rings.enumerated() {
+                var wrote = false
+                if let link = ring.link {
+                    let activity = link.flushOutput(server)
+                    if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
+                    wrote = activity.shouldNotify
+                } else {
+                    wrote = flushVchan(ring)
+                }
+                let consumed = index < served.count && served[index] == ring.port && notify[index]
+                if wrote || consumed { _ = evtchn_notify(ring.port) }
+            }
             var busy = false
-            for ring in rings where ring.link.hasPendingWork(server) { busy = true }
-            if !busy { _ = evtchn_wait(0) }
+            for ring in rings where hasPendingWork(ring) { busy = true }
+            if !busy {
+                // vchan clients signal only when asked to: ask, then look once more before sleeping
+                for ring in rings where ring.transport == .vchan { vchan_rearm(ring.page) }
+                let pending = rings.contains { ring in
+                    (ring.transport == .vchan && (vchan_client_state(ring.page) == 1) != ring.clientConnected)
+                        || hasPendingWork(ring)
+                }
+                if !pending { _ = evtchn_wait(0) }
+            }
         }
         return 0
+    }
+
+    /// Whether serving a ring again right away would make progress.
+    func hasPendingWork(_ ring: DomainRing) -> Bool {
+        if let link = ring.link { return link.hasPendingWork(server) }
+        return !ring.broken && vchan_has_input(ring.page) != 0 && server.wantsInput(ring.vchanConnection)
     }
 
     func reportFailure(_ failure: RingError, domid: UInt16) {
@@ -148,8 +257,41 @@ public final class RingServer {
         }
     }
 
+    /// vchan: feeds every request byte waiting in the ring to the server; returns whether any was consumed.
+    func pumpVchan(_ ring: DomainRing) -> Bool {
+        var consumed = false
+        while !ring.broken && server.wantsInput(ring.vchanConnection) {
+            let count = buffer.withUnsafeMutableBufferPointer { vchan_read(ring.page, $0.baseAddress, $0.count) }
+            if count < 0 {
+                report("corrupt vchan indices, ignoring domain ", UInt64(ring.domid))
+                ring.broken = true
+                break
+            }
+            if count == 0 { break }
+            consumed = true
+            server.receive(buffer[0..<count], on: ring.vchanConnection, time: clock_wall_seconds())
+        }
+        return consumed
+    }
+
+    /// vchan: writes as much queued output as the ring has room for; returns whether anything was written.
+    func flushVchan(_ ring: DomainRing) -> Bool {
+        var wrote = false
+        while server.hasOutput(ring.vchanConnection) {
+            let space = vchan_space(ring.page)
+            if space == 0 { break }
+            let bytes = server.takeOutput(ring.vchanConnection, maxBytes: space)
+            let written = bytes.withUnsafeBufferPointer { vchan_write(ring.page, $0.baseAddress, $0.count) }
+            wrote = wrote || written > 0
+            if written < bytes.count { break }  // cannot happen: space was checked
+        }
+        return wrote
+    }
+
     /// Carries out what the server asked for.
     func apply(_ effects: [ServerEffect]) {
+        var committed = false
+        defer { if committed { afterCommits?() } }
         for effect in effects {
             switch effect {
             case .connectDomain(let domid, _, let eventChannel):
@@ -159,16 +301,20 @@ public final class RingServer {
             case .disconnectDomain(let domid):
                 if domid <= UInt32(UInt16.max) { detach(domid: UInt16(domid)) }
             case .closeConnection(let id):
-                for ring in rings where ring.link.connection == id {
-                    ring.link.stall(server, reason: .protocolViolation)
-                    _ = evtchn_notify(ring.port)
+                for ring in rings where ring.connection == id {
+                    if let link = ring.link {
+                        link.stall(server, reason: .protocolViolation)
+                        _ = evtchn_notify(ring.port)
+                    } else {
+                        ring.broken = true
+                    }
                 }
             case .log(let line):
                 Console.write("xenstored: ")
                 Console.write(bytes: line)
                 Console.write("\n")
             case .committed:
-                break
+                committed = true
             }
         }
     }

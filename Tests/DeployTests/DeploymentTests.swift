@@ -135,7 +135,7 @@ import Testing
         let tool = #expect(throws: DeployError.self) { try source.pack(into: "\(root)/p", swiftc: "/nonexistent/swiftc") }
         #expect(tool?.description.hasPrefix("missing toolchain") == true)
 
-        // Missing image, and arm32 that does not exist yet.
+        // Missing image, and arm32, which is built but not packed.
         try FileManager.default.removeItem(atPath: "\(source.path)/build/xenstore-stubdom-x86_64-pv")
         let missing = #expect(throws: DeployError.self) { try source.pack(into: "\(root)/p") }
         #expect(missing?.description.contains("make images") == true)
@@ -143,7 +143,7 @@ import Testing
         arm.buildFlags = fakeFlags
         arm.kinds = [ImageKind("arm32-pvh")!]
         let armError = #expect(throws: DeployError.self) { try Packer.pack(arm) }
-        #expect(armError?.description.contains("no arm32 image target exists yet") == true)
+        #expect(armError?.description.contains("arm32-pvh: not packed") == true)
 
         // Not a git repository: a non-empty plain directory, and a directory inside another repository.
         try Files.write("x", to: "\(root)/plain/file")

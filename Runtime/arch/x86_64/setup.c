@@ -134,6 +134,11 @@ static void setup_pvh(const struct hvm_start_info *si)
     }
 }
 
+const char *arch_boot_description(void) { return boot.mode == BOOT_MODE_PV ? "PV entry" : "PVH entry"; }
+
+/* The banner says everything x86 found. */
+void arch_report(void) {}
+
 void arch_init(void *boot_info, int mode)
 {
     boot.mode = mode;

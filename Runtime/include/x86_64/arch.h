@@ -46,6 +46,18 @@ static inline int rdrand64(uint64_t *v)
     return ok;
 }
 
+/* Hooks the shared runtime files use (lib/random.c): hardware RNG and a cycle counter. */
+static inline int arch_hw_random_available(void)
+{
+    uint32_t a, b, c, d;
+    cpuid(1, &a, &b, &c, &d);
+    return (c >> 30) & 1;
+}
+static inline int arch_hw_random64(uint64_t *v) { return rdrand64(v); }
+static inline uint64_t arch_cycles(void) { return rdtsc(); }
+#define ARCH_HW_RNG_NAME "RDRAND"
+#define ARCH_CYCLES_NAME "TSC"
+
 static inline uint64_t read_cr2(void)
 {
     uint64_t v;

@@ -1,0 +1,29 @@
+/* console.c (x86_64): the ring-less console channels — Xen debug port 0xE9 (PVH under Xen) and COM1 (no Xen). */
+#include "os.h"
+
+#define COM1 0x3f8
+#define COM1_LSR (COM1 + 5)
+#define LSR_THR_EMPTY 0x20
+#define XEN_DEBUG_PORT 0xe9
+
+static void com1_putc(uint8_t c)
+{
+    for (int i = 0; i < 10000 && !(inb(COM1_LSR) & LSR_THR_EMPTY); i++)
+        ;
+    outb(COM1, c);
+}
+
+void arch_console_write(const uint8_t *buf, size_t len)
+{
+    if (boot.mode != BOOT_MODE_PVH)
+        return; /* PV: the ring is the only console */
+    for (size_t i = 0; i < len; i++) {
+        if (boot.xen) {
+            outb(XEN_DEBUG_PORT, buf[i]);
+        } else {
+            if (buf[i] == '\n')
+                com1_putc('\r');
+            com1_putc(buf[i]);
+        }
+    }
+}

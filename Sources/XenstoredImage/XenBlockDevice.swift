@@ -1,0 +1,42 @@
+// The Xen virtual disk (Runtime/blkfront.c) as a XenstoreBlock device: where the image keeps its history across restarts.
+
+import XenRuntime
+import XenstoreBlock
+
+/// The stub domain's virtual disk as a `BlockDevice` of 4096-byte blocks (one page per request).
+public final class XenBlockDevice: BlockDevice {
+    /// Bytes per block: one granted page.
+    public let blockSize = 4096
+    /// Whole blocks on the disk.
+    public let blockCount: UInt64
+
+    /// Connects to virtual device `vdev` (51712 = xvda), waiting up to `timeoutSeconds` for the
+    /// toolstack to create it; nil if it does not appear or the backend does not connect.
+    public init?(vdev: UInt32, timeoutSeconds: UInt64) {
+        guard blkfront_open(vdev, timeoutSeconds * 1_000_000_000) == 0 else { return nil }
+        blockCount = blkfront_size() / 4096
+    }
+
+    /// Reads one block.
+    public func read(block: UInt64) throws(BlockDeviceError) -> [UInt8] {
+        guard block < blockCount else { throw .outOfRange }
+        var bytes = [UInt8](repeating: 0, count: blockSize)
+        let rc = bytes.withUnsafeMutableBufferPointer { blkfront_read(block * 4096, $0.baseAddress, 4096) }
+        guard rc == 0 else { throw .io(code: -rc) }
+        return bytes
+    }
+
+    /// Writes one block.
+    public func write(block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
+        guard block < blockCount else { throw .outOfRange }
+        guard bytes.count == blockSize else { throw .io(code: 22) }
+        let rc = bytes.withUnsafeBufferPointer { blkfront_write(block * 4096, $0.baseAddress, 4096) }
+        guard rc == 0 else { throw .io(code: -rc) }
+    }
+
+    /// Makes earlier writes durable.
+    public func flush() throws(BlockDeviceError) {
+        let rc = blkfront_flush()
+        guard rc == 0 else { throw .io(code: -rc) }
+    }
+}
