@@ -74,6 +74,17 @@ public final class BlockStore<Device: BlockDevice> {
     public var policy: SquashPolicy
     /// Commit ids that must survive squashes (open transactions' bases); asked on each squash.
     public var pinned: () -> [ObjectID] = { [] }
+    /// Set when a squash could not bring the log below `nearlyFullThreshold` (or a batch did not
+    /// fit at all): the live state itself is close to the device's size, so a server should refuse
+    /// requests that grow the store (ENOSPC) until removals make room. Cleared by a squash that frees enough.
+    public private(set) var isNearlyFull = false
+
+    /// Log bytes after a squash above which the store counts as nearly full: the squash watermark
+    /// less 10 points (at least half the log half).
+    public var nearlyFullThreshold: UInt64 {
+        halfCapacity * UInt64(max(policy.watermarkPercent - 10, 50)) / 100
+    }
+
     /// Number of squashes performed since opening.
     public private(set) var squashCount = 0
     /// The superblock generation in force.
@@ -350,7 +361,10 @@ public final class BlockStore<Device: BlockDevice> {
                 try squash(extra: batch.pending.count, keepLast: 1, newerThan: 0)
                 batch = makeBatch(head: head, history: history, state: state)
             }
-            if padded(batch.end) > halfCapacity { throw .noSpace }
+            if padded(batch.end) > halfCapacity {
+                isNearlyFull = true
+                throw .noSpace
+            }
         }
         try writeBlocks(half: activeHalf, offset: batch.offset, batch.pending)
         try writeSuperblock(Superblock(generation: generation + 1, half: activeHalf, logEnd: padded(batch.end),
@@ -448,6 +462,7 @@ public final class BlockStore<Device: BlockDevice> {
         index = [:]
         for (id, location) in appender.locations { index[id] = location }
         squashCount += 1
+        isNearlyFull = logEnd > nearlyFullThreshold
     }
 }
 

@@ -29,6 +29,10 @@ public struct ServerConfiguration {
     /// (libxl makes a new domain the owner of its nodes before INTRODUCE). Nil: only dom0,
     /// introduced and connected domains exist.
     public var domainExists: ((UInt32) -> Bool)? = nil
+    /// Whether the durable store is (nearly) full: requests that would grow the store (WRITE,
+    /// MKDIR, SET_PERMS outside transactions, committing TRANSACTION_END) then get ENOSPC before
+    /// anything is committed; reads and removals still work. Nil: never full.
+    public var storageFull: (() -> Bool)? = nil
     /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use).
     public var memoryReport: (() -> [UInt8])? = nil
 
@@ -269,6 +273,10 @@ public final class Server {
             reply(connection, to: message, .failure(.EACCES))
             return
         }
+        if let storageFull = configuration.storageFull, Server.growsStore(type, message), storageFull() {
+            reply(connection, to: message, .failure(.ENOSPC))
+            return
+        }
         var transaction: Transaction? = nil
         if type != .watch && type != .unwatch && message.header.transactionID != 0 {
             guard let found = connection.transactions[message.header.transactionID] else {
@@ -289,6 +297,19 @@ public final class Server {
             // The initial event follows the acknowledgement.
             queueEvent(on: connection, path: watch.relative ? relativeEventPath(watch.path, connection) : watch.path,
                        token: watch.token)
+        }
+    }
+
+    /// Requests that can make the durable store grow: a mutation outside a transaction, or the
+    /// commit of one (inside a transaction, changes stay in memory until its end).
+    static func growsStore(_ type: MessageType, _ message: Message) -> Bool {
+        switch type {
+        case .write, .mkdir, .setPerms:
+            return message.header.transactionID == 0
+        case .transactionEnd:
+            return message.payload.first == 0x54  // "T"
+        default:
+            return false
         }
     }
 

@@ -97,6 +97,38 @@ struct BlockTests {
         #expect(try git("-C", repository, "cat-file", "-p", "main:after/restart/.value").output == "yes")
     }
 
+    @Test("a device too small for the live state answers ENOSPC before committing; acknowledged writes survive")
+    func fullDeviceAnswersENOSPC() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let file = root + "/small.blk"
+        let arguments = ["--block", file, "--block-size", "64K", "--keep-last", "1"]
+        let daemon = try Daemon(extraArguments: arguments)
+        let client = try daemon.client()
+        var acknowledged: [String] = []
+        var refusal: ClientError? = nil
+        for index in 0..<200 {
+            let path = "/fill/k\(index)"
+            do {
+                try client.write(path, [UInt8](repeating: UInt8(0x41 + index % 26), count: 1500))
+                acknowledged.append(path)
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        #expect(refusal == .server(.ENOSPC), "expected ENOSPC, got \(String(describing: refusal))")
+        #expect(acknowledged.count > 5 && acknowledged.count < 200)
+        #expect(daemon.isRunning)
+        #expect(text(try client.read(acknowledged[0])).count == 1500)   // reads still work
+        for path in acknowledged.suffix(10) { try client.remove(path) }  // removals still work
+        daemon.killHard()
+        let restarted = try Daemon(extraArguments: arguments)
+        let after = try restarted.client()
+        for path in acknowledged.dropLast(10) { #expect(text(try after.read(path)).count == 1500, "\(path) lost") }
+        for path in acknowledged.suffix(10) { #expect(throws: ClientError.server(.ENOENT)) { _ = try after.read(path) } }
+    }
+
     @Test("without squashing, the export has the same ids as the --database repository")
     func exportMatchesGitBackend() throws {
         let root = try temporaryDirectory()

@@ -67,6 +67,40 @@ import XenstoreStore
         #expect(reopened.headID == history.id(of: history.head))
     }
 
+    /// A live state close to the device's size sets `isNearlyFull` (the daemon then answers ENOSPC);
+    /// removing data and squashing clears it.
+    @Test func nearlyFullIsSetAndCleared() throws {
+        let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 32)
+        let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 90, keepLast: 1))
+        let generations = GenerationCounter()
+        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                              generations: generations, retainedCommits: 4)
+        let withDirectory = Tree.replacing(history.head.root, at: [bytes("d")],
+                                           with: Node(value: [], permissions: .ownedBy(0), generation: generations.take()),
+                                           generations: generations)
+        try store.persist(head: history.commitOnHead(root: withDirectory, author: 0, message: bytes("mkdir"), time: 1),
+                          history: history)
+        var step = 0
+        while !store.isNearlyFull && step < 200 {
+            let big = Node(value: [UInt8](repeating: UInt8(65 + step % 26), count: 600), permissions: .ownedBy(0),
+                           generation: generations.take())
+            let root = Tree.replacing(history.head.root, at: [bytes("d"), bytes("k\(step)")], with: big, generations: generations)
+            let commit = history.commitOnHead(root: root, author: 0, message: bytes("grow"), time: Int64(step + 2))
+            let outcome = Result { () throws(BlockStoreError) in try store.persist(head: commit, history: history) }
+            if case .failure(let error) = outcome {
+                #expect(error == .noSpace)
+                break
+            }
+            step += 1
+        }
+        #expect(store.isNearlyFull)
+        #expect(step < 200)
+        let emptied = Tree.replacing(history.head.root, at: [bytes("d")], with: nil, generations: generations)
+        try store.persist(head: history.commitOnHead(root: emptied, author: 0, message: bytes("rm"), time: 1000), history: history)
+        try store.squash(keepLast: 1, newerThan: 0)
+        #expect(!store.isNearlyFull)
+    }
+
     /// When the live state cannot fit, persist fails with .noSpace and the previous state survives.
     @Test func liveStateTooLargeIsNoSpace() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 8)

@@ -284,3 +284,30 @@ import XenstoreWire
         #expect(guest.write("t4", "", tx: tx).error == .ENOSPC)
     }
 }
+
+/// A full durable store (the shell's `storageFull` hook) refuses what would grow it, with ENOSPC,
+/// and keeps answering reads and removals.
+@Suite struct StorageFullTests {
+    @Test func growthIsRefusedWhileTheStoreIsFull() {
+        var full = false
+        var configuration = ServerConfiguration()
+        configuration.storageFull = { full }
+        let server = Server(configuration: configuration, time: 1)
+        let client = TestClient(server)
+        #expect(client.write("/a", "1").isOK)
+        let tx = client.start()
+        #expect(client.write("/b", "2", tx: tx).isOK)
+        full = true
+        let commits = server.history.commitCount
+        #expect(client.write("/a", "2").error == .ENOSPC)
+        #expect(client.mkdir("/m").error == .ENOSPC)
+        #expect(client.setPerms("/a", "n0", "r1").error == .ENOSPC)
+        #expect(client.write("/c", "3", tx: tx).isOK)        // inside the transaction: memory only
+        #expect(client.end(tx).error == .ENOSPC)              // its commit would grow the store
+        #expect(server.history.commitCount == commits)        // nothing was committed
+        #expect(client.read("/a").payload == b("1"))
+        #expect(client.rm("/a").isOK)                         // removals still work
+        full = false
+        #expect(client.write("/a", "3").isOK)
+    }
+}
