@@ -5,8 +5,8 @@ RUNDIR ?= $(CURDIR)/run
 SOCKET ?= $(RUNDIR)/socket
 # Debian packages: clients for `make run`; clients, Xen's conformance test and headers for `make test`.
 CLIENT_PACKAGES := xenstore-utils
-# zlib headers for the git database of the host daemon.
-BUILD_PACKAGES := zlib1g-dev
+# zlib headers for the git database of the host daemon; Xen library headers for --xen (dom0).
+BUILD_PACKAGES := zlib1g-dev libxen-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86
 
 .PHONY: all build release run test unit-test integration-test embedded-check packages bench test-sim clean

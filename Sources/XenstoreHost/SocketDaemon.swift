@@ -56,6 +56,8 @@ public final class SocketDaemon {
     private let verbose: Bool
     private let database: GitDatabase?
     private let blockStore: BlockStore<FileBlockDevice>?
+    /// Non-socket connections served in the same loop (the Xen rings with `--xen`).
+    public var transport: DaemonTransport?
 
     /// Creates a daemon around `server`; with a `database`, every commit is written to it before
     /// the replies of the requests that made it are sent (the server must report commits).
@@ -120,7 +122,8 @@ public final class SocketDaemon {
                 if !clients[id]!.pending.isEmpty || server.hasOutput(id) { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: clients[id]!.fd, events: events, revents: 0))
             }
-            let ready = poll(&fds, nfds_t(fds.count), 1000)
+            for fd in transport?.pollDescriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&fds, nfds_t(fds.count), transport?.hasPendingWork(server) == true ? 0 : 1000)
             if ready < 0 {
                 if errno == EINTR { continue }
                 logLine("poll failed: \(String(cString: strerror(errno)))")
@@ -141,7 +144,9 @@ public final class SocketDaemon {
                     drop(id)
                 }
             }
+            transport?.receive(server, time: currentTime())
             handleEffects()
+            transport?.transmit(server)
             for id in clients.keys {
                 guard var client = clients[id], !client.pending.isEmpty || server.hasOutput(id) else { continue }
                 if flush(&client, id) { clients[id] = client } else { drop(id) }
@@ -206,6 +211,7 @@ public final class SocketDaemon {
             }
         }
         for effect in server.takeEffects() {
+            if let transport, transport.handle(effect, server: server, time: currentTime()) { continue }
             switch effect {
             case .closeConnection(let id):
                 if let client = clients[id] {

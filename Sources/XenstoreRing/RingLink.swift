@@ -58,6 +58,15 @@ public final class RingLink<Memory: RingMemory> {
     /// One serving turn: a pending reconnection first, then up to `Limits.ringBytesPerTurn`
     /// request bytes (while the server wants input), then as many replies as fit.
     public func serve(_ server: Server, time: Int64) -> RingActivity {
+        var activity = receive(server, time: time)
+        if activity.reconnected || activity.failure != nil { return activity }
+        transmit(server, into: &activity)
+        return activity
+    }
+
+    /// The first half of a turn, for shells that make commits durable before any reply leaves
+    /// (group commit): a pending reconnection, or up to `Limits.ringBytesPerTurn` request bytes.
+    public func receive(_ server: Server, time: Int64) -> RingActivity {
         var activity = RingActivity()
         if endpoint.reconnectRequested {
             // Discard everything of the old connection (watches, transactions, partial packets,
@@ -80,6 +89,17 @@ public final class RingLink<Memory: RingMemory> {
                 activity.consumedRequests = true
                 server.receive(scratch, on: connection, time: time)
             }
+        } catch {
+            activity.failure = error
+            stall(server, reason: .ringIndex)
+        }
+        return activity
+    }
+
+    /// The second half of a turn: as many queued replies as the reply ring has room for.
+    public func transmit(_ server: Server, into activity: inout RingActivity) {
+        guard !isStalled else { return }
+        do {
             while server.hasOutput(connection) {
                 let space = try endpoint.responseSpace()
                 if space == 0 { break }
@@ -92,7 +112,6 @@ public final class RingLink<Memory: RingMemory> {
             activity.failure = error
             stall(server, reason: .ringIndex)
         }
-        return activity
     }
 
     /// Whether another turn right away would make progress (requests waiting that the server

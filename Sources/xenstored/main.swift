@@ -7,6 +7,7 @@ import XenstoreBlock
 import XenstoreHost
 import XenstoreServer
 import XenstoreStore
+import XenstoreXen
 
 let usage = """
 Usage: xenstored [options]
@@ -31,6 +32,9 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
   --test-domain-socket DOMID=PATH
                              TEST HOOK: also listen on PATH; its clients act as the
                              unprivileged domain DOMID (for permission and quota tests)
+  --xen                      run as dom0's xenstored on a real Xen host: also serve dom0's
+                             kernel ring (xenfs on /proc/xen) and the ring of every
+                             introduced guest; watch VIRQ_DOM_EXC for dying domains
   --no-fork, -N              accepted for compatibility (the daemon never forks)
   --verbose, -V              log connections and domain events
   --help, -H                 show this text
@@ -52,6 +56,7 @@ var exportBlock: String? = nil
 var exportTarget: String? = nil
 var verbose = false
 var testSockets: [(UInt32, String)] = []
+var xenMode = false
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let option = arguments.removeFirst()
@@ -86,6 +91,7 @@ while !arguments.isEmpty {
             fail("--test-domain-socket needs DOMID=PATH with DOMID > 0")
         }
         testSockets.append((domid, String(setting[setting.index(after: equals)...])))
+    case "--xen": xenMode = true
     case "--no-fork", "-N": break
     case "--verbose", "-V": verbose = true
     case "--help", "-H":
@@ -109,6 +115,18 @@ if let exportBlock {
     }
 }
 if databasePath != nil && blockPath != nil { fail("--database and --block cannot be combined") }
+
+var hypervisor: XenHypervisor? = nil
+if xenMode {
+    do {
+        let xen = try XenHypervisor()
+        hypervisor = xen
+        // libxl makes a new domain the owner of its nodes before INTRODUCE: ask Xen.
+        configuration.domainExists = { xen.domainExists($0) }
+    } catch {
+        fail("--xen: \(error)")
+    }
+}
 
 var database: GitDatabase? = nil
 var blockStore: BlockStore<FileBlockDevice>? = nil
@@ -161,6 +179,16 @@ if let database {
     server.revisionLoader = { [unowned server] id in database.loadCommit(id, into: server.history) }
 }
 let daemon = SocketDaemon(server: server, database: database, blockStore: blockStore, verbose: verbose)
+if let hypervisor {
+    let transport = XenTransport(hypervisor: hypervisor, verbose: verbose)
+    do {
+        try transport.watchDomainExceptions()
+        try transport.connectDom0(server)
+    } catch {
+        fail("--xen: \(error)")
+    }
+    daemon.transport = transport
+}
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))
     for (domid, path) in testSockets {
