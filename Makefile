@@ -59,6 +59,7 @@ integration-test: packages build
 
 include mk/image.mk
 include mk/deploy.mk
+include mk/xen-dom0.mk
 
 clean:
 	rm -rf .build build run
