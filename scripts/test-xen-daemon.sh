@@ -4,13 +4,14 @@
 # unchanged: its /init runs /usr/lib/xen-4.17/bin/xenstored, which the payload replaces with
 # scripts/xen-dom0-xenstored.sh; then xen-init-dom0, xenconsoled and scripts/test-xen-daemon-dom0.sh.
 #
-#   scripts/test-xen-daemon.sh BINARY XSGUEST     (make test-xen-dom0 builds both)
+#   scripts/test-xen-daemon.sh BINARY XSGUEST-PV XSGUEST-PVH   (make test-xen-dom0 builds them)
 #
 # Pass = every "@@XS" check ok and "@@XENTEST PASS". Everything goes to build/xen-test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BINARY=${1:?xenstored binary (swift build -c release --static-swift-stdlib)}
 XSGUEST=${2:?xsguest.elf}
+XSGUEST_PVH=${3:?xsguest-pvh.elf}
 HARNESS=${XEN_HARNESS:-../shared/xen-qemu}
 WORK=build/xen-test
 [ -x "$HARNESS/boot-xen.sh" ] || { echo "test-xen-dom0: harness not found at $HARNESS" >&2; exit 2; }
@@ -44,6 +45,17 @@ done
 cp scripts/xen-dom0-xenstored.sh "$P/usr/lib/xen-4.17/bin/xenstored"
 cp scripts/test-xen-daemon-dom0.sh "$P/test.sh"
 cp "$XSGUEST" "$P/guests/xsguest.elf"
+cp "$XSGUEST_PVH" "$P/guests/xsguest-pvh.elf"
+cat > "$P/etc/xen/xsguest-pvh.cfg" <<CFG
+name    = "xsguest-pvh"
+type    = "pvh"
+kernel  = "/guests/xsguest-pvh.elf"
+cmdline = "mode=good"
+memory  = 16
+vcpus   = 1
+on_poweroff = "destroy"
+on_crash    = "destroy"
+CFG
 for mode in good flood badidx huge; do
     cat > "$P/etc/xen/xsguest-$mode.cfg" <<CFG
 name    = "xsguest-$mode"
@@ -64,7 +76,7 @@ LOG=$WORK/xen-dom0-daemon.log
 echo "test-xen-dom0: booting Xen + dom0 with our xenstored --xen as dom0's xenstored (log: $LOG)"
 started=$(date +%s)
 set +e
-XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
+SMP=${SMP:-1} XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
 DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=daemon ${DOM0_EXTRA:-}" \
     "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
 status=${PIPESTATUS[0]}

@@ -8,6 +8,9 @@
  *                reconnects and writes data/result
  *   mode=flood   writes data/flood as fast as the ring allows, forever
  * Every step is reported on the PV console ring ("xsguest: ..."), read by xenconsoled.
+ * Built twice: as a 64-bit PV guest (head.S, guest.ld) and, with -DXSGUEST_PVH, as a 32-bit PVH
+ * guest (head32.S, guest32.ld) that finds its ring through HVM parameters; only mode=good is
+ * used as PVH, and it powers off when done (it has no cheap way to sleep).
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -19,6 +22,20 @@
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
+#ifdef XSGUEST_PVH
+#include <xen/hvm/hvm_op.h>
+#include <xen/hvm/params.h>
+#include <xen/arch-x86/hvm/start_info.h>
+/* 32-bit HVM hypercall ABI: arguments in ebx, ecx, edx. */
+#define hypercall3(nr, a1, a2, a3) ({                                   \
+    long r_, i1_, i2_, i3_;                                             \
+    __asm__ volatile("call hypercall_page + (" STR(nr) " * 32)"         \
+                     : "=a"(r_), "=b"(i1_), "=c"(i2_), "=d"(i3_)        \
+                     : "1"((long)(a1)), "2"((long)(a2)), "3"((long)(a3))\
+                     : "memory");                                       \
+    r_; })
+#else
+/* 64-bit PV hypercall ABI: arguments in rdi, rsi, rdx. */
 #define hypercall3(nr, a1, a2, a3) ({                                   \
     long r_, i1_, i2_, i3_;                                             \
     __asm__ volatile("call hypercall_page + (" STR(nr) " * 32)"         \
@@ -26,10 +43,14 @@
                      : "1"((long)(a1)), "2"((long)(a2)), "3"((long)(a3))\
                      : "memory", "rcx", "r11");                         \
     r_; })
+#endif
 #define barrier() __asm__ volatile("" ::: "memory")
 #define mb() __asm__ volatile("mfence" ::: "memory")
 
+extern char hypercall_page[];
+#ifndef XSGUEST_PVH
 extern char shared_info_page[];
+#endif
 
 static struct xencons_interface *cons;
 static evtchn_port_t cons_port;
@@ -77,8 +98,9 @@ static void say_dec(unsigned long v)
 /* ---- waiting for the store's event channel ---- */
 static void clear_pending(evtchn_port_t port)
 {
+    const unsigned bits = 8 * sizeof(shared->evtchn_pending[0]);
     if (shared)
-        __atomic_and_fetch(&shared->evtchn_pending[port / 64], ~(1UL << (port % 64)), __ATOMIC_SEQ_CST);
+        __atomic_and_fetch(&shared->evtchn_pending[port / bits], ~((xen_ulong_t)1 << (port % bits)), __ATOMIC_SEQ_CST);
 }
 /* Sleeps until the store notifies (or just yields without a mapped shared_info). */
 static void wait_store(void)
@@ -175,7 +197,16 @@ static void wait_event(const char *path)
     }
 }
 
-static void idle(void) { for (;;) wait_store(); }
+static void idle(void)
+{
+#ifdef XSGUEST_PVH
+    for (int i = 0; cons && i < 1000 && cons->out_cons != cons->out_prod; i++) sched_op(SCHEDOP_yield, 0);
+    struct sched_shutdown sd = { .reason = SHUTDOWN_poweroff };
+    for (;;) sched_op(SCHEDOP_shutdown, &sd);
+#else
+    for (;;) wait_store();
+#endif
+}
 
 static void reconnect(const char *why)
 {
@@ -270,6 +301,50 @@ static void mode_flood(void)
     }
 }
 
+static void run(const char *cmd)
+{
+    const char *mode = "good";
+    for (const char *c = cmd; c && *c; c++)
+        if (c[0] == 'm' && c[1] == 'o' && c[2] == 'd' && c[3] == 'e' && c[4] == '=') { mode = c + 5; break; }
+    say("xsguest: starting, mode "); say(mode); say(", store event channel "); say_dec(xs_port);
+    say(shared ? ", shared_info mapped\n" : ", no shared_info (yielding)\n");
+
+    if (mode[0] == 'b') mode_badidx();
+    else if (mode[0] == 'h') mode_huge();
+    else if (mode[0] == 'f') mode_flood();
+    else mode_good();
+    idle();
+}
+
+#ifdef XSGUEST_PVH
+static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
+{ __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "0"(leaf), "2"(0)); }
+
+static uint64_t hvm_param(uint32_t index)
+{
+    struct xen_hvm_param p = { .domid = DOMID_SELF, .index = index };
+    return hypercall3(__HYPERVISOR_hvm_op, HVMOP_get_param, &p, 0) == 0 ? p.value : 0;
+}
+
+/* PVH entry (head32.S): flat 32-bit mode, paging off, so a guest frame's address is pfn << 12. */
+void guest_main32(struct hvm_start_info *si)
+{
+    uint32_t base, a, b, c, d;
+    for (base = 0x40000000; base < 0x40010000; base += 0x100) {
+        cpuid(base, &a, &b, &c, &d);
+        if (b == 0x566e6558 && c == 0x65584d4d && d == 0x4d4d566e) break;  /* "XenVMMXenVMM" */
+    }
+    cpuid(base + 2, &a, &b, &c, &d);           /* b: the MSR that installs the hypercall page */
+    __asm__ volatile("wrmsr" :: "c"(b), "a"((uint32_t)(uintptr_t)hypercall_page), "d"(0));
+    cons_port = (evtchn_port_t)hvm_param(HVM_PARAM_CONSOLE_EVTCHN);
+    uint64_t cons_pfn = hvm_param(HVM_PARAM_CONSOLE_PFN);
+    if (cons_pfn) cons = (struct xencons_interface *)(uintptr_t)(cons_pfn << 12);
+    xs_port = (evtchn_port_t)hvm_param(HVM_PARAM_STORE_EVTCHN);
+    xs = (struct xenstore_domain_interface *)(uintptr_t)(hvm_param(HVM_PARAM_STORE_PFN) << 12);
+    run(si->cmdline_paddr ? (const char *)(uintptr_t)si->cmdline_paddr : "");
+}
+#else
+/* PV entry (head.S): start_info in %rdi; the image and its pages are mapped at pfn << 12. */
 void guest_main(start_info_t *si)
 {
     if (si->console.domU.mfn) {
@@ -282,16 +357,6 @@ void guest_main(start_info_t *si)
     if (hypercall3(__HYPERVISOR_update_va_mapping, (unsigned long)shared_info_page,
                    (si->shared_info & ~0xfffUL) | 7, UVMF_INVLPG) == 0)
         shared = (shared_info_t *)shared_info_page;
-
-    const char *cmd = (const char *)si->cmd_line, *mode = "good";
-    for (const char *c = cmd; *c; c++)
-        if (c[0] == 'm' && c[1] == 'o' && c[2] == 'd' && c[3] == 'e' && c[4] == '=') { mode = c + 5; break; }
-    say("xsguest: starting, mode "); say(mode); say(", store event channel "); say_dec(xs_port);
-    say(shared ? ", shared_info mapped\n" : ", no shared_info (yielding)\n");
-
-    if (mode[0] == 'b') mode_badidx();
-    else if (mode[0] == 'h') mode_huge();
-    else if (mode[0] == 'f') mode_flood();
-    else mode_good();
-    idle();
+    run((const char *)si->cmd_line);
 }
+#endif
