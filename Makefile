@@ -38,10 +38,11 @@ embedded-check:
 	scripts/embedded-check.sh
 
 ## make test: install what the tests need, compile the core in Embedded mode, run all tests,
-## build the stub-domain images, smoke-boot them in QEMU, and boot them under real Xen in QEMU.
+## build the stub-domain images, smoke-boot them in QEMU, boot them under real Xen in QEMU, and run
+## the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap test-xen
+	$(MAKE) smoke-x86 smoke-x86-trap test-xen test-xen-dom0
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
