@@ -74,6 +74,8 @@ domains_before=$(xenstore-list /local/domain | tr '\n' ' ')
 echo "==== PV guest talking Xenstore over its ring (xsguest mode=good)"
 xenstore-watch @releaseDomain > /tmp/release-events 2>&1 &
 WATCHER=$!
+xenstore-watch @introduceDomain > /tmp/introduce-events 2>&1 &
+INTRO_WATCHER=$!
 check "xl create xsguest-good" xl_create /etc/xen/xsguest-good.cfg
 GOOD=$(xl domid xsguest-good 2>/dev/null)
 check "guest $GOOD: its own reads, writes, watch, rm, EACCES all passed (data/result)" wait_value /local/domain/$GOOD/data/result PASS 30
@@ -96,7 +98,8 @@ check "xl create xsguest-pvh" xl_create /etc/xen/xsguest-pvh.cfg
 check "xsguest-pvh: its reads, writes, watch, rm, EACCES all passed (console)" wait_console xsguest-pvh "RESULT PASS" 40
 check "xsguest-pvh gone after poweroff" wait_gone xsguest-pvh
 sleep 0.3
-kill $WATCHER 2>/dev/null
+kill $WATCHER $INTRO_WATCHER 2>/dev/null
+check "@introduceDomain fired for the four guests" test "$(grep -c introduceDomain /tmp/introduce-events)" -ge 5
 check "@releaseDomain fired for the four guests" test "$(grep -c releaseDomain /tmp/release-events)" -ge 5
 check "all guest nodes removed" test "$(xenstore-list /local/domain | tr '\n' ' ')" = "$domains_before"
 
