@@ -5,6 +5,9 @@
 # scripts/xen-dom0-xenstored.sh; then xen-init-dom0, xenconsoled and scripts/test-xen-daemon-dom0.sh.
 #
 #   scripts/test-xen-daemon.sh BINARY XSGUEST-PV XSGUEST-PVH   (make test-xen-dom0 builds them)
+#   DAEMON=c scripts/test-xen-daemon.sh ...   the same test with Debian's C xenstored as dom0's
+#       xenstored, for comparison (checks of our daemon's log and history then fail, of course)
+#   SMP=2 ...                                 two QEMU CPUs (default 1; see README on freezes)
 #
 # Pass = every "@@XS" check ok and "@@XENTEST PASS". Everything goes to build/xen-test.
 set -euo pipefail
@@ -42,7 +45,7 @@ cp "$BINARY" "$P/usr/sbin/xenstored-swift"
 ldd "$BINARY" | grep -o '/[^ ]*' | while read -r lib; do
     mkdir -p "$P$(dirname "$lib")"; cp -L "$lib" "$P$lib"
 done
-cp scripts/xen-dom0-xenstored.sh "$P/usr/lib/xen-4.17/bin/xenstored"
+[ "${DAEMON:-ours}" = c ] || cp scripts/xen-dom0-xenstored.sh "$P/usr/lib/xen-4.17/bin/xenstored"
 cp scripts/test-xen-daemon-dom0.sh "$P/test.sh"
 cp "$XSGUEST" "$P/guests/xsguest.elf"
 cp "$XSGUEST_PVH" "$P/guests/xsguest-pvh.elf"
@@ -73,7 +76,7 @@ cp "$HARNESS/payload/etc/xen/tiny-pv.cfg" "$HARNESS/payload/etc/xen/tiny-pvh.cfg
 "$HARNESS/make-initramfs.sh" "$WORK/x" "$KVER" "$WORK/initrd-dom0.cpio.gz" "$P" >/dev/null
 
 LOG=$WORK/xen-dom0-daemon.log
-echo "test-xen-dom0: booting Xen + dom0 with our xenstored --xen as dom0's xenstored (log: $LOG)"
+echo "test-xen-dom0: booting Xen + dom0 with $([ "${DAEMON:-ours}" = c ] && echo "C xenstored (DAEMON=c)" || echo "our xenstored --xen") as dom0's xenstored (log: $LOG)"
 started=$(date +%s)
 set +e
 SMP=${SMP:-1} XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
