@@ -5,8 +5,8 @@ RUNDIR ?= $(CURDIR)/run
 SOCKET ?= $(RUNDIR)/socket
 # Debian packages: clients for `make run`; clients, Xen's conformance test and headers for `make test`.
 CLIENT_PACKAGES := xenstore-utils
-# zlib headers for the git database of the host daemon.
-BUILD_PACKAGES := zlib1g-dev
+# zlib headers for the git database of the host daemon; Xen library headers for --xen (dom0).
+BUILD_PACKAGES := zlib1g-dev libxen-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
 .PHONY: all build release run test unit-test integration-test embedded-check packages bench test-sim clean
@@ -38,10 +38,11 @@ embedded-check:
 	scripts/embedded-check.sh
 
 ## make test: install what the tests need, compile the core in Embedded mode, run all tests,
-## build the stub-domain images (x86_64 and armv7), smoke-boot them in QEMU, and boot them under real Xen in QEMU.
+## build the stub-domain images (x86_64 and armv7), smoke-boot them in QEMU, boot them under real Xen in
+## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap smoke-arm32 smoke-arm32-trap test-xen test-xen-arm
+	$(MAKE) smoke-x86 smoke-x86-trap smoke-arm32 smoke-arm32-trap test-xen test-xen-arm test-xen-dom0
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
@@ -59,6 +60,7 @@ integration-test: packages build
 
 include mk/image.mk
 include mk/deploy.mk
+include mk/xen-dom0.mk
 
 clean:
 	rm -rf .build build run

@@ -30,7 +30,10 @@ let package = Package(
         // HOST SHELLS (sockets, files, clocks)
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
         .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "XenstoreRing", "CHost"], swiftSettings: hostSettings),
-        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore", "XenstoreBlock"], swiftSettings: hostSettings),
+        // XEN (dom0: Xen's user-space libraries from libxen-dev; rings of dom0's kernel and guests)
+        .systemLibrary(name: "CXen", path: "Sources/CXen"),
+        .target(name: "XenstoreXen", dependencies: ["XenstoreHost", "XenstoreRing", "XenstoreServer", "CXen"], swiftSettings: hostSettings),
+        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreXen", "XenstoreServer", "XenstoreStore", "XenstoreBlock"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
         .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
@@ -40,5 +43,6 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
         .testTarget(name: "XenstoreBlockTests", dependencies: ["XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
         .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),
+        .testTarget(name: "XenTransportTests", dependencies: ["XenstoreXen", "XenstoreRing", "XenstoreServer", "XenstoreWire"], swiftSettings: hostSettings),
     ]
 )

@@ -59,6 +59,8 @@ public final class SocketDaemon {
     private let rings: EmulatedRings?
     /// The connection state made durable last (nothing is written while it does not change).
     private var savedState: [UInt8]? = nil
+    /// Non-socket connections served in the same loop (the Xen rings with `--xen`).
+    public var transport: DaemonTransport?
 
     /// Creates a daemon around `server`. With a `backend` (`--database` or `--block`), every
     /// round's commits, and with `rings` also the connection state of the rings, are made durable
@@ -167,6 +169,8 @@ public final class SocketDaemon {
                 fds.append(pollfd(fd: ring.toStore, events: Int16(POLLIN), revents: 0))
                 if ring.link.hasPendingWork(server) { busy = true }
             }
+            for fd in transport?.pollDescriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            if transport?.hasPendingWork(server) == true { busy = true }
             let ready = poll(&fds, nfds_t(fds.count), busy ? 0 : 1000)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -199,7 +203,9 @@ public final class SocketDaemon {
                 if activity.shouldNotify { notify.insert(domid) }
                 if let failure = activity.failure { logLine("domain \(domid): \(failure); the ring is ignored until the domain reconnects") }
             }
+            transport?.receive(server, time: currentTime())
             handleEffects()
+            transport?.transmit(server)
             if let rings {
                 for domid in rings.domids {
                     let ring = rings.rings[domid]!
@@ -260,6 +266,7 @@ public final class SocketDaemon {
     private func handleEffects() {
         var committed = false
         for effect in server.takeEffects() {
+            if let transport, transport.handle(effect, server: server, time: currentTime()) { continue }
             switch effect {
             case .closeConnection(let id):
                 if let ring = rings?.ring(of: id) {

@@ -19,6 +19,14 @@ public struct RingActivity: Equatable, Sendable {
 
     /// Whether the domain must be notified.
     public var shouldNotify: Bool { consumedRequests || wroteReplies || reconnected || failure != nil }
+
+    /// Adds what a later part of the same turn did (e.g. `flushOutput` after `serveInput`).
+    public mutating func merge(_ later: RingActivity) {
+        consumedRequests = consumedRequests || later.consumedRequests
+        wroteReplies = wroteReplies || later.wroteReplies
+        reconnected = reconnected || later.reconnected
+        if failure == nil { failure = later.failure }
+    }
 }
 
 /// One domain's ring and the server connection behind it. Shared by every shell that serves
@@ -105,9 +113,7 @@ public final class RingLink<Memory: RingMemory> {
     public func serve(_ server: Server, time: Int64) -> RingActivity {
         var activity = serveInput(server, time: time)
         if activity.reconnected || activity.failure != nil { return activity }
-        let output = flushOutput(server)
-        activity.wroteReplies = output.wroteReplies
-        activity.failure = output.failure
+        activity.merge(flushOutput(server))
         return activity
     }
 

@@ -7,6 +7,7 @@ import XenstoreBlock
 import XenstoreHost
 import XenstoreServer
 import XenstoreStore
+import XenstoreXen
 
 let usage = """
 Usage: xenstored [options]
@@ -41,6 +42,9 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
   --test-domain-socket DOMID=PATH
                              TEST HOOK: also listen on PATH; its clients act as the
                              unprivileged domain DOMID (for permission and quota tests)
+  --xen                      run as dom0's xenstored on a real Xen host: also serve dom0's
+                             kernel ring (xenfs on /proc/xen) and the ring of every
+                             introduced guest; watch VIRQ_DOM_EXC for dying domains
   --no-fork, -N              accepted for compatibility (the daemon never forks)
   --verbose, -V              log connections and domain events
   --help, -H                 show this text
@@ -71,6 +75,7 @@ var verbose = false
 var testSockets: [(UInt32, String)] = []
 var ringDirectory: String? = nil
 var squashPolicy = SquashPolicy()
+var xenMode = false
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let option = arguments.removeFirst()
@@ -118,6 +123,7 @@ while !arguments.isEmpty {
     case "--keep-newer-than":
         guard let seconds = parseDuration(value()) else { fail("--keep-newer-than needs a duration such as 3600, 90m, 12h or 7d") }
         squashPolicy.keepNewerThan = seconds
+    case "--xen": xenMode = true
     case "--no-fork", "-N": break
     case "--verbose", "-V": verbose = true
     case "--help", "-H":
@@ -142,7 +148,20 @@ if let exportBlock {
 }
 if databasePath != nil && blockPath != nil { fail("--database and --block cannot be combined") }
 
+if xenMode && ringDirectory != nil { fail("--xen and --ring-dir cannot be combined") }
 var backend: DurableBackend? = nil
+var hypervisor: XenHypervisor? = nil
+if xenMode {
+    do {
+        let xen = try XenHypervisor()
+        hypervisor = xen
+        // libxl makes a new domain the owner of its nodes before INTRODUCE: ask Xen.
+        configuration.domainExists = { xen.domainExists($0) }
+    } catch {
+        fail("--xen: \(error)")
+    }
+}
+
 let server: Server
 if let ringDirectory {
     // libxl makes a new domain the owner of its nodes before INTRODUCE: an emulated domain
@@ -174,6 +193,16 @@ let daemon = SocketDaemon(server: server, backend: backend, rings: rings, verbos
 if rings != nil {
     let resumed = daemon.resumeRings()
     if resumed > 0 { logLine("resumed \(resumed) domain ring(s) from the saved connection state") }
+}
+if let hypervisor {
+    let transport = XenTransport(hypervisor: hypervisor, verbose: verbose)
+    do {
+        try transport.watchDomainExceptions()
+        try transport.connectDom0(server)
+    } catch {
+        fail("--xen: \(error)")
+    }
+    daemon.transport = transport
 }
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))

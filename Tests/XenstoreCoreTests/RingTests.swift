@@ -83,6 +83,22 @@ func pump(_ link: RingLink<ArrayRingMemory>, _ guest: RingGuest, _ server: Serve
         #expect(!link.hasPendingWork(server))
     }
 
+    @Test func inputAloneWritesNoReplyUntilOutputIsFlushed() {
+        // the dom0 daemon's group commit: requests are read, commits made durable, then replies go out
+        let server = Server(time: 1)
+        let guest = RingGuest()
+        let link = RingLink(server: server, memory: guest.memory, caller: .dom0)
+        guest.send(.write, args("/vm/a") + b("hello"))
+        var activity = link.serveInput(server, time: 1)
+        #expect(activity.consumedRequests && !activity.wroteReplies)
+        #expect(guest.memory.load32(at: RingLayout.responseProducer) == 0)
+        #expect(server.hasOutput(link.connection))
+        activity.merge(link.flushOutput(server))
+        #expect(activity.wroteReplies && activity.shouldNotify)
+        guest.pull()
+        #expect(guest.messages.count == 1 && guest.messages[0].payload == Payload.ok)
+    }
+
     @Test func indexesWrapAroundTheRingAndTheCounter() {
         let server = Server(time: 1)
         let guest = RingGuest()
