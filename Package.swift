@@ -43,6 +43,6 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
         .testTarget(name: "XenstoreBlockTests", dependencies: ["XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
         .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),
-        .testTarget(name: "XenTransportTests", dependencies: ["XenstoreXen", "XenstoreRing", "XenstoreServer", "XenstoreWire"], swiftSettings: hostSettings),
+        .testTarget(name: "XenTransportTests", dependencies: ["XenstoreXen", "XenstoreHost", "XenstoreRing", "XenstoreServer", "XenstoreWire"], swiftSettings: hostSettings),
     ]
 )

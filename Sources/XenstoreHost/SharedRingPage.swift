@@ -4,7 +4,9 @@ import CHost
 import XenstoreRing
 
 /// `RingMemory` over a mapped page: index words through C atomics (read exactly once), data
-/// bytes as plain copies, barriers as C11 fences.
+/// bytes as plain copies, barriers as C11 fences. Used for the emulated rings (`--ring-dir`)
+/// and for the pages `--xen` maps from dom0's kernel and from guests. Offsets come from
+/// `RingEndpoint`, which checked them already; copies outside the page are refused anyway.
 public struct SharedRingPage: RingMemory {
     /// Start of the mapped page (`RingLayout.pageSize` bytes).
     public let base: UnsafeMutableRawPointer
@@ -15,9 +17,11 @@ public struct SharedRingPage: RingMemory {
     public func load32(at offset: Int) -> UInt32 { xs_shared_load32(base, offset) }
     public func store32(_ value: UInt32, at offset: Int) { xs_shared_store32(base, offset, value) }
     public func copyBytes(from offset: Int, count: Int, appendingTo bytes: inout [UInt8]) {
+        guard count > 0, offset >= 0, offset + count <= RingLayout.pageSize else { return }
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: count))
     }
     public func storeBytes(_ bytes: ArraySlice<UInt8>, at offset: Int) {
+        guard !bytes.isEmpty, offset >= 0, offset + bytes.count <= RingLayout.pageSize else { return }
         bytes.withUnsafeBytes { source in
             if let address = source.baseAddress { (base + offset).copyMemory(from: address, byteCount: source.count) }
         }

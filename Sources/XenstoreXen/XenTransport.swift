@@ -63,13 +63,13 @@ public final class XenTransport: DaemonTransport {
 
     private final class Ring {
         let domid: UInt32
-        let link: RingLink<XenRingMemory>
+        let link: RingLink<SharedRingPage>
         let port: UInt32
         let mapping: Mapping
         var activity = RingActivity()
         var reportedStall = false
 
-        init(domid: UInt32, link: RingLink<XenRingMemory>, port: UInt32, mapping: Mapping) {
+        init(domid: UInt32, link: RingLink<SharedRingPage>, port: UInt32, mapping: Mapping) {
             self.domid = domid
             self.link = link
             self.port = port
@@ -109,7 +109,7 @@ public final class XenTransport: DaemonTransport {
             munmap(page, RingLayout.pageSize)
             throw XenTransportError.unavailable("bind dom0's event channel \(remotePort)", errno)
         }
-        let link = RingLink(server: server, memory: XenRingMemory(base: page), caller: .dom0)
+        let link = RingLink(server: server, memory: SharedRingPage(base: page), caller: .dom0)
         rings.append(Ring(domid: 0, link: link, port: UInt32(local), mapping: .kernel))
         _ = xenevtchn_notify(xen.events, UInt32(local))
         logLine("serving dom0's kernel ring (event channel \(remotePort) -> local port \(local))")
@@ -226,7 +226,7 @@ public final class XenTransport: DaemonTransport {
             unmap(page, mapping)
             return
         }
-        let link = RingLink(server: server, memory: XenRingMemory(base: page), caller: Caller(domid: domid, privileged: false))
+        let link = RingLink(server: server, memory: SharedRingPage(base: page), caller: Caller(domid: domid, privileged: false))
         rings.append(Ring(domid: domid, link: link, port: UInt32(local), mapping: mapping))
         _ = xenevtchn_notify(xen.events, UInt32(local))
         logLine("domain \(domid): serving its ring (\(mapping == .grant ? "grant 1" : "foreign gfn \(gfn)"), event channel \(remotePort))")

@@ -1,9 +1,10 @@
-// XenRingMemory (the dom0 daemon's view of a mapped ring page) driven through RingLink without Xen: a page of ordinary memory plays the mapping.
+// SharedRingPage (the view of a mapped ring page used by --xen and --ring-dir) driven through RingLink without Xen: a page of ordinary memory plays the mapping.
 
 #if canImport(Glibc)
 import Glibc
 #endif
 import Testing
+import XenstoreHost
 import XenstoreRing
 import XenstoreServer
 import XenstoreWire
@@ -30,12 +31,12 @@ private func request(_ type: MessageType, _ parts: [String], id: UInt32) -> [UIn
     return Message(type, requestID: id, transactionID: 0, payload: payload).encoded
 }
 
-@Suite struct XenRingMemoryTests {
+@Suite struct SharedRingPageTests {
     @Test func requestsAndRepliesCrossAMappedPage() throws {
         let page = Page()
         let server = Server(time: 1)
-        let link = RingLink(server: server, memory: XenRingMemory(base: page.base), caller: Caller(domid: 3, privileged: true))
-        let guest = RingClientEndpoint(memory: XenRingMemory(base: page.base))
+        let link = RingLink(server: server, memory: SharedRingPage(base: page.base), caller: Caller(domid: 3, privileged: true))
+        let guest = RingClientEndpoint(memory: SharedRingPage(base: page.base))
         #expect(guest.serverFeatures == RingLayout.offeredFeatures)
         let bytes = request(.write, ["/vm/a", "hello"], id: 1) + request(.read, ["/vm/a"], id: 2)
         #expect(guest.writeRequests(bytes[...]) == bytes.count)
@@ -55,8 +56,8 @@ private func request(_ type: MessageType, _ parts: [String], id: UInt32) -> [UIn
     @Test func corruptIndexesInTheMappedPageStallTheRing() {
         let page = Page()
         let server = Server(time: 1)
-        let link = RingLink(server: server, memory: XenRingMemory(base: page.base), caller: Caller(domid: 4, privileged: false))
-        let memory = XenRingMemory(base: page.base)
+        let link = RingLink(server: server, memory: SharedRingPage(base: page.base), caller: Caller(domid: 4, privileged: false))
+        let memory = SharedRingPage(base: page.base)
         memory.store32(5000, at: RingLayout.requestProducer)  // more than a ring ahead of req_cons = 0
         let activity = link.serveInput(server, time: 1)
         #expect(activity.failure != nil)
@@ -66,7 +67,7 @@ private func request(_ type: MessageType, _ parts: [String], id: UInt32) -> [UIn
 
     @Test func outOfPageCopiesAreIgnored() {
         let page = Page()
-        let memory = XenRingMemory(base: page.base)
+        let memory = SharedRingPage(base: page.base)
         var bytes: [UInt8] = []
         memory.copyBytes(from: 4090, count: 100, appendingTo: &bytes)
         memory.storeBytes([1, 2, 3][...], at: 4095)
