@@ -41,7 +41,7 @@ embedded-check:
 ## build the stub-domain images, smoke-boot them in QEMU, and boot them under real Xen in QEMU.
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap test-xen
+	$(MAKE) smoke-x86 smoke-x86-trap test-xen fuzz-short
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
@@ -59,6 +59,7 @@ integration-test: packages build
 
 include mk/image.mk
 include mk/deploy.mk
+include mk/fuzz.mk
 
 clean:
 	rm -rf .build build run
