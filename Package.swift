@@ -26,16 +26,17 @@ let package = Package(
         .target(name: "XenstoreStore", swiftSettings: coreSettings),
         .target(name: "XenstoreServer", dependencies: ["XenstoreWire", "XenstoreStore"], swiftSettings: coreSettings),
         .target(name: "XenstoreBlock", dependencies: ["XenstoreStore"], swiftSettings: coreSettings),
+        .target(name: "XenstoreRing", dependencies: ["XenstoreWire", "XenstoreServer"], swiftSettings: coreSettings),
         // HOST SHELLS (sockets, files, clocks)
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
-        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "CHost"], swiftSettings: hostSettings),
+        .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "XenstoreRing", "CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreServer", "XenstoreStore", "XenstoreBlock"], swiftSettings: hostSettings),
         .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
         .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xsdeploy", dependencies: ["DeployKit", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: hostSettings),
         // TESTS
-        .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"]),
+        .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreRing"]),
         .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
         .testTarget(name: "XenstoreBlockTests", dependencies: ["XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
         .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),

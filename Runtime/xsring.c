@@ -1,54 +1,23 @@
-/* xsring.c: the xenstore ring transport — moving bytes through a mapped struct xenstore_domain_interface (xs_wire.h). */
+/* xsring.c: the shared-page accessors the Swift ring transport (Sources/XenstoreRing) needs — one-shot index loads and barriers. */
 #include "os.h"
-#include <xen/io/xs_wire.h>
 
 /*
- * Indices are free-running 32-bit counters; byte i lives at MASK_XENSTORE_IDX(i). The guest
- * owns req_prod and rsp_cons, we own req_cons and rsp_prod. A guest can write anything into
- * its indices, so every distance is checked against the ring size (XSA-38) before use.
+ * The ring logic itself (index validation, wrap-around, reconnection) is pure Swift in the core.
+ * C supplies what Swift cannot express: a load the compiler must perform exactly once (a guest
+ * rewrites its indexes at will; a re-read of a checked index would be a double fetch), and the
+ * architecture's barriers. These are out-of-line functions, so they are also compiler barriers.
  */
 
-static inline volatile struct xenstore_domain_interface *ring_of(void *page) { return page; }
-
-long xsring_read(void *page, uint8_t *buf, size_t len)
+uint32_t xsring_load32(const void *page, size_t offset)
 {
-    volatile struct xenstore_domain_interface *r = ring_of(page);
-    XENSTORE_RING_IDX cons = r->req_cons, prod = r->req_prod;
-    rmb(); /* the data must not be read before prod */
-    if (prod - cons > XENSTORE_RING_SIZE)
-        return -1;
-    size_t n = 0;
-    while (n < len && cons != prod)
-        buf[n++] = (uint8_t)r->req[MASK_XENSTORE_IDX(cons++)];
-    mb(); /* finish reading the data before handing the space back */
-    r->req_cons = cons;
-    return (long)n;
+    return *(const volatile uint32_t *)((const uint8_t *)page + offset);
 }
 
-size_t xsring_space(void *page)
+void xsring_store32(void *page, size_t offset, uint32_t value)
 {
-    volatile struct xenstore_domain_interface *r = ring_of(page);
-    XENSTORE_RING_IDX used = r->rsp_prod - r->rsp_cons;
-    return used > XENSTORE_RING_SIZE ? 0 : XENSTORE_RING_SIZE - used;
+    *(volatile uint32_t *)((uint8_t *)page + offset) = value;
 }
 
-size_t xsring_write(void *page, const uint8_t *buf, size_t len)
-{
-    volatile struct xenstore_domain_interface *r = ring_of(page);
-    size_t space = xsring_space(page);
-    if (len > space)
-        len = space;
-    XENSTORE_RING_IDX prod = r->rsp_prod;
-    mb(); /* rsp_cons was read before we overwrite the space it freed */
-    for (size_t i = 0; i < len; i++)
-        r->rsp[MASK_XENSTORE_IDX(prod++)] = (char)buf[i];
-    wmb(); /* the data is visible before the index */
-    r->rsp_prod = prod;
-    return len;
-}
-
-int xsring_has_input(void *page)
-{
-    volatile struct xenstore_domain_interface *r = ring_of(page);
-    return r->req_prod != r->req_cons;
-}
+void xsring_rmb(void) { rmb(); }
+void xsring_wmb(void) { wmb(); }
+void xsring_mb(void) { mb(); }

@@ -11,7 +11,7 @@
 # The two images share every object except the Xen ELF notes: init-xenstore-domain boots an image as
 # PVH whenever it carries a PHYS32_ENTRY note, so the PV image must not have one.
 # IMAGE_SWIFT_LAYOUT=single (default) compiles core + glue as ONE Embedded module; =modules compiles
-# the three core modules separately (as scripts/embedded-check.sh does) and links their objects.
+# the core modules separately (as scripts/embedded-check.sh does) and links their objects.
 
 IMAGE_TOOLCHAIN ?= $(dir $(shell command -v swiftc))
 IMAGE_SWIFTC    ?= $(IMAGE_TOOLCHAIN)swiftc
@@ -27,7 +27,7 @@ IMAGE_Q := $(if $(V),,@)
 IMAGE_DIR  := build/image/x86_64
 IMAGE_PVH  := build/xenstore-stubdom-x86_64-pvh
 IMAGE_PV   := build/xenstore-stubdom-x86_64-pv
-IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer
+IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer XenstoreRing
 IMAGE_CORE_SRCS := $(foreach m,$(IMAGE_CORE_MODULES),$(wildcard Sources/$(m)/*.swift))
 IMAGE_GLUE_SRCS := $(wildcard Sources/XenstoredImage/*.swift)
 IMAGE_RUNTIME_HDRS := $(wildcard Runtime/include/*.h Runtime/include/*/*.h Runtime/arch/x86_64/*.h) Runtime/include/module.modulemap
@@ -74,6 +74,8 @@ $(IMAGE_DIR)/modules/XenstoreWire.o: $(wildcard Sources/XenstoreWire/*.swift) mk
 $(IMAGE_DIR)/modules/XenstoreStore.o: $(wildcard Sources/XenstoreStore/*.swift) mk/image.mk | $(IMAGE_DIR)/modules
 $(IMAGE_DIR)/modules/XenstoreServer.o: $(wildcard Sources/XenstoreServer/*.swift) \
         $(IMAGE_DIR)/modules/XenstoreWire.o $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
+$(IMAGE_DIR)/modules/XenstoreRing.o: $(wildcard Sources/XenstoreRing/*.swift) \
+        $(IMAGE_DIR)/modules/XenstoreServer.o mk/image.mk | $(IMAGE_DIR)/modules
 $(foreach m,$(IMAGE_CORE_MODULES),$(IMAGE_DIR)/modules/$(m).o):
 	@echo "  SWIFTC  $(basename $(notdir $@))"
 	$(IMAGE_Q)$(IMAGE_SWIFTC) $(IMAGE_SWIFTFLAGS) -module-name $(basename $(notdir $@)) -I $(IMAGE_DIR)/modules \

@@ -8,7 +8,7 @@ OUT=${OUT:-build/embedded-check}
 FLAGS=(-enable-experimental-feature Embedded -wmo -Osize -parse-as-library -Xfrontend -disable-stack-protector)
 for triple in x86_64-unknown-none-elf armv7-none-none-eabi; do
     mkdir -p "$OUT/$triple"
-    for module in XenstoreWire XenstoreStore XenstoreServer XenstoreBlock; do
+    for module in XenstoreWire XenstoreStore XenstoreServer XenstoreBlock XenstoreRing; do
         "$SWIFTC" -target "$triple" "${FLAGS[@]}" -module-name "$module" \
             -emit-module -emit-module-path "$OUT/$triple/$module.swiftmodule" -I "$OUT/$triple" \
             -c Sources/$module/*.swift -o "$OUT/$triple/$module.o"

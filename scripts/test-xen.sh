@@ -8,7 +8,7 @@
 #       this one passes --selftest-trap to the image to see a crash report under Xen)
 #
 # The image runs the core self-test, then serves dom0's ring; dom0 then runs scripts/test-xen-dom0.sh
-# (xenstore-write/read/ls/rm, xl list). Pass = SELFTEST: PASS and the dom0 test passing. The PVH
+# (xenstore-write/read/ls/rm, xl list, xl create of a PV guest, test-xenstore, xl create of a PVH guest). Pass = SELFTEST: PASS and the dom0 test passing. The PVH
 # image's console also reaches Xen's console through port 0xE9 ("(dN) ..." lines); both images'
 # PV console rings are logged by xenconsoled and printed at the end of the dom0 test.
 set -euo pipefail
@@ -45,10 +45,15 @@ fi
 rm -rf "$WORK/payload" && mkdir -p "$WORK/payload/guests"
 cp "$IMAGE" "$WORK/payload/guests/"
 cp scripts/test-xen-dom0.sh "$WORK/payload/test.sh"
-# the harness's tiny PV guest and its xl config, to check that a guest can be created on top of us
+# the harness's tiny PV and PVH guests and their xl configs, to check that guests can be created on top of us
 mkdir -p "$WORK/payload/etc/xen"
-cp "$HARNESS/payload/guests/tiny-pv.elf" "$WORK/payload/guests/"
-cp "$HARNESS/payload/etc/xen/tiny-pv.cfg" "$WORK/payload/etc/xen/"
+for guest in tiny-pv tiny-pvh; do
+    cp "$HARNESS/payload/guests/$guest.elf" "$WORK/payload/guests/"
+    cp "$HARNESS/payload/etc/xen/$guest.cfg" "$WORK/payload/etc/xen/"
+done
+# Xen's own conformance test (libxenstore is already in the initramfs for the xenstore-* tools)
+mkdir -p "$WORK/payload/usr/lib/xen-4.17/bin"
+cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
 "$HARNESS/make-initramfs.sh" "$WORK/x" "$KVER" "$WORK/initrd.cpio.gz" "$WORK/payload" >/dev/null
 
 LOG=$WORK/xen-$VARIANT.log

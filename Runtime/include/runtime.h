@@ -105,15 +105,17 @@ void *gnttab_map_foreign(uint16_t domid, uint32_t ref, uint32_t *handle);
 /** Unmaps a page mapped by gnttab_map_foreign and gives its address space back to the heap. */
 int gnttab_unmap_foreign(void *addr, uint32_t handle);
 
-/* ---- xenstore rings (xs_wire.h layout: req[1024], rsp[1024], indices) ------------------ */
+/* ---- xenstore rings (xs_wire.h layout; the logic is Swift: Sources/XenstoreRing) ----------- */
 
-/** Copies up to `len` request bytes out of a mapped ring; returns the count, or -1 if its indices are corrupt. */
-long xsring_read(void *ring, uint8_t *buf, size_t len);
-/** Copies up to `len` reply bytes into a mapped ring; returns the count written (less when it is full). */
-size_t xsring_write(void *ring, const uint8_t *buf, size_t len);
-/** Free reply space of a mapped ring, in bytes. */
-size_t xsring_space(void *ring);
-/** Non-zero if a mapped ring holds unread request bytes. */
-int xsring_has_input(void *ring);
+/** Reads the 32-bit word at `offset` of a shared page exactly once (volatile). */
+uint32_t xsring_load32(const void *page, size_t offset);
+/** Writes the 32-bit word at `offset` of a shared page. */
+void xsring_store32(void *page, size_t offset, uint32_t value);
+/** Read barrier: earlier loads complete before later ones. */
+void xsring_rmb(void);
+/** Write barrier: earlier stores are visible before later ones. */
+void xsring_wmb(void);
+/** Full barrier. */
+void xsring_mb(void);
 
 #endif

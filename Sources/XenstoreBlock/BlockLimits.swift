@@ -5,7 +5,7 @@ public enum BlockLimits {
     /// Superblock magic, "XSBLOCK1".
     public static let magic: [UInt8] = [0x58, 0x53, 0x42, 0x4C, 0x4F, 0x43, 0x4B, 0x31]
     /// Format version stored in the superblock.
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     /// Smallest supported block size.
     public static let minimumBlockSize = 512
     /// Smallest supported device: two superblocks plus two halves of at least 4 blocks.
@@ -17,5 +17,7 @@ public enum BlockLimits {
     /// Largest object body accepted (a node value is at most 4 KiB; trees can be larger).
     public static let maximumBody = 16 * 1024 * 1024
     /// Bytes of the superblock payload covered by its checksum.
-    public static let superblockPayload = 73
+    public static let superblockPayload = 94
+    /// Bytes covered by the checksum in a version-1 superblock (no connection-state id).
+    public static let superblockPayloadVersion1 = 73
 }

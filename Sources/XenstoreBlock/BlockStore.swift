@@ -80,6 +80,8 @@ public final class BlockStore<Device: BlockDevice> {
     public private(set) var generation: UInt64 = 0
     /// The head commit id in force.
     public private(set) var headID: ObjectID?
+    /// The id of the connection-state blob in force (see `persist(head:history:state:)`).
+    public private(set) var stateID: ObjectID?
     /// Bytes used in the active half.
     public private(set) var logEnd: UInt64 = 0
     /// Which half (0 or 1) holds the log.
@@ -117,6 +119,7 @@ public final class BlockStore<Device: BlockDevice> {
         if let best {
             generation = best.generation
             headID = best.head
+            stateID = best.state
             logEnd = best.logEnd
             activeHalf = best.half
             try scan()
@@ -166,6 +169,9 @@ public final class BlockStore<Device: BlockDevice> {
         if offset != logEnd { throw .corrupt(offset: offset) }
         if let headID {
             guard let location = index[headID], location.kind == .commit else { throw .missingObject(headID) }
+        }
+        if let stateID {
+            guard let location = index[stateID], location.kind == .blob else { throw .missingObject(stateID) }
         }
     }
 
@@ -227,6 +233,13 @@ public final class BlockStore<Device: BlockDevice> {
         guard let headID else { return nil }
         guard let record = try commitRecord(headID) else { throw .missingObject(headID) }
         return (record, headID, try loadTree(record.tree, generations: generations))
+    }
+
+    /// The connection state saved with the newest batch, checksum-verified; nil if none was saved.
+    public func loadState() throws(BlockStoreError) -> [UInt8]? {
+        guard let stateID else { return nil }
+        guard let (_, body) = try object(stateID) else { throw .missingObject(stateID) }
+        return body
     }
 
     /// Loads the head into a resumed `History`, or nil for an empty store.
@@ -306,6 +319,7 @@ public final class BlockStore<Device: BlockDevice> {
         } catch { throw .device(error) }
         generation = superblock.generation
         headID = superblock.head
+        stateID = superblock.state
         logEnd = superblock.logEnd
         activeHalf = superblock.half
     }
@@ -314,9 +328,16 @@ public final class BlockStore<Device: BlockDevice> {
     /// first when the batch would cross the watermark. Throws `.noSpace` (with nothing committed
     /// lost) when even the squashed live state plus the batch cannot fit.
     public func persist(head: Commit, history: History) throws(BlockStoreError) {
+        try persist(head: head, history: history, state: nil)
+    }
+
+    /// Like `persist(head:history:)`, and makes `state` (the server's encoded connection state,
+    /// an opaque blob here) the state in force in the same batch; nil keeps the current one.
+    public func persist(head: Commit, history: History, state: [UInt8]?) throws(BlockStoreError) {
         let newHead = history.id(of: head)
-        if newHead == headID { return }
-        var batch = makeBatch(head: head, history: history)
+        let newState = state.map { GitEncoding.objectID(.blob, body: $0) } ?? stateID
+        if newHead == headID && newState == stateID { return }
+        var batch = makeBatch(head: head, history: history, state: state)
         let limit = halfCapacity * UInt64(policy.watermarkPercent) / 100
         if padded(batch.end) > limit {
             do {
@@ -324,20 +345,21 @@ public final class BlockStore<Device: BlockDevice> {
             } catch {
                 guard error == .noSpace else { throw error }
             }
-            batch = makeBatch(head: head, history: history)
+            batch = makeBatch(head: head, history: history, state: state)
             if padded(batch.end) > limit {
                 try squash(extra: batch.pending.count, keepLast: 1, newerThan: 0)
-                batch = makeBatch(head: head, history: history)
+                batch = makeBatch(head: head, history: history, state: state)
             }
             if padded(batch.end) > halfCapacity { throw .noSpace }
         }
         try writeBlocks(half: activeHalf, offset: batch.offset, batch.pending)
         try writeSuperblock(Superblock(generation: generation + 1, half: activeHalf, logEnd: padded(batch.end),
-                                       head: newHead, blockSize: UInt32(blockSize), blockCount: device.blockCount))
+                                       head: newHead, state: newState, blockSize: UInt32(blockSize),
+                                       blockCount: device.blockCount))
         for (id, location) in batch.locations { index[id] = location }
     }
 
-    func makeBatch(head: Commit, history: History) -> Appender {
+    func makeBatch(head: Commit, history: History, state: [UInt8]?) -> Appender {
         var pending: [Commit] = []
         var stack: [Commit] = [head]
         var seen: Set<ObjectID> = []
@@ -355,6 +377,10 @@ public final class BlockStore<Device: BlockDevice> {
                 appender.add(type == .tree ? .tree : .blob, id, body)
             }
             appender.add(.commit, history.id(of: commit), history.commitBody(commit))
+        }
+        if let state {
+            let id = GitEncoding.objectID(.blob, body: state)
+            if index[id] == nil { appender.add(.blob, id, state) }
         }
         return appender
     }
@@ -378,6 +404,10 @@ public final class BlockStore<Device: BlockDevice> {
         let target: UInt32 = activeHalf ^ 1
         var appender = Appender(offset: 0)
         var written: UInt64 = 0
+        if let stateID {
+            guard let (_, body) = try object(stateID) else { throw .missingObject(stateID) }
+            appender.add(.blob, stateID, body)
+        }
         // Oldest first, so parents precede children in the log.
         for commitID in keep.reversed() {
             guard let record = try commitRecord(commitID) else { throw .missingObject(commitID) }
@@ -414,7 +444,7 @@ public final class BlockStore<Device: BlockDevice> {
         try writeBlocks(half: target, offset: written, appender.pending)
         let end = padded(appender.end)
         try writeSuperblock(Superblock(generation: generation + 1, half: target, logEnd: end, head: headID,
-                                       blockSize: UInt32(blockSize), blockCount: device.blockCount))
+                                       state: stateID, blockSize: UInt32(blockSize), blockCount: device.blockCount))
         index = [:]
         for (id, location) in appender.locations { index[id] = location }
         squashCount += 1
@@ -427,23 +457,29 @@ struct Superblock {
     var half: UInt32
     var logEnd: UInt64
     var head: ObjectID?
+    var state: ObjectID?
     var blockSize: UInt32
     var blockCount: UInt64
 
-    init(generation: UInt64, half: UInt32, logEnd: UInt64, head: ObjectID?, blockSize: UInt32, blockCount: UInt64) {
+    init(generation: UInt64, half: UInt32, logEnd: UInt64, head: ObjectID?, state: ObjectID? = nil,
+         blockSize: UInt32, blockCount: UInt64) {
         self.generation = generation
         self.half = half
         self.logEnd = logEnd
         self.head = head
+        self.state = state
         self.blockSize = blockSize
         self.blockCount = blockCount
     }
 
     init?(decoding bytes: [UInt8]) {
-        let payload = BlockLimits.superblockPayload
-        guard bytes.count >= payload + 4, Array(bytes[0..<8]) == BlockLimits.magic,
-              LE.get32(bytes, 8) == BlockLimits.version,
-              CRC32C.checksum(bytes, 0..<payload) == LE.get32(bytes, payload) else { return nil }
+        // Version 1 (no connection state, 73-byte payload) is still read; version 2 is written.
+        guard bytes.count >= BlockLimits.superblockPayload + 4, Array(bytes[0..<8]) == BlockLimits.magic else { return nil }
+        let version = LE.get32(bytes, 8)
+        guard version == 1 || version == BlockLimits.version else { return nil }
+        let payload = version == 1 ? BlockLimits.superblockPayloadVersion1 : BlockLimits.superblockPayload
+        guard CRC32C.checksum(bytes, 0..<payload) == LE.get32(bytes, payload) else { return nil }
+        state = version >= 2 && bytes[65] == 1 ? ObjectID(bytes: Array(bytes[66..<86])) : nil
         blockSize = LE.get32(bytes, 12)
         blockCount = LE.get64(bytes, 16)
         generation = LE.get64(bytes, 24)
@@ -463,6 +499,8 @@ struct Superblock {
         LE.put64(logEnd, &out)
         out.append(head == nil ? 0 : 1)
         out.append(contentsOf: head?.bytes ?? [UInt8](repeating: 0, count: 20))
+        out.append(state == nil ? 0 : 1)
+        out.append(contentsOf: state?.bytes ?? [UInt8](repeating: 0, count: 20))
         out.append(contentsOf: [UInt8](repeating: 0, count: 8))  // reserved
         LE.put32(CRC32C.checksum(out, 0..<out.count), &out)
         out.append(contentsOf: [UInt8](repeating: 0, count: size - out.count))

@@ -31,6 +31,8 @@ public final class GitDatabase {
     private let gitDirectory: String
     private var knownObjects: Set<ObjectID> = []
     private var lastWritten: ObjectID?
+    private var lastState: [UInt8]?
+    private var stateDirty = false
     private var directoryFD: Int32 = -1
     /// The branch the daemon advances.
     public static let branch = "refs/heads/main"
@@ -160,8 +162,36 @@ public final class GitDatabase {
     /// Writes every commit from `head` back to the last written one (with their trees) and
     /// moves `refs/heads/main` to `head`, durably.
     public func persist(head: Commit, history: History) throws {
+        try persist(head: head, history: history, state: nil)
+    }
+
+    /// File in the git directory holding the daemon's connection state (not a git object: it is
+    /// not history, and git ignores unknown files there).
+    public static let stateFile = "xenstored-state"
+
+    /// The connection state saved by the last `persist`, or nil.
+    public func loadState() -> [UInt8]? {
+        readFile(gitDirectory + "/" + GitDatabase.stateFile)
+    }
+
+    /// Like `persist(head:history:)`, and replaces the saved connection state with `state` in the
+    /// same batch (renamed into place before the one syncfs); nil keeps the current state.
+    public func persist(head: Commit, history: History, state: [UInt8]?) throws {
+        if let state, state != lastState {
+            let temporary = gitDirectory + "/" + GitDatabase.stateFile + ".tmp"
+            try writeFile(temporary, state)
+            guard rename(temporary, gitDirectory + "/" + GitDatabase.stateFile) == 0 else {
+                throw DatabaseError.io("rename state", errno)
+            }
+            lastState = state
+            stateDirty = true
+        }
         let headID = history.id(of: head)
-        if headID == lastWritten { return }
+        if headID == lastWritten {
+            if stateDirty, directoryFD >= 0 { syncfs(directoryFD) }
+            stateDirty = false
+            return
+        }
         // Collect unwritten commits, newest first, following all in-memory parents.
         var pending: [Commit] = []
         var stack: [Commit] = [head]
@@ -188,6 +218,7 @@ public final class GitDatabase {
             throw DatabaseError.io("rename ref", errno)
         }
         if directoryFD >= 0 { syncfs(directoryFD) }
+        stateDirty = false
         lastWritten = headID
         if knownObjects.count > 1_000_000 { knownObjects.removeAll(keepingCapacity: true) }
     }

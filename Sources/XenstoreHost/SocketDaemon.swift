@@ -4,6 +4,7 @@
 import Glibc
 #endif
 import XenstoreBlock
+import XenstoreRing
 import XenstoreServer
 import XenstoreWire
 
@@ -54,18 +55,57 @@ public final class SocketDaemon {
     private var listeners: [(fd: Int32, listener: Listener)] = []
     private var clients: [ConnectionID: Client] = [:]
     private let verbose: Bool
-    private let database: GitDatabase?
-    private let blockStore: BlockStore<FileBlockDevice>?
+    private let backend: DurableBackend?
+    private let rings: EmulatedRings?
+    /// The connection state made durable last (nothing is written while it does not change).
+    private var savedState: [UInt8]? = nil
 
-    /// Creates a daemon around `server`; with a `database`, every commit is written to it before
-    /// the replies of the requests that made it are sent (the server must report commits).
-    /// A `blockStore` (`--block`) is written the same way, one durable batch per round of effects.
-    public init(server: Server, database: GitDatabase? = nil, blockStore: BlockStore<FileBlockDevice>? = nil,
-                verbose: Bool = false) {
+    /// Creates a daemon around `server`. With a `backend` (`--database` or `--block`), every
+    /// round's commits, and with `rings` also the connection state of the rings, are made durable
+    /// in one batch before that round's replies leave and before request space is handed back
+    /// to the domains (the server must report commits). `rings` serves emulated domain rings.
+    public init(server: Server, backend: DurableBackend? = nil, rings: EmulatedRings? = nil, verbose: Bool = false) {
         self.server = server
-        self.database = database
-        self.blockStore = blockStore
+        self.backend = backend
+        self.rings = rings
         self.verbose = verbose
+    }
+
+    /// After a restart: restores the connection state saved with the newest durable batch and
+    /// re-attaches every saved ring (introduced domains, watches, partial packets, undelivered
+    /// replies and events come back; open transactions answer EAGAIN). A saved domain whose
+    /// ring files are gone is treated as dead. Returns the number of rings resumed.
+    public func resumeRings() -> Int {
+        guard let backend, let rings else { return 0 }
+        let saved: [UInt8]
+        do {
+            guard let bytes = try backend.loadState() else { return 0 }
+            saved = bytes
+        } catch {
+            logLine("cannot read the saved connection state: \(error); starting without it")
+            return 0
+        }
+        let states: [RingLinkState]
+        do {
+            states = try ResumableState.restore(saved, into: server)
+        } catch {
+            logLine("saved connection state is damaged (\(error)); starting without it")
+            return 0
+        }
+        var resumed = 0
+        for state in states {
+            if let problem = rings.attach(domid: state.domid, server: server, resuming: state) {
+                logLine("\(problem); the domain is treated as dead")
+                server.closeConnection(state.connection)
+                server.domainDied(state.domid, time: currentTime())
+            } else {
+                resumed += 1
+                if verbose { logLine("resumed the ring of domain \(state.domid)") }
+            }
+        }
+        savedState = saved
+        handleEffects()
+        return resumed
     }
 
     /// Creates, binds and listens on a Unix socket (replacing a stale socket file).
@@ -120,7 +160,14 @@ public final class SocketDaemon {
                 if !clients[id]!.pending.isEmpty || server.hasOutput(id) { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: clients[id]!.fd, events: events, revents: 0))
             }
-            let ready = poll(&fds, nfds_t(fds.count), 1000)
+            let ringOrder = rings?.domids ?? []
+            var busy = false
+            for domid in ringOrder {
+                let ring = rings!.rings[domid]!
+                fds.append(pollfd(fd: ring.toStore, events: Int16(POLLIN), revents: 0))
+                if ring.link.hasPendingWork(server) { busy = true }
+            }
+            let ready = poll(&fds, nfds_t(fds.count), busy ? 0 : 1000)
             if ready < 0 {
                 if errno == EINTR { continue }
                 logLine("poll failed: \(String(cString: strerror(errno)))")
@@ -129,8 +176,9 @@ public final class SocketDaemon {
             for index in 0..<listeners.count where fds[index].revents & Int16(POLLIN) != 0 {
                 accept(on: listeners[index])
             }
-            // Read every ready client first, then make the round's commits durable once (group
-            // commit), then write replies: no reply leaves before its commit is on disk.
+            // Read every ready client and ring first, then make the round's commits and connection
+            // state durable once (group commit), then hand request space back and write replies:
+            // no reply leaves, and no request is forgotten, before the state it belongs to is on disk.
             for (offset, id) in order.enumerated() {
                 let revents = fds[listeners.count + offset].revents
                 guard let client = clients[id], revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { continue }
@@ -141,7 +189,27 @@ public final class SocketDaemon {
                     drop(id)
                 }
             }
+            var notify: Set<UInt32> = []
+            for (offset, domid) in ringOrder.enumerated() {
+                guard let ring = rings?.rings[domid] else { continue }
+                let notified = fds[listeners.count + order.count + offset].revents & Int16(POLLIN) != 0
+                if notified { EmulatedRingFiles.drain(ring.toStore) }
+                guard notified || ring.link.hasPendingWork(server) else { continue }
+                let activity = ring.link.serveInput(server, time: currentTime())
+                if activity.shouldNotify { notify.insert(domid) }
+                if let failure = activity.failure { logLine("domain \(domid): \(failure); the ring is ignored until the domain reconnects") }
+            }
             handleEffects()
+            if let rings {
+                for domid in rings.domids {
+                    let ring = rings.rings[domid]!
+                    if ring.link.releaseConsumedSpace() { notify.insert(domid) }
+                    let activity = ring.link.flushOutput(server)
+                    if activity.shouldNotify { notify.insert(domid) }
+                    if let failure = activity.failure { logLine("domain \(domid): \(failure); the ring is ignored until the domain reconnects") }
+                }
+                for domid in notify { if let ring = rings.rings[domid] { EmulatedRingFiles.notify(ring.toDomain) } }
+            }
             for id in clients.keys {
                 guard var client = clients[id], !client.pending.isEmpty || server.hasOutput(id) else { continue }
                 if flush(&client, id) { clients[id] = client } else { drop(id) }
@@ -187,27 +255,20 @@ public final class SocketDaemon {
         if verbose { logLine("connection \(id.raw) closed") }
     }
 
+    /// Carries out the server's effects, then makes the round durable (commits, and the rings'
+    /// connection state when it changed) in one batch.
     private func handleEffects() {
         var committed = false
-        defer {
-            if committed, let database {
-                do {
-                    try database.persist(head: server.history.head, history: server.history)
-                } catch {
-                    logLine("cannot write the git database: \(error); history continues in memory only")
-                }
-            }
-            if committed, let blockStore {
-                do {
-                    try blockStore.persist(head: server.history.head, history: server.history)
-                } catch {
-                    logLine("cannot write the block store: \(error); history continues in memory only")
-                }
-            }
-        }
         for effect in server.takeEffects() {
             switch effect {
             case .closeConnection(let id):
+                if let ring = rings?.ring(of: id) {
+                    // e.g. an oversized packet: the ring is ignored until the domain reconnects
+                    ring.link.stall(server, reason: .protocolViolation)
+                    EmulatedRingFiles.notify(ring.toDomain)
+                    logLine("domain \(ring.domid): protocol violation; the ring is ignored until the domain reconnects")
+                    continue
+                }
                 if let client = clients[id] {
                     // Flush what is queued (error replies), then close: only this client is affected.
                     var copy = client
@@ -215,14 +276,33 @@ public final class SocketDaemon {
                 }
                 drop(id)
             case .connectDomain(let domid, let gfn, let port):
-                logLine("INTRODUCE domain \(domid) (gfn \(gfn), event channel \(port)): host mode has no ring transport; the domain is recorded only")
+                if let rings {
+                    if let problem = rings.attach(domid: domid, server: server) {
+                        logLine("INTRODUCE domain \(domid): \(problem)")
+                    } else if verbose {
+                        logLine("serving the emulated ring of domain \(domid)")
+                    }
+                } else {
+                    logLine("INTRODUCE domain \(domid) (gfn \(gfn), event channel \(port)): no ring transport (see --ring-dir); the domain is recorded only")
+                }
             case .disconnectDomain(let domid):
+                rings?.detach(domid: domid, server: server)
                 if verbose { logLine("domain \(domid) released") }
             case .committed:
                 committed = true
             case .log(let bytes):
                 logLine(String(decoding: bytes, as: UTF8.self))
             }
+        }
+        guard let backend else { return }
+        let state = rings.map { ResumableState.encode(server: server, rings: $0.states()) }
+        let stateChanged = state != nil && state != savedState
+        guard committed || stateChanged else { return }
+        do {
+            try backend.persist(server, state: stateChanged ? state : nil)
+            if stateChanged { savedState = state }
+        } catch {
+            logLine("cannot write \(backend.location): \(error); history continues in memory only")
         }
     }
 }

@@ -57,6 +57,17 @@ struct OutputQueue {
         return out
     }
 
+    /// Every byte not yet taken, without taking it (for snapshots).
+    func peekAll() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(byteCount)
+        for index in head..<messages.count {
+            let message = messages[index]
+            out.append(contentsOf: index == head ? message[frontOffset...] : message[...])
+        }
+        return out
+    }
+
     mutating func removeAll() {
         messages.removeAll()
         head = 0
@@ -103,6 +114,8 @@ final class Connection {
     var output = OutputQueue()
     var watches: [Watch] = []
     var transactions: [UInt32: Transaction] = [:]
+    /// Transactions that were open when the store restarted: requests in them get EAGAIN.
+    var abortedTransactions: [UInt32] = []
     /// Watch events not queued because the output queue was over its bound.
     var droppedEvents = 0
     /// Set when framing failed; nothing more is read from or queued for this connection.

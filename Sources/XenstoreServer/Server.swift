@@ -149,6 +149,11 @@ public final class Server {
         !(connections[id]?.output.isEmpty ?? true)
     }
 
+    /// Bytes of output waiting for a connection.
+    public func outputByteCount(_ id: ConnectionID) -> Int {
+        connections[id]?.output.byteCount ?? 0
+    }
+
     /// Whether the shell should read more requests from a connection (back-pressure on a
     /// client that does not read its replies).
     public func wantsInput(_ id: ConnectionID) -> Bool {
@@ -254,7 +259,13 @@ public final class Server {
         var transaction: Transaction? = nil
         if type != .watch && type != .unwatch && message.header.transactionID != 0 {
             guard let found = connection.transactions[message.header.transactionID] else {
-                reply(connection, to: message, .failure(.ENOENT))
+                if let aborted = connection.abortedTransactions.firstIndex(of: message.header.transactionID) {
+                    // open when the store restarted: the client must retry the whole transaction
+                    if type == .transactionEnd { connection.abortedTransactions.remove(at: aborted) }
+                    reply(connection, to: message, .failure(.EAGAIN))
+                } else {
+                    reply(connection, to: message, .failure(.ENOENT))
+                }
                 return
             }
             transaction = found
@@ -325,6 +336,7 @@ public final class Server {
         case .resetWatches:
             connection.watches.removeAll()
             connection.transactions.removeAll()
+            connection.abortedTransactions.removeAll()
             return .ok
         case .transactionStart:
             if transaction != nil { return .failure(.EBUSY) }
@@ -436,7 +448,7 @@ public final class Server {
             return .failure(.ENOSPC)
         }
         var id = nextTransaction
-        while id == 0 || connection.transactions[id] != nil { id &+= 1 }
+        while id == 0 || connection.transactions[id] != nil || connection.abortedTransactions.contains(id) { id &+= 1 }
         nextTransaction = id &+ 1
         connection.transactions[id] = Transaction(id: id, base: history.head)
         return .success(Payload.decimal(id) + [0])

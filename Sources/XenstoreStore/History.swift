@@ -146,7 +146,9 @@ public final class History {
             oldest.parents = []
             windowStart += 1
         }
-        if windowStart > 4096 && windowStart * 2 > window.count {
+        // Evicted commits still in `window` keep their trees alive: compact once they outnumber
+        // the retained ones (amortized O(1)), so memory stays proportional to `retainedCommits`.
+        if windowStart >= max(retainedCommits, 16) && windowStart * 2 > window.count {
             window.removeFirst(windowStart)
             windowStart = 0
         }

@@ -15,6 +15,9 @@ public enum Limits {
     public static let relativePathMax = 2048
     /// Size of each of the two byte queues in a shared ring page.
     public static let ringSize = 1024
+    /// Request bytes taken from one domain's ring per serving turn, so one busy domain cannot
+    /// starve the others (two ring-fulls: a maximal request is 4112 bytes and takes several turns).
+    public static let ringBytesPerTurn = 2 * ringSize
 
     /// Default `nodes` quota: nodes an unprivileged domain may own.
     public static let defaultNodesPerDomain = 1000

@@ -1,26 +1,44 @@
 // The stub domain's event loop under Xen: serves dom0's ring and every introduced domain's ring.
 
 import XenRuntime
+import XenstoreRing
 import XenstoreServer
 import XenstoreStore
 import XenstoreWire
 
-/// One domain's store ring, mapped through its grant reference 1, and the server connection behind it.
+/// A store page mapped from a domain's grant: the `RingMemory` the core's ring transport works on.
+/// Index words go through the runtime's volatile accessors; data bytes are plain copies.
+struct MappedRingPage: RingMemory {
+    let base: UnsafeMutableRawPointer
+
+    func load32(at offset: Int) -> UInt32 { xsring_load32(base, offset) }
+    func store32(_ value: UInt32, at offset: Int) { xsring_store32(base, offset, value) }
+    func copyBytes(from offset: Int, count: Int, appendingTo bytes: inout [UInt8]) {
+        let source = UnsafeRawBufferPointer(start: base + offset, count: count)
+        bytes.append(contentsOf: source)
+    }
+    func storeBytes(_ bytes: ArraySlice<UInt8>, at offset: Int) {
+        bytes.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+    func readBarrier() { xsring_rmb() }
+    func writeBarrier() { xsring_wmb() }
+    func fullBarrier() { xsring_mb() }
+}
+
+/// One domain's store ring, mapped through its grant reference 1, and the link serving it.
 final class DomainRing {
     let domid: UInt16
     let page: UnsafeMutableRawPointer
     let grantHandle: UInt32
     let port: UInt32
-    let connection: ConnectionID
-    /// Set when the ring's indices were corrupt or the server closed the connection; it is no longer read.
-    var broken = false
+    let link: RingLink<MappedRingPage>
 
-    init(domid: UInt16, page: UnsafeMutableRawPointer, grantHandle: UInt32, port: UInt32, connection: ConnectionID) {
+    init(domid: UInt16, page: UnsafeMutableRawPointer, grantHandle: UInt32, port: UInt32, link: RingLink<MappedRingPage>) {
         self.domid = domid
         self.page = page
         self.grantHandle = grantHandle
         self.port = port
-        self.connection = connection
+        self.link = link
     }
 }
 
@@ -30,7 +48,6 @@ public final class RingServer {
     /// The core server state machine.
     public let server: Server
     var rings: [DomainRing] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
     /// Local port of VIRQ_DOM_EXC, once bound.
     var domainExceptionPort: UInt32?
 
@@ -53,8 +70,8 @@ public final class RingServer {
             report("cannot bind the event channel of domain ", UInt64(domid))
             return false
         }
-        let connection = server.openConnection(caller: Caller(domid: UInt32(domid), privileged: privileged))
-        rings.append(DomainRing(domid: domid, page: page, grantHandle: handle, port: port, connection: connection))
+        let link = RingLink(server: server, memory: MappedRingPage(base: page), caller: Caller(domid: UInt32(domid), privileged: privileged))
+        rings.append(DomainRing(domid: domid, page: page, grantHandle: handle, port: port, link: link))
         report("serving the ring of domain ", UInt64(domid))
         return true
     }
@@ -90,7 +107,7 @@ public final class RingServer {
     func detach(domid: UInt16) {
         guard let index = rings.firstIndex(where: { $0.domid == domid }) else { return }
         let ring = rings.remove(at: index)
-        server.closeConnection(ring.connection)
+        ring.link.close(server)
         if evtchn_close(ring.port) != 0 { report("cannot close the event channel of domain ", UInt64(domid)) }
         if gnttab_unmap_foreign(ring.page, ring.grantHandle) != 0 {
             // the domain cannot finish dying while we hold its page: say so loudly
@@ -107,49 +124,28 @@ public final class RingServer {
                 apply(server.takeEffects())
             }
             for ring in rings { _ = evtchn_take_pending(ring.port) }
-            var consumed: [Bool] = []
-            for ring in rings { consumed.append(pump(ring)) }
-            var busy = false
-            for (index, ring) in rings.enumerated() {
-                let wrote = flush(ring)
-                if wrote || consumed[index] { _ = evtchn_notify(ring.port) }
-                if !ring.broken && (xsring_has_input(ring.page) != 0 && server.wantsInput(ring.connection)) { busy = true }
+            // one turn per ring, then effects (which may add or remove rings), then sleep if idle
+            for ring in rings {
+                let activity = ring.link.serve(server, time: clock_wall_seconds())
+                if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
+                if activity.shouldNotify { _ = evtchn_notify(ring.port) }
             }
             apply(server.takeEffects())
+            // replies for other rings (watch events) may have been queued after their turn
+            var busy = false
+            for ring in rings where ring.link.hasPendingWork(server) { busy = true }
             if !busy { _ = evtchn_wait(0) }
         }
         return 0
     }
 
-    /// Feeds every request byte waiting in a ring to the server; returns whether any was consumed.
-    func pump(_ ring: DomainRing) -> Bool {
-        var consumed = false
-        while !ring.broken && server.wantsInput(ring.connection) {
-            let count = buffer.withUnsafeMutableBufferPointer { xsring_read(ring.page, $0.baseAddress, $0.count) }
-            if count < 0 {
-                report("corrupt ring indices, ignoring domain ", UInt64(ring.domid))
-                ring.broken = true
-                break
-            }
-            if count == 0 { break }
-            consumed = true
-            server.receive(buffer[0..<count], on: ring.connection, time: clock_wall_seconds())
+    func reportFailure(_ failure: RingError, domid: UInt16) {
+        switch failure {
+        case .requestIndexes:
+            report("corrupt request ring indexes, ignoring domain ", UInt64(domid))
+        case .responseIndexes:
+            report("corrupt reply ring indexes, ignoring domain ", UInt64(domid))
         }
-        return consumed
-    }
-
-    /// Writes as much queued output as the reply ring has room for; returns whether anything was written.
-    func flush(_ ring: DomainRing) -> Bool {
-        var wrote = false
-        while server.hasOutput(ring.connection) {
-            let space = xsring_space(ring.page)
-            if space == 0 { break }
-            let bytes = server.takeOutput(ring.connection, maxBytes: space)
-            let written = bytes.withUnsafeBufferPointer { xsring_write(ring.page, $0.baseAddress, $0.count) }
-            wrote = wrote || written > 0
-            if written < bytes.count { break }  // cannot happen: space was checked
-        }
-        return wrote
     }
 
     /// Carries out what the server asked for.
@@ -163,7 +159,10 @@ public final class RingServer {
             case .disconnectDomain(let domid):
                 if domid <= UInt32(UInt16.max) { detach(domid: UInt16(domid)) }
             case .closeConnection(let id):
-                for ring in rings where ring.connection == id { ring.broken = true }
+                for ring in rings where ring.link.connection == id {
+                    ring.link.stall(server, reason: .protocolViolation)
+                    _ = evtchn_notify(ring.port)
+                }
             case .log(let line):
                 Console.write("xenstored: ")
                 Console.write(bytes: line)

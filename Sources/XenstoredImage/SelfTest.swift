@@ -1,5 +1,6 @@
 // The in-image self-test: drives the sans-IO server with framed requests and checks the exact reply bytes.
 
+import XenstoreRing
 import XenstoreServer
 import XenstoreStore
 import XenstoreWire
@@ -66,6 +67,14 @@ public enum SelfTest {
             Console.write(step.name)
             Console.write("\n")
         }
+        let ringCode = ringCheck(server)
+        if ringCode != 0 {
+            Console.write("SELFTEST: FAIL in the ring transport check ")
+            Console.write(decimal: UInt64(ringCode))
+            Console.write("\n")
+            return firstFailureCode + Int32(steps.count) + ringCode
+        }
+        Console.write("selftest: ok ring transport (wrap-around, corrupt indexes, reconnection)\n")
         let effects = server.takeEffects()
         Console.write("selftest: effects queued: ")
         Console.write(decimal: UInt64(effects.count))
@@ -112,6 +121,33 @@ public enum SelfTest {
                  expected: frame(Wire.watchEvent, 0, 0, text("/selftest/key") + [0] + text("tok") + [0])
                      + frame(Wire.rm, 10, 0, text("OK") + [0])),
         ]
+    }
+
+    /// The core's ring transport over an in-memory page, playing the guest by hand: a read whose
+    /// request and reply wrap around the ring and the 32-bit counter; corrupt indexes must stall
+    /// the ring with XENSTORE_ERROR_RINGIDX; a reconnection must zero the indexes. Returns 0 or
+    /// the number of the failed check.
+    static func ringCheck(_ server: Server) -> Int32 {
+        let page = ArrayRingMemory()
+        let start = UInt32.max - 4
+        for offset in [RingLayout.requestConsumer, RingLayout.requestProducer, RingLayout.responseConsumer, RingLayout.responseProducer] {
+            page.store32(start, at: offset)
+        }
+        let link = RingLink(server: server, memory: page, caller: .dom0)
+        let guest = RingClientEndpoint(memory: page)
+        let request = frame(Wire.read, 11, 0, text("/selftest/tx") + [0])
+        guard guest.writeRequests(request[...]) == request.count else { return 1 }
+        guard link.serve(server, time: time).shouldNotify else { return 2 }
+        var reply: [UInt8] = []
+        _ = guest.readResponses(appendingTo: &reply)
+        guard reply == frame(Wire.read, 11, 0, text("inside")) else { return 3 }
+        page.store32(start &+ 4000, at: RingLayout.requestProducer)
+        guard link.serve(server, time: time).failure != nil, link.isStalled, guest.error == 2 else { return 4 }
+        guest.requestReconnection()
+        guard link.serve(server, time: time).reconnected, guest.isConnected, guest.error == 0,
+              page.load32(at: RingLayout.requestProducer) == 0 else { return 5 }
+        link.close(server)
+        return 0
     }
 
     /// Encodes a message by hand: four little-endian u32 (type, request id, transaction id, length), payload.

@@ -26,6 +26,10 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
                              write the history kept in block FILE as a git repository in DIR
                              (same commit ids as --database), then exit
   --history N                commits kept in memory with their parents (default 4096)
+  --ring-dir DIR             serve emulated domain rings: an INTRODUCEd domain D is served
+                             through DIR/D/page (a shared xenstore ring page) and the FIFOs
+                             DIR/D/to-store, DIR/D/to-domain (event channel). With --database
+                             or --block, ring connections survive a restart of the daemon
   --quota NAME=VALUE, -Q     set a global quota (nodes, watches, transactions,
                              transaction-nodes, node-size, permissions, path-max, ...)
   --test-domain-socket DOMID=PATH
@@ -52,6 +56,7 @@ var exportBlock: String? = nil
 var exportTarget: String? = nil
 var verbose = false
 var testSockets: [(UInt32, String)] = []
+var ringDirectory: String? = nil
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let option = arguments.removeFirst()
@@ -86,6 +91,7 @@ while !arguments.isEmpty {
             fail("--test-domain-socket needs DOMID=PATH with DOMID > 0")
         }
         testSockets.append((domid, String(setting[setting.index(after: equals)...])))
+    case "--ring-dir": ringDirectory = value()
     case "--no-fork", "-N": break
     case "--verbose", "-V": verbose = true
     case "--help", "-H":
@@ -110,57 +116,39 @@ if let exportBlock {
 }
 if databasePath != nil && blockPath != nil { fail("--database and --block cannot be combined") }
 
-var database: GitDatabase? = nil
-var blockStore: BlockStore<FileBlockDevice>? = nil
+var backend: DurableBackend? = nil
 let server: Server
-if let blockPath {
-    configuration.reportCommits = true
-    do {
-        let store = try BlockStore(device: try FileBlockDevice(path: blockPath, size: blockSize))
-        let generations = GenerationCounter()
-        if let history = try store.loadHistory(generations: generations, retainedCommits: configuration.retainedCommits) {
-            server = Server(configuration: configuration, history: history, time: Int64(time(nil)))
-            logLine("resumed from block \(blockPath) at \(hexString(history.id(of: history.head)))")
-        } else {
-            server = Server(configuration: configuration, time: Int64(time(nil)))
-            try store.persist(head: server.history.head, history: server.history)
-        }
-        blockStore = store
-    } catch {
-        fail("block \(blockPath): \(error)")
+if let ringDirectory {
+    // libxl makes a new domain the owner of its nodes before INTRODUCE: an emulated domain
+    // exists once its ring page does.
+    configuration.domainExists = { access(EmulatedRingFiles.page(ringDirectory, domid: $0), F_OK) == 0 }
+}
+do {
+    if let blockPath {
+        backend = try DurableBackend.blockFile(path: blockPath, size: blockSize)
+    } else if let databasePath {
+        backend = try DurableBackend.gitDatabase(directory: databasePath)
     }
-} else if let databasePath {
-    configuration.reportCommits = true
+} catch {
+    fail("\(blockPath ?? databasePath ?? ""): \(error)")
+}
+if let backend {
     do {
-        let opened = try GitDatabase(directory: databasePath)
-        let generations = GenerationCounter()
-        if let (record, id, root) = try opened.loadHead(generations: generations) {
-            let history = History(resuming: record, id: id, root: root, generations: generations,
-                                  retainedCommits: configuration.retainedCommits)
-            server = Server(configuration: configuration, history: history, time: Int64(time(nil)))
-            logLine("resumed from \(databasePath) at \(hexString(id))")
-        } else {
-            server = Server(configuration: configuration, time: Int64(time(nil)))
-            try opened.persist(head: server.history.head, history: server.history)
-        }
-        database = opened
+        let (made, resumedAt) = try backend.makeServer(configuration: configuration, time: Int64(time(nil)))
+        server = made
+        if let resumedAt { logLine("resumed from \(backend.location) at \(hexString(resumedAt))") }
     } catch {
-        fail("database \(databasePath): \(error)")
+        fail("\(backend.location): \(error)")
     }
 } else {
     server = Server(configuration: configuration, time: Int64(time(nil)))
 }
-if let blockStore {
-    server.revisionLoader = { [unowned server] id in
-        guard let record = try? blockStore.commitRecord(id),
-              let root = try? blockStore.loadTree(record.tree, generations: server.history.generations) else { return nil }
-        return server.history.storedCommit(record, id: id, root: root)
-    }
+let rings = ringDirectory.map { EmulatedRings(root: $0) }
+let daemon = SocketDaemon(server: server, backend: backend, rings: rings, verbose: verbose)
+if rings != nil {
+    let resumed = daemon.resumeRings()
+    if resumed > 0 { logLine("resumed \(resumed) domain ring(s) from the saved connection state") }
 }
-if let database {
-    server.revisionLoader = { [unowned server] id in database.loadCommit(id, into: server.history) }
-}
-let daemon = SocketDaemon(server: server, database: database, blockStore: blockStore, verbose: verbose)
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))
     for (domid, path) in testSockets {

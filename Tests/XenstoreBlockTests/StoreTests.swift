@@ -36,6 +36,37 @@ import XenstoreStore
         #expect(matches(loaded.root, model))
     }
 
+    /// Connection state rides in the same batch as the commits, survives reopening and squashes,
+    /// and a state-only change (no new commit) is a batch of its own.
+    @Test func connectionStateIsDurableAndSurvivesSquashes() throws {
+        let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 64)
+        let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 70, keepLast: 2))
+        let generations = GenerationCounter()
+        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                              generations: generations, retainedCommits: 4)
+        #expect(try store.loadState() == nil)
+        try store.persist(head: history.head, history: history, state: bytes("state-0"))
+        let generation = store.generation
+        try store.persist(head: history.head, history: history, state: bytes("state-1"))  // no new commit
+        #expect(store.generation == generation + 1)
+        try store.persist(head: history.head, history: history, state: bytes("state-1"))  // nothing new: no batch
+        #expect(store.generation == generation + 1)
+        #expect(try BlockStore(device: device).loadState() == bytes("state-1"))
+        var random = SeededRandom(seed: 5)
+        var model: Model = [:]
+        for step in 0..<400 {
+            let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 40)
+            let commit = history.commitOnHead(root: root, author: 0, message: bytes("s"), time: Int64(step + 2))
+            // every tenth batch carries new state, the others keep the state in force
+            try store.persist(head: commit, history: history, state: step % 10 == 0 ? bytes("state-at-\(step)") : nil)
+            model = next
+        }
+        #expect(store.squashCount > 2)
+        let reopened = try BlockStore(device: device)
+        #expect(try reopened.loadState() == bytes("state-at-390"))
+        #expect(reopened.headID == history.id(of: history.head))
+    }
+
     /// When the live state cannot fit, persist fails with .noSpace and the previous state survives.
     @Test func liveStateTooLargeIsNoSpace() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 8)

@@ -61,6 +61,13 @@ final class TestClient {
         self.time = time
     }
 
+    /// A client for a connection that already exists (e.g. restored from a snapshot).
+    init(_ server: Server, existing id: ConnectionID, time: Int64 = 1_700_000_000) {
+        self.server = server
+        self.id = id
+        self.time = time
+    }
+
     /// Sends raw bytes and collects whatever the server outputs.
     @discardableResult
     func sendRaw(_ bytes: [UInt8]) -> [Message] {

@@ -6,6 +6,22 @@ import XenstoreWire
 @testable import XenstoreServer
 
 @Suite struct HistoryTests {
+    /// A stub domain keeps 32 commits in a 4 MiB heap: trees of commits that left the window must
+    /// be freed soon after, not kept until thousands more commits compact the window (a write
+    /// load of 2000-byte values ran the image out of memory that way).
+    @Test func treesOfEvictedCommitsAreReleased() {
+        var configuration = ServerConfiguration()
+        configuration.retainedCommits = 8
+        let server = Server(configuration: configuration, time: 1_700_000_000)
+        let admin = TestClient(server)
+        admin.write("/big", String(repeating: "v", count: 2000))
+        weak var oldRoot = server.history.head.root
+        #expect(oldRoot != nil)
+        for index in 0..<40 { admin.write("/big", String(repeating: "w", count: 1990) + String(index)) }
+        #expect(oldRoot == nil)
+        #expect(server.history.commitCount == 42)
+    }
+
     @Test func initialCommit() {
         let server = Server(time: 1_700_000_000)
         let head = server.history.head
