@@ -22,7 +22,7 @@ target=${2:?target: wire, server or ring}
 case "$target" in
     wire)   main=Fuzz/WireDecoder.swift;   modules=(XenstoreWire) ;;
     server) main=Fuzz/ServerMachine.swift; modules=(XenstoreWire XenstoreStore XenstoreServer) ;;
-    ring)   main=Fuzz/RingIndexes.swift;   modules=(XenstoreWire XenstoreRing) ;;
+    ring)   main=Fuzz/RingIndexes.swift;   modules=(XenstoreWire XenstoreStore XenstoreServer XenstoreRing) ;;
     *) echo "fuzz.sh: unknown target '$target' (wire, server, ring)" >&2; exit 2 ;;
 esac
 [[ -f $main ]] || { echo "fuzz.sh: $main does not exist" >&2; exit 2; }
@@ -45,9 +45,11 @@ build() {
     if [[ -x $binary && $binary -nt $newest ]]; then return; fi
     echo "fuzz.sh: compiling $binary (${#sources[@]} sources, -sanitize=fuzzer,address)"
     # ld.gold warns once per ASan helper symbol; keep real errors only.
-    "$SWIFTC" -sanitize=fuzzer,address -parse-as-library -O -wmo -g -swift-version 5 \
-        -module-name "Fuzz${target^}" -I "$OUT/shims" "${sources[@]}" -o "$binary" \
-        2> >(grep -v "Cannot export local symbol '__asan" >&2)
+    # Compiled from inside $OUT: the driver leaves module files in its working directory.
+    local root=$PWD
+    (cd "$OUT" && "$SWIFTC" -sanitize=fuzzer,address -parse-as-library -O -wmo -g -swift-version 5 \
+        -module-name "Fuzz${target^}" -I shims "${sources[@]/#/$root/}" -o "$target" \
+        2> >(grep -v "Cannot export local symbol '__asan" >&2))
 }
 
 # Small well-formed seeds so that the fuzzer starts from inputs that reach deep code.
