@@ -23,7 +23,8 @@
 //   unknown types get ENOSYS, privileged-only types from unprivileged callers get an error;
 //   WATCH_EVENT payloads are exactly two NUL-terminated strings;
 // - a connection's queued output never exceeds its bound (Limits.*OutputQueueBytes) by more
-//   than the replies it may have queued (back-pressure at Limits.maxQueuedRepliesBeforeBackpressure);
+//   than the replies still queued in it (for a client sending raw bytes: the back-pressure
+//   limit Limits.maxQueuedRepliesBeforeBackpressure, plus one receive's worth);
 // - only a connection that was sent raw bytes is ever closed for a protocol violation;
 // - node ownership accounting equals a recount of the tree (CONTROL check) after every step;
 // - a closed connection produces no output and wants no input.
@@ -71,16 +72,17 @@ final class FuzzClient {
 
 enum FuzzTables {
     static let longPath = "/a/" + String(repeating: "l", count: 300)
+    static let relativeLongPath = "a/" + String(repeating: "r", count: 300)
     static let deepPath = "/" + Array(repeating: "d", count: 1000).joined(separator: "/")
     static let overlongPath = "/" + String(repeating: "o", count: 3100)
     static let paths: [String] = [
         "/", "/a", "/a/b", "/a/b/c", "/local/domain/1", "/local/domain/1/x", "/local/domain/6/d",
         "@introduceDomain", "@releaseDomain", "@releaseDomain/3", "a", "x/y", "/tool/xenstored",
-        "//bad", "/a/", "", longPath, deepPath, overlongPath, "/local/domain", "/a\u{7f}",
+        "//bad", "/a/", "", longPath, relativeLongPath, deepPath, overlongPath, "/local/domain", "/a\u{7f}",
         "/local/domain/2/../x", "/a/b/c/d/e", "@other", "/local/domain/3",
     ]
-    /// Paths a burst may use: the table's prefix up to and including `longPath`.
-    static let burstPaths = 17
+    /// Paths a burst may use: the table's prefix up to and including `relativeLongPath`.
+    static let burstPaths = 18
     static let numbers: [String] = [
         "0", "1", "2", "3", "5", "7", "65535", "65536", "4294967295", "4294967296",
         "18446744073709551615", "99999999999999999999", "-1", "", "abc", "12abc",
@@ -109,7 +111,18 @@ final class ServerMachine {
         var configuration = ServerConfiguration()
         configuration.retainedCommits = retainedCommits
         server = Server(configuration: configuration, time: time)
-        clients.append(FuzzClient(id: server.openConnection(caller: .dom0), caller: .dom0))
+        let dom0 = FuzzClient(id: server.openConnection(caller: .dom0), caller: .dom0)
+        clients.append(dom0)
+        // As a toolstack would: guest domains 1...8 introduced, each with a home it owns, so
+        // that guests can write there and receive watch events for it.
+        for domid in 1...8 {
+            let home = Array("/local/domain/\(domid)".utf8)
+            send(Message(.introduce, requestID: dom0.nextRequest, payload: Array("\(domid)\u{0}1\u{0}\(domid)\u{0}".utf8)), to: dom0)
+            send(Message(.mkdir, requestID: dom0.nextRequest, payload: home + [0]), to: dom0)
+            send(Message(.setPerms, requestID: dom0.nextRequest, payload: home + [0] + Array("n\(domid)".utf8) + [0]), to: dom0)
+        }
+        take(dom0, maxBytes: Int.max)
+        _ = server.takeEffects()
     }
 
     func client(_ byte: UInt8) -> FuzzClient { clients[Int(byte) % clients.count] }
@@ -293,8 +306,14 @@ final class ServerMachine {
                 if !client.closed { fuzzFail("an open connection vanished") }
                 continue
             }
-            let slack = (Limits.maxQueuedRepliesBeforeBackpressure + ServerMachine.maxMessagesPerReceive) * ServerMachine.frameMax
-            if connection.output.byteCount > connection.outputBound + slack { fuzzFail("output queue over its bound") }
+            // An event is queued only while the queue is within its bound; replies are always queued.
+            // So the queue may exceed the bound by at most the replies still in it: for a client
+            // whose requests we can match, its unanswered requests; else the back-pressure limit.
+            let replies = client.clean ? client.outstanding.count
+                : Limits.maxQueuedRepliesBeforeBackpressure + ServerMachine.maxMessagesPerReceive
+            if connection.output.byteCount > connection.outputBound + replies * ServerMachine.frameMax {
+                fuzzFail("output queue over its bound")
+            }
         }
     }
 

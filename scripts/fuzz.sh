@@ -84,9 +84,19 @@ elif target == "server":
                      + req(1, 11, 0, [(0, 6), (2, 1)]) + req(1, 4, 0, [(0, 4), (1, 1)]) + bytes([6, 0, 5]) + bytes([4, 3, 1, 255]))
     seeds["burst"] = (bytes([0, 0, 3]) + req(0, 4, 0, [(0, 1), (1, 0)]) + req(1, 4, 0, [(0, 1), (1, 1)])
                       + bytes([8, 0, 1, 200]) + bytes([3, 1, 255, 3, 0, 255]))
+    # A guest connection watching its home 4 times while another connection of the same guest
+    # rewrites a long relative path 510 times: over 256 KiB of events, so events are dropped.
+    watches = b"".join(req(1, 4, 0, [(0, 10), (1, k)]) for k in range(4))
+    seeds["slow-guest-watcher"] = (bytes([1, 0, 1, 0, 1]) + watches + bytes([8, 2, 17, 255])
+                                   + bytes([3, 1, 255, 4]))
 elif target == "ring":
-    seeds["empty"] = bytes(64)
-    seeds["one-request"] = bytes([0, 0, 0, 0, 32, 0, 0, 0]) + bytes(8) + msg(2, b"/a\x00")
+    # RingIndexes.swift: byte 0 even = endpoint program, odd = RingLink program.
+    # Endpoint: fill request data, set req_prod to +32, read; write replies; hostile mode; read again.
+    seeds["endpoint"] = (bytes([0, 0, 0, 32]) + bytes(range(32)) + bytes([1, 1, 8, 32]) + bytes([2, 10])
+                         + bytes([4, 4]) + bytes(32) + bytes([6, 2, 0x83, 10, 5]))
+    # Link: a WRITE and a READ from the guest, serve, read replies; then a corrupt req_prod and serve.
+    seeds["link"] = (bytes([1, 0, 1, 0, 5]) + b"hello" + bytes([0, 0, 0, 3, 4])
+                     + bytes([2, 1, 4, 3, 4, 5, 3, 3, 4]))
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
