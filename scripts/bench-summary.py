@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Turns bench.csv into summary.md (a side-by-side table with ratios) and PNG plots."""
+"""Turns bench.csv into summary.md (a side-by-side table with ratios) and PNG plots; adds the
+slow-watcher table (slowwatch.csv), the store-growth and long-history tables and plots
+(growth.csv, growth-runs.csv, block-history.txt) when bench.sh wrote them."""
 import csv
 import os
 import sys
@@ -57,6 +59,78 @@ for k in order:
     lines.append(line + " |")
 rss = {r["peer"]: r.get("rss_kb", "") for r in rows}
 lines += ["", "RSS after the last point (kB): " + ", ".join(f"{p} {rss[p]}" for p in peers)]
+
+
+def read_csv(name):
+    path = os.path.join(out, name)
+    return list(csv.DictReader(open(path))) if os.path.exists(path) else []
+
+
+def check_field(r, name):
+    for part in r["check"].split(";"):
+        if part.startswith(name + "="):
+            return part.split("=", 1)[1]
+    return ""
+
+
+slow = read_csv("slowwatch.csv")
+if slow:
+    lines += ["", "## Slow watcher", "",
+              "4 writers each write new keys under `/bench/w` for DUR_SLOW (default 5 s); one watcher on `/bench/w` reads through a raw",
+              "socket at most 1000 events/s while they write, then drains. Baseline: the same writers, no watcher.", "",
+              "| peer | writes/s, no watcher | writes/s, slow watcher | ratio | max write latency | events / writes | delivered while writing | lost | stalled writers |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for p in [q for q in ("swift", "swift-db", "cx", "ox") if any(r["peer"] == q for r in slow)]:
+        base = next((r for r in slow if r["peer"] == p and "nowatcher" in r["check"]), None)
+        with_w = next((r for r in slow if r["peer"] == p and "events=" in r["check"]), None)
+        if not with_w:
+            continue
+        b = float(base["ops_per_s"]) if base else 0
+        w = float(with_w["ops_per_s"])
+        stuck = check_field(with_w, "stuck") or "0"
+        lines.append(f"| {p} | {b:.0f} | {w:.0f} | {w / b:.2f} | {int(with_w['max_us']) / 1000:.0f} ms | "
+                     f"{check_field(with_w, 'events')} / {check_field(with_w, 'writes')} | {check_field(with_w, 'during')} | "
+                     f"{check_field(with_w, 'lost')} | {stuck} |" if b else f"| {p} | - | {w:.0f} | - | - | - | - | - | {stuck} |")
+
+growth = read_csv("growth.csv")
+runs = read_csv("growth-runs.csv")
+
+
+def series(p, mode):
+    return [(int(r["writes"]), float(r["us_per_write"]), int(r["rss_kb"]), float(r["elapsed_s"]), int(r["domains"]))
+            for r in growth if r["peer"] == p and r["mode"] == mode]
+
+
+def at(points, n):
+    """The bucket closest to n writes."""
+    return min(points, key=lambda x: abs(x[0] - n)) if points else None
+
+
+for mode, title, what in (("scale", "Store growth", "writes (domains x 50 nodes)"),
+                          ("history", "Long history", "commits (rewrites of 100 keys)")):
+    gpeers = [p for p in ("swift", "swift-block", "swift-db", "cx", "ox") if series(p, mode)]
+    if not gpeers:
+        continue
+    lines += ["", f"## {title}", "",
+              f"One client, {what}; each point is the mean latency of a bucket of 10,000 writes and the daemon's RSS.",
+              "Runs stop after the time limit; `reached` says how far each got.", "",
+              "| peer | reached | time | us/write: first | at 25% | at 50% | last | RSS first -> max -> last (MB) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for p in gpeers:
+        pts = series(p, mode)
+        last = pts[-1]
+        reached = f"{last[0]:,} writes" + (f" ({last[4]:,} domains)" if mode == "scale" else "")
+        q1, q2 = at(pts, last[0] // 4), at(pts, last[0] // 2)
+        rss = [x[2] for x in pts]
+        lines.append(f"| {p} | {reached} | {last[3]:.0f} s | {pts[0][1]:.0f} | {q1[1]:.0f} | {q2[1]:.0f} | {last[1]:.0f} | "
+                     f"{rss[0] / 1024:.0f} -> {max(rss) / 1024:.0f} -> {rss[-1] / 1024:.0f} |")
+block = os.path.join(out, "block-history.txt")
+if os.path.exists(block) and open(block).read().strip():
+    lines += ["", "`--block` (64 MiB device) after the history run: " + open(block).read().strip()]
+bad = [r for r in runs if r["errors"] not in ("0", "") or "children_failed" in r["check"]]
+for r in bad:
+    lines.append(f"- {r['peer']} {r['mode']}: errors={r['errors']} {r['check']}")
+
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 
@@ -82,4 +156,20 @@ for mode, ylabel in (("vmstart", "commits/s"), ("vmshared", "commits/s")):
     left.legend(); right.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, f"{mode}.png"), dpi=90)
+for mode, xlabel, fname in (("scale", "nodes written", "growth.png"), ("history", "commits", "history.png")):
+    gpeers = [p for p in ("swift", "swift-block", "swift-db", "cx", "ox") if series(p, mode)]
+    if not gpeers:
+        continue
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for p in gpeers:
+        pts = series(p, mode)
+        left.plot([x[0] for x in pts], [x[1] for x in pts], label=p)
+        right.plot([x[0] for x in pts], [x[2] / 1024 for x in pts], label=p)
+    left.set_xlabel(xlabel); right.set_xlabel(xlabel)
+    left.set_ylabel("us per write (mean of 10,000)"); right.set_ylabel("daemon RSS (MB)")
+    left.set_yscale("log")
+    left.set_title(f"{mode}: cost per write"); right.set_title(f"{mode}: memory")
+    left.legend(); right.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, fname), dpi=90)
 print("bench-summary: plots written")

@@ -2,7 +2,17 @@
 # make bench: the same xsbench workloads against our daemon (in memory and with --database),
 # C xenstored and oxenstored from Debian's xen-utils-4.17, in one run, started fresh each.
 # Writes bench/results/bench.csv, bench/results/summary.md and bench/results/*.png.
-#   DUR=seconds per point (default 2)   PEERS="swift swift-db cx ox" (default all four)
+#   DUR=seconds per point (default 2)   PEERS="swift swift-db cx ox" (default all four; "" skips)
+# Then three longer workloads (issue 8), each on a fresh daemon:
+#   slow watcher (slowwatch.csv): 4 writers of new keys under /bench/w, without a watcher and
+#     with one raw-socket watcher reading SLOW_RATE events/s (default 1000) for DUR_SLOW s (5);
+#     SLOW_PEERS (default "swift cx ox")
+#   store growth (growth.csv, mode scale): SCALE_DOMAINS (10000) x SCALE_NODES (50) writes,
+#     one series point per 10,000 writes (us/write, daemon RSS); GROW_PEERS ("swift cx ox")
+#   long history (growth.csv, mode history): HISTORY_COMMITS (1000000) rewrites of 100 keys;
+#     HISTORY_PEERS ("swift swift-block cx ox"; swift-block = --block FILE --block-size 64M)
+#   each growth/history run stops after GROW_SECONDS (default 90) and reports how far it got.
+#   BENCH_SCALE=F multiplies SCALE_DOMAINS and HISTORY_COMMITS (e.g. 0.1 for a quick run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,13 +20,13 @@ PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/peers}
 OUT=$ROOT/bench/results
 WORK=$ROOT/build/bench
 DUR=${DUR:-2}
-PEERS=${PEERS:-swift swift-db cx ox}
+PEERS=${PEERS-swift swift-db cx ox}
 mkdir -p "$OUT" "$WORK"
 
 scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev
-[ -f "$PEERS_SRC/bench/xsbench.c" ] || { echo "bench: load generator not found at $PEERS_SRC" >&2; exit 2; }
+[ -f "$PEERS_SRC/shim/xenshim.c" ] || { echo "bench: peers harness not found at $PEERS_SRC" >&2; exit 2; }
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "bench: no matplotlib, no plots"
-gcc -O2 -Wall -o "$WORK/xsbench" "$PEERS_SRC/bench/xsbench.c" -lxenstore
+gcc -O2 -Wall -o "$WORK/xsbench" bench/xsbench.c -lxenstore
 # The peers need a few libxenctrl/libxenevtchn calls faked to start without a hypervisor.
 gcc -O2 -Wall -shared -fPIC -o "$WORK/libxenshim.so" "$PEERS_SRC/shim/xenshim.c" -ldl
 swift build -c release --product xenstored >/dev/null
@@ -27,6 +37,7 @@ start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid i
     rm -rf "$run" && mkdir -p "$run"
     case $name in
         swift) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" >"$run/out" 2>&1 </dev/null & ;;
+        swift-block) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --block "$run/history.img" --block-size 64M >"$run/out" 2>&1 </dev/null & ;;
         swift-db) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" >"$run/out" 2>&1 </dev/null & ;;
         cx) XENSTORED_RUNDIR=$run XENSTORED_PATH=$run/socket LD_PRELOAD=$WORK/libxenshim.so \
                 setsid timeout 900 /usr/lib/xen-4.17/bin/xenstored -N >"$run/out" 2>&1 </dev/null &
@@ -75,5 +86,63 @@ for peer in $PEERS; do
     for n in 2 8; do point -m watch -n $n; done
     stop "$run"
 done
+# ---- slow watcher, store growth, long history ----
+SLOW_PEERS=${SLOW_PEERS-swift cx ox}
+GROW_PEERS=${GROW_PEERS-swift cx ox}
+HISTORY_PEERS=${HISTORY_PEERS-swift swift-block cx ox}
+DUR_SLOW=${DUR_SLOW:-5}
+SLOW_RATE=${SLOW_RATE:-1000}
+GROW_SECONDS=${GROW_SECONDS:-90}
+BENCH_SCALE=${BENCH_SCALE:-1}
+SCALE_NODES=${SCALE_NODES:-50}
+SCALE_DOMAINS=$(awk -v n="${SCALE_DOMAINS:-10000}" -v f="$BENCH_SCALE" 'BEGIN { printf "%d", n * f }')
+HISTORY_COMMITS=$(awk -v n="${HISTORY_COMMITS:-1000000}" -v f="$BENCH_SCALE" 'BEGIN { printf "%d", n * f }')
+SLOWCSV=$OUT/slowwatch.csv
+GROWCSV=$OUT/growth.csv
+RUNSCSV=$OUT/growth-runs.csv
+head -1 "$CSV" > "$SLOWCSV"
+head -1 "$CSV" > "$RUNSCSV"
+echo "peer,mode,writes,domains,us_per_write,rss_kb,elapsed_s" > "$GROWCSV"
+: > "$OUT/block-history.txt"
+for peer in $SLOW_PEERS; do
+    run=$WORK/slow-$peer
+    echo "bench: $peer slow watcher"
+    for rate in -1 "$SLOW_RATE"; do
+        start "$peer" "$run"; pid=$(cat "$run/daemon.pid"); export XENSTORED_PATH=$run/socket
+        line=$(timeout 120 "$WORK/xsbench" -P "$peer" -m slowwatch -n 5 -d "$DUR_SLOW" -s "$rate" -p "$pid" 2>>"$run/bench.log" | tail -1) || line=""
+        [ -n "$line" ] && echo "$line,$(awk '/VmRSS/{print $2}' /proc/$pid/status 2>/dev/null)" >> "$SLOWCSV"
+        echo "  slowwatch -s $rate -> ${line:-FAILED}" | cut -c1-200
+        stop "$run"
+    done
+done
+grow_run() { # grow_run PEER MODE ARGS...: one scale/history run on a fresh daemon
+    local peer=$1 mode=$2; shift 2
+    local run=$WORK/$mode-$peer
+    echo "bench: $peer $mode $*"
+    start "$peer" "$run"; pid=$(cat "$run/daemon.pid"); export XENSTORED_PATH=$run/socket
+    line=$(timeout $((GROW_SECONDS + 200)) "$WORK/xsbench" -P "$peer" -m "$mode" -d "$GROW_SECONDS" -b 10000 \
+        -p "$pid" -o "$GROWCSV" "$@" 2>>"$run/bench.log" | tail -1) || line=""
+    [ -n "$line" ] && echo "$line,$(awk '/VmRSS/{print $2}' /proc/$pid/status 2>/dev/null)" >> "$RUNSCSV"
+    echo "  -> ${line:-FAILED}" | cut -c1-200
+    stop "$run"
+}
+for peer in $GROW_PEERS; do grow_run "$peer" scale -N "$SCALE_DOMAINS" -w "$SCALE_NODES"; done
+for peer in $HISTORY_PEERS; do
+    grow_run "$peer" history -N "$HISTORY_COMMITS"
+    if [ "$peer" = swift-block ]; then
+        # What the fixed-size device kept: export it as git and count the commits still there.
+        run=$WORK/history-swift-block
+        rm -rf "$run/export"
+        if "$OURS" --export-block "$run/history.img" --to "$run/export" >"$run/export.log" 2>&1; then
+            kept=$(git -C "$run/export" rev-list --count main 2>/dev/null || echo "?")
+            written=$(tail -1 "$RUNSCSV" | awk -F, '{print $9}')
+            echo "device_bytes=$(stat -c %s "$run/history.img") commits_written=$written commits_kept=$kept" > "$OUT/block-history.txt"
+        else
+            echo "export failed: $(tail -1 "$run/export.log")" > "$OUT/block-history.txt"
+        fi
+        cat "$OUT/block-history.txt"
+    fi
+done
+
 python3 scripts/bench-summary.py "$CSV" "$OUT"
 echo "bench: results in $OUT (summary.md, bench.csv, *.png)"
