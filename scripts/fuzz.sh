@@ -9,7 +9,8 @@
 # Each target is compiled as ONE Swift module together with the core sources it needs (the core's
 # `import XenstoreWire` etc. resolve to empty shim modules, as in mk/image.mk), with
 # -sanitize=fuzzer,address; so the target may also check internal state of the server.
-# The corpus grows in build/fuzz/corpus/TARGET (not committed); Fuzz/seeds/TARGET holds a few seeds.
+# The corpus grows in build/fuzz/corpus/TARGET and seeds are generated into build/fuzz/seeds/TARGET
+# (neither is committed); a directory Fuzz/seeds/TARGET, if present, is used as extra seeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFTC=${SWIFTC:-$(command -v swiftc)}
