@@ -20,17 +20,13 @@ public struct RingClientEndpoint<Memory: RingMemory> {
         let count = min(bytes.count, RingLayout.ringSize - Int(used))
         guard count > 0 else { return 0 }
         memory.fullBarrier()
-        var index = producer
         var next = bytes.startIndex
-        while next < bytes.startIndex + count {
-            let offset = RingLayout.mask(index)
-            let length = min(bytes.startIndex + count - next, RingLayout.ringSize - offset)
+        let end = RingLayout.walk(count: count, from: producer) { offset, length in
             memory.storeBytes(bytes[next..<(next + length)], at: RingLayout.requestRing + offset)
             next += length
-            index &+= UInt32(length)
         }
         memory.writeBarrier()
-        memory.store32(index, at: RingLayout.requestProducer)
+        memory.store32(end, at: RingLayout.requestProducer)
         return count
     }
 
@@ -41,18 +37,12 @@ public struct RingClientEndpoint<Memory: RingMemory> {
         memory.readBarrier()
         let used = producer &- consumer
         guard used <= UInt32(RingLayout.ringSize), used > 0 else { return 0 }
-        var index = consumer
-        var done = 0
-        while done < Int(used) {
-            let offset = RingLayout.mask(index)
-            let length = min(Int(used) - done, RingLayout.ringSize - offset)
+        let end = RingLayout.walk(count: Int(used), from: consumer) { offset, length in
             memory.copyBytes(from: RingLayout.responseRing + offset, count: length, appendingTo: &bytes)
-            done += length
-            index &+= UInt32(length)
         }
         memory.fullBarrier()
-        memory.store32(index, at: RingLayout.responseConsumer)
-        return done
+        memory.store32(end, at: RingLayout.responseConsumer)
+        return Int(used)
     }
 
     /// The features the store advertised.

@@ -58,7 +58,7 @@ public struct RingEndpoint<Memory: RingMemory> {
         guard alreadyRead <= UInt32(available) else { throw .requestIndexes(consumer: consumer, producer: producer) }
         let count = min(available - Int(alreadyRead), max(limit, 0))
         guard count > 0 else { return cursor }
-        return transfer(count: count, from: cursor) { offset, chunk in
+        return RingLayout.walk(count: count, from: cursor) { offset, chunk in
             memory.copyBytes(from: RingLayout.requestRing + offset, count: chunk, appendingTo: &bytes)
         }
     }
@@ -90,7 +90,7 @@ public struct RingEndpoint<Memory: RingMemory> {
         guard count > 0 else { return 0 }
         memory.fullBarrier()  // the consumer index was read before the space it freed is overwritten
         var next = bytes.startIndex
-        let end = transfer(count: count, from: producer) { offset, chunk in
+        let end = RingLayout.walk(count: count, from: producer) { offset, chunk in
             memory.storeBytes(bytes[next..<(next + chunk)], at: RingLayout.responseRing + offset)
             next += chunk
         }
@@ -124,21 +124,6 @@ public struct RingEndpoint<Memory: RingMemory> {
 
     /// The error word as it is now.
     public var reportedError: UInt32 { memory.load32(at: RingLayout.error) }
-
-    /// Walks `count` bytes from free-running index `start` in at most two contiguous chunks
-    /// (the ring wraps once at most); returns the index after the last byte.
-    private func transfer(count: Int, from start: UInt32, _ chunk: (_ offset: Int, _ length: Int) -> Void) -> UInt32 {
-        var index = start
-        var done = 0
-        while done < count {
-            let offset = RingLayout.mask(index)
-            let length = min(count - done, RingLayout.ringSize - offset)
-            chunk(offset, length)
-            done += length
-            index &+= UInt32(length)
-        }
-        return index
-    }
 
     /// `producer - consumer` in free-running arithmetic, rejected above the ring size.
     private static func distance(consumer: UInt32, producer: UInt32, request: Bool) throws(RingError) -> Int {

@@ -44,6 +44,22 @@ public enum RingLayout {
     /// Position of a free-running index inside a ring (MASK_XENSTORE_IDX).
     @inline(__always)
     public static func mask(_ index: UInt32) -> Int { Int(index & UInt32(ringSize - 1)) }
+
+    /// Walks `count` bytes of a ring from free-running index `start` in at most two contiguous
+    /// chunks (the ring wraps once at most), calling `chunk` with each chunk's offset in the ring
+    /// and its length; returns the index after the last byte. Both ends of a ring copy this way.
+    static func walk(count: Int, from start: UInt32, _ chunk: (_ offset: Int, _ length: Int) -> Void) -> UInt32 {
+        var index = start
+        var done = 0
+        while done < count {
+            let offset = mask(index)
+            let length = min(count - done, ringSize - offset)
+            chunk(offset, length)
+            done += length
+            index &+= UInt32(length)
+        }
+        return index
+    }
 }
 
 /// The `error` word's values (XENSTORE_ERROR_*).
