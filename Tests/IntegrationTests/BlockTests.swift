@@ -5,82 +5,28 @@ import Testing
 import XenstoreHost
 import XenstoreWire
 
-/// Runs a program with arguments; returns exit status and standard output.
-private func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: program)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-private func git(_ arguments: String...) throws -> (status: Int32, output: String) { try run("/usr/bin/git", arguments) }
-
-private func temporaryDirectory() throws -> String {
-    var template = Array("/tmp/xsblk-XXXXXX".utf8CString)
-    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
-    return String(cString: made)
-}
-
 private func export(_ file: String, to directory: String) throws -> Int32 {
-    try run(Programs.daemon, ["--export-block", file, "--to", directory]).status
+    try runCapturing(Programs.daemon, ["--export-block", file, "--to", directory]).status
 }
 
 @Suite("block-device history (--block)", .serialized)
 struct BlockTests {
     @Test("SIGKILL during a write storm on a small device loses no acknowledged write; export passes git fsck")
     func sigkillDuringWriteStorm() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsblk")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let file = root + "/store.blk"
         // 256 KiB: small enough that the storm squashes history several times.
         let daemon = try Daemon(extraArguments: ["--block", file, "--block-size", "256K"])
-        let lock = NSLock()
-        var acknowledged: [(String, String)] = []
-        let finished = DispatchGroup()
-        for writer in 0..<3 {
-            let client = try daemon.client()
-            finished.enter()
-            let thread = Thread {
-                defer { finished.leave() }
-                var index = 0
-                while true {
-                    let path = "/storm/w\(writer)/k\(index % 50)"
-                    let value = "v\(index)"
-                    do { try client.write(path, bytes(value)) } catch { return }
-                    lock.lock()
-                    acknowledged.append((path, value))
-                    lock.unlock()
-                    index += 1
-                }
-            }
-            thread.start()
-        }
-        usleep(1_500_000)
-        daemon.killHard()
-        #expect(finished.wait(timeout: .now() + 10) == .success, "writers did not notice the crash")
-        lock.lock()
-        var expected: [String: String] = [:]
-        for (path, value) in acknowledged { expected[path] = value }
-        let count = acknowledged.count
-        lock.unlock()
-        #expect(count > 200, "the storm wrote too little to mean anything (\(count) writes)")
+        let storm = try writeStormThenKill(daemon, microseconds: 1_500_000)
+        #expect(storm.writersStopped, "writers did not notice the crash")
+        #expect(storm.count > 200, "the storm wrote too little to mean anything (\(storm.count) writes)")
         var size = stat()
         #expect(stat(file, &size) == 0 && size.st_size == 256 * 1024, "the device file changed size")
 
         let restarted = try Daemon(extraArguments: ["--block", file, "--block-size", "256K"])
         let client = try restarted.client()
-        for (path, value) in expected.sorted(by: { $0.key < $1.key }) {
-            let stored = text(try client.read(path))
-            let storedIndex = Int(stored.dropFirst()) ?? -1
-            let expectedIndex = Int(value.dropFirst()) ?? -1
-            #expect(storedIndex >= expectedIndex, "\(path): acknowledged \(value), found \(stored)")
-        }
+        try expectNoAcknowledgedWriteLost(storm, reading: client)
         try client.write("/after/restart", bytes("yes"))
         let reported = try client.control(["history", "1"]).split(separator: " ").first.map(String.init)
         _ = restarted.stop()
@@ -99,7 +45,7 @@ struct BlockTests {
 
     @Test("a device too small for the live state answers ENOSPC before committing; acknowledged writes survive")
     func fullDeviceAnswersENOSPC() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsblk")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let file = root + "/small.blk"
         let arguments = ["--block", file, "--block-size", "64K", "--keep-last", "1"]
@@ -131,7 +77,7 @@ struct BlockTests {
 
     @Test("without squashing, the export has the same ids as the --database repository")
     func exportMatchesGitBackend() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsblk")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let file = root + "/store.blk"
         let daemon = try Daemon(extraArguments: ["--block", file, "--block-size", "4M"])

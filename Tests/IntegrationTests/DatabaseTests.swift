@@ -5,31 +5,11 @@ import Testing
 import XenstoreHost
 import XenstoreWire
 
-/// Runs git with arguments; returns exit status and standard output.
-private func git(_ arguments: String...) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-private func temporaryDirectory() throws -> String {
-    var template = Array("/tmp/xsdb-XXXXXX".utf8CString)
-    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
-    return String(cString: made)
-}
-
 @Suite("git database (--database)", .serialized)
 struct DatabaseTests {
     @Test("the history is a git repository that git fsck, log and cat-file agree with")
     func historyIsAGitRepository() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsdb")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let db = root + "/db"
         let daemon = try Daemon(extraArguments: ["--database", db])
@@ -73,7 +53,7 @@ struct DatabaseTests {
 
     @Test("a restart on the same directory resumes from the head and continues the history")
     func restartResumes() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsdb")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let db = root + "/db"
         var daemon = try Daemon(extraArguments: ["--database", db])
@@ -92,76 +72,32 @@ struct DatabaseTests {
 
     @Test("SIGKILL during a write storm loses no acknowledged write and leaves git fsck clean")
     func sigkillDuringWriteStorm() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsdb")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let db = root + "/db"
         let daemon = try Daemon(extraArguments: ["--database", db])
-        let lock = NSLock()
-        var acknowledged: [(String, String)] = []
-        var writers: [Thread] = []
-        let finished = DispatchGroup()
-        for writer in 0..<3 {
-            let client = try daemon.client()
-            finished.enter()
-            let thread = Thread {
-                defer { finished.leave() }
-                var index = 0
-                while true {
-                    let path = "/storm/w\(writer)/k\(index % 50)"
-                    let value = "v\(index)"
-                    do { try client.write(path, bytes(value)) } catch { return }
-                    lock.lock()
-                    acknowledged.append((path, value))
-                    lock.unlock()
-                    index += 1
-                }
-            }
-            writers.append(thread)
-            thread.start()
-        }
-        usleep(700_000)
-        daemon.killHard()
-        #expect(finished.wait(timeout: .now() + 10) == .success, "writers did not notice the crash")
-        lock.lock()
-        // The last acknowledged value of each key must survive.
-        var expected: [String: String] = [:]
-        for (path, value) in acknowledged { expected[path] = value }
-        let count = acknowledged.count
-        lock.unlock()
-        #expect(count > 20, "the storm wrote too little to mean anything (\(count) writes)")
+        let storm = try writeStormThenKill(daemon, microseconds: 700_000)
+        #expect(storm.writersStopped, "writers did not notice the crash")
+        #expect(storm.count > 20, "the storm wrote too little to mean anything (\(storm.count) writes)")
         #expect(try git("-C", db, "fsck", "--strict").status == 0)
         let restarted = try Daemon(extraArguments: ["--database", db])
         defer { restarted.stop() }
         let client = try restarted.client()
-        for (path, value) in expected.sorted(by: { $0.key < $1.key }) {
-            // A write acknowledged later on the same key may only be newer, never older.
-            let stored = text(try client.read(path))
-            let storedIndex = Int(stored.dropFirst()) ?? -1
-            let expectedIndex = Int(value.dropFirst()) ?? -1
-            #expect(storedIndex >= expectedIndex, "\(path): acknowledged \(value), found \(stored)")
-        }
+        // A write acknowledged later on the same key may only be newer, never older.
+        try expectNoAcknowledgedWriteLost(storm, reading: client)
     }
 }
 
 /// Runs xsctl (built next to the daemon) and returns its exit status and output.
 private func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Programs.packageRoot + "/.build/debug/xsctl")
-    process.arguments = ["--socket", socket] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    try runCapturing(Programs.packageRoot + "/.build/debug/xsctl", ["--socket", socket] + arguments, mergingStandardError: true)
 }
 
 @Suite("history commands of xsctl", .serialized)
 struct HistoryCommandTests {
     @Test("log, show, diff, blame, bisect, checkout, restore and revert")
     func historyCommands() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsdb")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let db = root + "/db"
         let daemon = try Daemon(extraArguments: ["--database", db])
@@ -213,7 +149,7 @@ struct HistoryCommandTests {
 
     @Test("clone, pull (merge commit, conflicts reported) and push between two daemons")
     func betweenHosts() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsdb")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let db1 = root + "/db1"
         let db2 = root + "/db2"

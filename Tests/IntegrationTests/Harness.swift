@@ -398,6 +398,85 @@ final class Daemon {
 // MARK: - Protocol helpers
 
 /// UTF-8 bytes of a string.
+/// Runs a program to completion; returns its exit status and standard output (standard error
+/// too with `mergingStandardError`, else it is discarded).
+func runCapturing(_ program: String, _ arguments: [String], mergingStandardError: Bool = false) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = mergingStandardError ? pipe : FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Runs git with arguments; returns exit status and standard output.
+func git(_ arguments: String...) throws -> (status: Int32, output: String) { try runCapturing("/usr/bin/git", arguments) }
+
+/// A new empty directory `/tmp/<prefix>-XXXXXX`; the caller removes it.
+func makeTemporaryDirectory(_ prefix: String) throws -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+    return String(cString: made)
+}
+
+/// What a write storm got acknowledged before the daemon was killed.
+struct StormOutcome {
+    /// The last acknowledged value of each key.
+    let lastValues: [String: String]
+    /// All acknowledged writes.
+    let count: Int
+    /// Whether every writer noticed the crash within 10 s.
+    let writersStopped: Bool
+}
+
+/// `writers` clients write `/storm/w<writer>/k<index % 50>` = `v<index>` as fast as they can;
+/// after `microseconds` the daemon is killed with SIGKILL.
+func writeStormThenKill(_ daemon: Daemon, writers: Int = 3, microseconds: UInt32) throws -> StormOutcome {
+    let lock = NSLock()
+    var acknowledged: [(String, String)] = []
+    let finished = DispatchGroup()
+    for writer in 0..<writers {
+        let client = try daemon.client()
+        finished.enter()
+        Thread {
+            defer { finished.leave() }
+            var index = 0
+            while true {
+                let path = "/storm/w\(writer)/k\(index % 50)"
+                let value = "v\(index)"
+                do { try client.write(path, bytes(value)) } catch { return }
+                lock.lock()
+                acknowledged.append((path, value))
+                lock.unlock()
+                index += 1
+            }
+        }.start()
+    }
+    usleep(microseconds)
+    daemon.killHard()
+    let stopped = finished.wait(timeout: .now() + 10) == .success
+    lock.lock()
+    defer { lock.unlock() }
+    var last: [String: String] = [:]
+    for (path, value) in acknowledged { last[path] = value }
+    return StormOutcome(lastValues: last, count: acknowledged.count, writersStopped: stopped)
+}
+
+/// After a storm: every key holds its last acknowledged value or a later one, never an older one.
+func expectNoAcknowledgedWriteLost(_ outcome: StormOutcome, reading client: XenstoreClient,
+                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+    for (path, value) in outcome.lastValues.sorted(by: { $0.key < $1.key }) {
+        let stored = text(try client.read(path))
+        let storedIndex = Int(stored.dropFirst()) ?? -1
+        let expectedIndex = Int(value.dropFirst()) ?? -1
+        #expect(storedIndex >= expectedIndex, "\(path): acknowledged \(value), found \(stored)", sourceLocation: sourceLocation)
+    }
+}
+
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 /// Text of a byte array.

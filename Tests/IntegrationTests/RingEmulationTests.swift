@@ -5,12 +5,6 @@ import Testing
 import XenstoreHost
 import XenstoreWire
 
-private func temporaryDirectory() throws -> String {
-    var template = Array("/tmp/xsring-XXXXXX".utf8CString)
-    guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
-    return String(cString: made)
-}
-
 private func strings(_ parts: String...) -> [UInt8] { Payload.join(parts.map { Array($0.utf8) }) }
 
 private func events(_ inbox: [Message], token: String) -> [String] {
@@ -26,7 +20,7 @@ struct RingEmulationTests {
     /// watches through it; RELEASE fires @releaseDomain and removes its nodes.
     @Test("a guest served through an emulated ring: read, write, watch, release")
     func guestThroughEmulatedRing() throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsring")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let daemon = try Daemon(extraArguments: ["--ring-dir", root + "/rings"])
         let guest = try EmulatedDomain(root: root + "/rings", domid: 7)
@@ -56,7 +50,7 @@ struct RingEmulationTests {
     /// writes are present, and open transactions answer EAGAIN.
     @Test("SIGKILL with half-written packets and pending events: every guest resumes", arguments: ["--block", "--database"])
     func sigkillWithGuestsMidway(backendOption: String) throws {
-        let root = try temporaryDirectory()
+        let root = try makeTemporaryDirectory("xsring")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let rings = root + "/rings"
         let store = backendOption == "--block" ? root + "/store.blk" : root + "/db"
