@@ -52,19 +52,6 @@ static void node(char *buf, size_t size, const char *dir, const char *leaf)
     memcpy(buf + a + 1, leaf, b + 1);
 }
 
-static void decimal(uint64_t v, char *buf)
-{
-    char tmp[21];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    buf[n] = 0;
-}
-
 static int parse(const char *s, uint64_t *v)
 {
     uint64_t r = 0;
@@ -103,7 +90,7 @@ static int read_number(const char *path, uint64_t *v, uint64_t deadline)
 static int write_number(const char *path, uint64_t v)
 {
     char buf[21];
-    decimal(v, buf);
+    rt_decimal(v, buf);
     return xs_client_write(path, buf);
 }
 
@@ -138,7 +125,7 @@ int blkfront_open(uint32_t vdev, uint64_t timeout_ns)
         return 0;
     uint64_t deadline = clock_monotonic_ns() + timeout_ns;
     char dir[40] = "device/vbd/", path[160], backend[128];
-    decimal(vdev, dir + strlen(dir));
+    rt_decimal(vdev, dir + strlen(dir));
     uint64_t backend_id = 0;
     int rc;
     node(path, sizeof(path), dir, "backend");

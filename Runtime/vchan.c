@@ -34,20 +34,6 @@ static inline volatile struct vchan_interface *shared(void *page) { return page;
 static inline volatile uint8_t *left_data(void *page) { return (volatile uint8_t *)page + LEFT_OFFSET; }
 static inline volatile uint8_t *right_data(void *page) { return (volatile uint8_t *)page + RIGHT_OFFSET; }
 
-/* Decimal text of v into buf (at least 11 bytes), NUL-terminated. */
-static void decimal(uint32_t v, char *buf)
-{
-    char tmp[11];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    buf[n] = 0;
-}
-
 /* Appends `leaf` to `dir` with a slash into buf (size len); 0 if it fits. */
 static int join(char *buf, size_t len, const char *dir, const char *leaf)
 {
@@ -72,17 +58,17 @@ void *vchan_offer(uint16_t domid, const char *xs_dir, uint32_t *port)
     v->srv_live = 1;
     v->cli_notify = VCHAN_NOTIFY_WRITE;
     uint32_t ref = 0;
-    char path[128], number[11];
+    char path[128], number[21];
     int rc = gnttab_grant_access(domid, page, &ref);
     if (rc == 0)
         rc = evtchn_alloc_unbound(domid, port);
     /* event-channel first: libxenvchan's client reads ring-ref, then event-channel */
     if (rc == 0 && (rc = join(path, sizeof(path), xs_dir, "event-channel")) == 0) {
-        decimal(*port, number);
+        rt_decimal(*port, number);
         rc = xs_client_write(path, number);
     }
     if (rc == 0 && (rc = join(path, sizeof(path), xs_dir, "ring-ref")) == 0) {
-        decimal(ref, number);
+        rt_decimal(ref, number);
         rc = xs_client_write(path, number);
     }
     if (rc != 0) {

@@ -20,6 +20,10 @@ long HYPERVISOR_console_io(int cmd, int count, const char *buf);
 /* Reads an HVM parameter of our own domain (PVH, ARM); 0 on success. */
 int hvm_get_param(uint32_t index, uint64_t *value);
 
+/* Auto-translated guests (PVH, ARM): maps Xen's shared_info over `shared_info_page` (sets
+ * boot.shared_info) and reads the console ring's frame and event channel (boot.console_*). */
+void hvm_setup_shared_pages(void *shared_info_page);
+
 #if defined(__x86_64__)
 /* Filled by Xen: from the HYPERCALL_PAGE note (PV) or by writing its MSR (PVH). */
 extern char hypercall_page[];

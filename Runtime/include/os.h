@@ -79,5 +79,7 @@ void *memcpy(void *restrict d, const void *restrict s, size_t n);
 void *memmove(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
+/* The decimal text of v into buf (room for 21 bytes), NUL-terminated (lib/string.c). */
+void rt_decimal(uint64_t v, char *buf);
 
 #endif

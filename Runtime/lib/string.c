@@ -50,3 +50,17 @@ size_t strlen(const char *s)
         n++;
     return n;
 }
+
+/* Not <string.h>: the decimal text of v (at most 20 digits) into buf, NUL-terminated. */
+void rt_decimal(uint64_t v, char *buf)
+{
+    char tmp[21];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+}

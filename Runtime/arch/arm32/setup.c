@@ -26,19 +26,8 @@ const char *arch_boot_description(void) { return "arm32 zImage entry"; }
 static void setup_xen(void)
 {
     boot.xen = 1;
-    struct xen_add_to_physmap xatp = {
-        .domid = DOMID_SELF,
-        .space = XENMAPSPACE_shared_info,
-        .idx = 0,
-        .gpfn = virt_to_pfn(shared_info_page),
-    };
-    if (HYPERVISOR_memory_op(XENMEM_add_to_physmap, &xatp) == 0)
-        boot.shared_info = (shared_info_t *)shared_info_page;
+    hvm_setup_shared_pages(shared_info_page);
     uint64_t pfn = 0, port = 0;
-    if (hvm_get_param(HVM_PARAM_CONSOLE_PFN, &pfn) == 0 && hvm_get_param(HVM_PARAM_CONSOLE_EVTCHN, &port) == 0) {
-        boot.console_pfn = pfn;
-        boot.console_evtchn = (uint32_t)port;
-    }
     if (hvm_get_param(HVM_PARAM_STORE_PFN, &pfn) == 0 && hvm_get_param(HVM_PARAM_STORE_EVTCHN, &port) == 0) {
         boot.store_pfn = pfn;
         boot.store_evtchn = (uint32_t)port;

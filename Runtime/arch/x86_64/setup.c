@@ -119,19 +119,7 @@ static void setup_pvh(const struct hvm_start_info *si)
     find_heap_extra(si);
     if (!boot.xen)
         return; /* QEMU without Xen: COM1 and isa-debug-exit only */
-    struct xen_add_to_physmap xatp = {
-        .domid = DOMID_SELF,
-        .space = XENMAPSPACE_shared_info,
-        .idx = 0,
-        .gpfn = virt_to_pfn(shared_info_page),
-    };
-    if (HYPERVISOR_memory_op(XENMEM_add_to_physmap, &xatp) == 0)
-        boot.shared_info = (shared_info_t *)shared_info_page;
-    uint64_t pfn = 0, port = 0;
-    if (hvm_get_param(HVM_PARAM_CONSOLE_PFN, &pfn) == 0 && hvm_get_param(HVM_PARAM_CONSOLE_EVTCHN, &port) == 0) {
-        boot.console_pfn = pfn;
-        boot.console_evtchn = (uint32_t)port;
-    }
+    hvm_setup_shared_pages(shared_info_page);
 }
 
 const char *arch_boot_description(void) { return boot.mode == BOOT_MODE_PV ? "PV entry" : "PVH entry"; }
