@@ -27,15 +27,8 @@ command -v xenstore-read >/dev/null || need+=(xenstore-utils)
 command -v cpio >/dev/null || need+=(cpio)
 [ ${#need[@]} -eq 0 ] || scripts/install-packages.sh "${need[@]}"
 
-# Xen hypervisor and dom0 kernel from Debian packages, unpacked (not installed); shared with test-xen.sh
-mkdir -p "$WORK/debs" "$WORK/x"
-KVER=${KVER:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{sub("linux-image-","",$2); print $2; exit}')}
-KVER=${KVER:-6.1.0-56-amd64}
-if [ ! -e "$WORK/x/boot/xen-4.17-amd64.gz" ] || [ ! -e "$WORK/x/boot/vmlinuz-$KVER" ]; then
-    (cd "$WORK/debs" && apt-get download xen-hypervisor-4.17-amd64 "linux-image-$KVER")
-    for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/x"; done
-fi
-[ -e "$WORK/xen-4.17" ] || zcat "$WORK/x/boot/xen-4.17-amd64.gz" > "$WORK/xen-4.17"
+# Xen hypervisor and dom0 kernel from Debian packages (sets KVER, XEN_ELF)
+. scripts/fetch-xen-x86.sh
 
 # payload: our daemon and the shared libraries it still needs (glibc, libstdc++, zlib, Xen's),
 # the stand-in for C xenstored, the dom0 test, the guests and their xl configs
@@ -79,7 +72,7 @@ LOG=$WORK/xen-dom0-daemon.log
 echo "test-xen-dom0: booting Xen + dom0 with $([ "${DAEMON:-ours}" = c ] && echo "C xenstored (DAEMON=c)" || echo "our xenstored --xen") as dom0's xenstored (log: $LOG)"
 started=$(date +%s)
 set +e
-SMP=${SMP:-1} XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
+SMP=${SMP:-1} XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
 DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=daemon ${DOM0_EXTRA:-}" \
     "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
 status=${PIPESTATUS[0]}

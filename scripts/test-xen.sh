@@ -31,15 +31,8 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Xen hypervisor and dom0 kernel from Debian packages, unpacked (not installed)
-mkdir -p "$WORK/debs" "$WORK/x"
-KVER=${KVER:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{sub("linux-image-","",$2); print $2; exit}')}
-KVER=${KVER:-6.1.0-56-amd64}
-if [ ! -e "$WORK/x/boot/xen-4.17-amd64.gz" ] || [ ! -e "$WORK/x/boot/vmlinuz-$KVER" ]; then
-    (cd "$WORK/debs" && apt-get download xen-hypervisor-4.17-amd64 "linux-image-$KVER")
-    for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/x"; done
-fi
-[ -e "$WORK/xen-4.17" ] || zcat "$WORK/x/boot/xen-4.17-amd64.gz" > "$WORK/xen-4.17"   # QEMU wants the ELF32
+# Xen hypervisor and dom0 kernel from Debian packages (sets KVER, XEN_ELF)
+. scripts/fetch-xen-x86.sh
 
 # dom0 initramfs with our image as /guests/<name>
 rm -rf "$WORK/payload" && mkdir -p "$WORK/payload/guests"
@@ -59,7 +52,7 @@ cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
 LOG=$WORK/xen-$VARIANT.log
 echo "test-xen: booting Xen + dom0 with xentest.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 set +e
-XEN=$WORK/xen-4.17 VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-300} \
+XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-300} \
 DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} XSTEST_MANY_GUESTS=$([ "$VARIANT" = pvh ] && echo 1 || echo 0) ${DOM0_EXTRA:-}" \
     "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
 status=${PIPESTATUS[0]}
