@@ -115,7 +115,7 @@ public final class EmulatedRings {
             link = RingLink(server: server, memory: memory, caller: caller, deferRelease: true)
         }
         rings[domid] = EmulatedRing(domid: domid, page: page, toStore: toStore, toDomain: toDomain, link: link)
-        // a domain that wrote while the store was away must be looked at without waiting for a notification
+        // wake the domain: after a restart, replies and request space may have changed while the store was away
         EmulatedRingFiles.notify(toDomain)
         return nil
     }

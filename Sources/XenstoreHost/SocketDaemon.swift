@@ -201,7 +201,7 @@ public final class SocketDaemon {
                 guard notified || ring.link.hasPendingWork(server) else { continue }
                 let activity = ring.link.serveInput(server, time: currentTime())
                 if activity.shouldNotify { notify.insert(domid) }
-                if let failure = activity.failure { logLine("domain \(domid): \(failure); the ring is ignored until the domain reconnects") }
+                if let failure = activity.failure { logRingFailure(domid, failure) }
             }
             transport?.receive(server, time: currentTime())
             handleEffects()
@@ -212,7 +212,7 @@ public final class SocketDaemon {
                     if ring.link.releaseConsumedSpace() { notify.insert(domid) }
                     let activity = ring.link.flushOutput(server)
                     if activity.shouldNotify { notify.insert(domid) }
-                    if let failure = activity.failure { logLine("domain \(domid): \(failure); the ring is ignored until the domain reconnects") }
+                    if let failure = activity.failure { logRingFailure(domid, failure) }
                 }
                 for domid in notify { if let ring = rings.rings[domid] { EmulatedRingFiles.notify(ring.toDomain) } }
             }
@@ -259,6 +259,10 @@ public final class SocketDaemon {
         clients[id] = nil
         server.closeConnection(id)
         if verbose { logLine("connection \(id.raw) closed") }
+    }
+
+    private func logRingFailure(_ domid: UInt32, _ failure: RingError) {
+        logLine("domain \(domid): \(failure); the ring is ignored until the domain reconnects")
     }
 
     /// Carries out the server's effects, then makes the round durable (commits, and the rings'
