@@ -4,14 +4,20 @@ import Testing
 import XenstoreBlock
 import XenstoreStore
 
+/// A new history with the initial tree, keeping `retainedCommits` in memory.
+private func freshHistory(retainedCommits: Int) -> (GenerationCounter, History) {
+    let generations = GenerationCounter()
+    let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
+                          generations: generations, retainedCommits: retainedCommits)
+    return (generations, history)
+}
+
 @Suite struct StoreTests {
     /// Writes far more history than the device holds: squashes repeat, memory stays bounded.
     @Test func longRunSquashesRepeatedly() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 96)
         let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 85, keepLast: 3))
-        let generations = GenerationCounter()
-        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
-                              generations: generations, retainedCommits: 8)
+        let (generations, history) = freshHistory(retainedCommits: 8)
         try store.persist(head: history.head, history: history)
         var random = SeededRandom(seed: 7)
         var model: Model = [:]
@@ -41,9 +47,7 @@ import XenstoreStore
     @Test func connectionStateIsDurableAndSurvivesSquashes() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 64)
         let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 70, keepLast: 2))
-        let generations = GenerationCounter()
-        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
-                              generations: generations, retainedCommits: 4)
+        let (generations, history) = freshHistory(retainedCommits: 4)
         #expect(try store.loadState() == nil)
         try store.persist(head: history.head, history: history, state: bytes("state-0"))
         let generation = store.generation
@@ -72,9 +76,7 @@ import XenstoreStore
     @Test func nearlyFullIsSetAndCleared() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 32)
         let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 90, keepLast: 1))
-        let generations = GenerationCounter()
-        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
-                              generations: generations, retainedCommits: 4)
+        let (generations, history) = freshHistory(retainedCommits: 4)
         let withDirectory = Tree.replacing(history.head.root, at: [bytes("d")],
                                            with: Node(value: [], permissions: .ownedBy(0), generation: generations.take()),
                                            generations: generations)
@@ -105,9 +107,7 @@ import XenstoreStore
     @Test func liveStateTooLargeIsNoSpace() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 8)
         let store = try BlockStore(device: device, policy: SquashPolicy(keepLast: 1))
-        let generations = GenerationCounter()
-        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
-                              generations: generations, retainedCommits: 8)
+        let (generations, history) = freshHistory(retainedCommits: 8)
         try store.persist(head: history.head, history: history)
         let goodID = history.id(of: history.head)
         let big = Node(value: [UInt8](repeating: 0x41, count: 8 * 512), permissions: .ownedBy(0),
@@ -124,9 +124,7 @@ import XenstoreStore
     @Test func pinnedCommitSurvivesSquash() throws {
         let device = SimDevice(blockSize: 512, blockCount: 2 + 2 * 64)
         let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 70, keepLast: 1))
-        let generations = GenerationCounter()
-        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
-                              generations: generations, retainedCommits: 4)
+        let (generations, history) = freshHistory(retainedCommits: 4)
         try store.persist(head: history.head, history: history)
         let base = history.id(of: history.head)
         store.pinned = { [base] }
@@ -148,9 +146,7 @@ import XenstoreStore
     @Test func exportIdsMatchGit() throws {
         let device = SimDevice(blockSize: 1024, blockCount: 2 + 2 * 64)
         let store = try BlockStore(device: device)
-        let generations = GenerationCounter()
-        let history = History(root: initialRoot(generations), author: 0, message: bytes("initial"), time: 1,
-                              generations: generations, retainedCommits: 8)
+        let (generations, history) = freshHistory(retainedCommits: 8)
         var random = SeededRandom(seed: 11)
         var model: Model = [:]
         for step in 0..<20 {
