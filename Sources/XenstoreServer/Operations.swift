@@ -104,10 +104,8 @@ enum NodeOperations {
     /// Size of a node as C xenstored's `node-size` quota counts it: record header,
     /// 8 bytes per permission, the value, and every child name with its NUL.
     /// C refuses a record whose size *reaches* the quota, hence the `+ 1` at the call sites.
-    static func recordSize(value: Int, permissions: Int, children: [Child]) -> Int {
-        var size = 24 + 8 * permissions + value
-        for child in children { size += child.name.count + 1 }
-        return size
+    static func recordSize(value: Int, permissions: Int, childNameBytes: Int) -> Int {
+        24 + 8 * permissions + value + childNameBytes
     }
 
     /// Looks up a node the caller needs `rights` on, with C's error rules: a missing or
@@ -202,7 +200,7 @@ enum NodeOperations {
             if createOnly { return .ok }
             if !caller.privileged && Quotas.exceeds(
                 recordSize(value: value.count, permissions: existing.permissions.entries.count,
-                           children: existing.children) + 1, context.quotas.nodeSize) {
+                           childNameBytes: existing.children.nameBytes) + 1, context.quotas.nodeSize) {
                 return .failure(.ENOSPC)
             }
             let replacement = existing.withValue(value, generation: context.generations.take())
@@ -230,11 +228,10 @@ enum NodeOperations {
             return .failure(.ENOSPC)
         }
         if !caller.privileged {
-            let leafSize = recordSize(value: value.count, permissions: inherited.entries.count, children: [])
-            var parentChildren = spine.last!.children
-            parentChildren.append(Child(name: path.components[existingDepth], node: spine.last!))
-            let parentSize = recordSize(value: spine.last!.value.count,
-                                        permissions: spine.last!.permissions.entries.count, children: parentChildren)
+            let leafSize = recordSize(value: value.count, permissions: inherited.entries.count, childNameBytes: 0)
+            let parent = spine.last!
+            let parentSize = recordSize(value: parent.value.count, permissions: parent.permissions.entries.count,
+                                        childNameBytes: parent.children.nameBytes + path.components[existingDepth].count + 1)
             if Quotas.exceeds(leafSize + 1, context.quotas.nodeSize)
                 || Quotas.exceeds(parentSize + 1, context.quotas.nodeSize) {
                 return .failure(.ENOSPC)
@@ -298,7 +295,8 @@ enum NodeOperations {
         if !caller.privileged && permissions.owner != node.permissions.owner { return .failure(.EPERM) }
         if !context.domainExists(permissions.owner) { return .failure(.ENOENT) }
         if !caller.privileged && Quotas.exceeds(
-            recordSize(value: node.value.count, permissions: permissions.entries.count, children: node.children) + 1,
+            recordSize(value: node.value.count, permissions: permissions.entries.count,
+                       childNameBytes: node.children.nameBytes) + 1,
             context.quotas.nodeSize) {
             return .failure(.ENOSPC)
         }

@@ -51,9 +51,14 @@ public final class Commit: @unchecked Sendable {
 
 /// The store's history: every commit since start (or since the oldest retained one), and the head.
 ///
-/// Commits keep their parents alive only inside a retained window of recent commits; when a commit
-/// leaves the window its git id is computed and its parent links are replaced by ids, so memory
-/// stays bounded while every id stays exactly what git would compute for the full chain.
+/// Commits keep their parents alive only inside a retained window of recent commits, so memory
+/// stays bounded. Git ids are computed lazily — when a backend persists a commit or a client asks
+/// for one — because hashing every version of a directory with thousands of entries would make
+/// each commit cost O(directory size). A commit whose id was computed keeps it for ever and its
+/// ancestors' ids with it. A commit that leaves the window before anything asked for its id is
+/// squashed away: the oldest retained commit of such a run becomes a root commit (no parent line)
+/// whose tree holds the whole store. Durable backends hash every commit when they persist it,
+/// so their chains are complete.
 public final class History {
     /// The commit the store currently shows.
     public private(set) var head: Commit
@@ -142,7 +147,8 @@ public final class History {
     private func evictIfNeeded() {
         while window.count - windowStart > retainedCommits {
             let oldest = window[windowStart]
-            _ = id(of: oldest)
+            // Unhashed: its descendants will see it as a root commit (see the type's comment).
+            if oldest.cachedID == nil { oldest.parentIDs = [] }
             oldest.parents = []
             windowStart += 1
         }

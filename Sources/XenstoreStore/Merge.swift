@@ -21,17 +21,23 @@ public enum ThreeWayMerge {
         let theirs: Node
         let names: [[UInt8]]
         var index = 0
-        var merged: [Child] = []
+        /// Starts as our children; every name whose merge differs from ours is set in it.
+        var merged: ChildList
 
         init(path: [[UInt8]], base: Node?, ours: Node, theirs: Node) {
             self.path = path
             self.base = base
             self.ours = ours
             self.theirs = theirs
-            var names = ours.childNames
-            for name in theirs.childNames where ours.child(name) == nil { names.append(name) }
-            names.sort { $0.lexicographicallyPrecedes($1) }
-            self.names = names
+            // Names in chunks both sides share hold the same node on both: nothing to merge.
+            self.names = ChildList.unsharedNames(ours.children, theirs.children)
+            self.merged = ours.children
+        }
+
+        /// Records the merged child `name` (nil: absent).
+        func set(_ name: [UInt8], _ node: Node?) {
+            if node === ours.child(name) { return }
+            if let changed = merged.setting(name, to: node) { merged = changed }
         }
     }
 
@@ -80,7 +86,7 @@ public enum ThreeWayMerge {
                                           theirs: frame.theirs.child(name), path: path)
                 switch result {
                 case .resolved(let node):
-                    if let node { frame.merged.append(Child(name: name, node: node)) }
+                    frame.set(name, node)
                 case .descend(let b, let o, let t):
                     stack.append(Frame(path: path, base: b, ours: o, theirs: t))
                 }
@@ -96,7 +102,7 @@ public enum ThreeWayMerge {
             let node = Node(value: value, permissions: permissions, children: frame.merged,
                             generation: generations.take())
             if let parent = stack.last {
-                parent.merged.append(Child(name: frame.path.last!, node: node))
+                parent.set(frame.path.last!, node)
             } else {
                 finished = node
             }

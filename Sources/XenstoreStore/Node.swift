@@ -121,20 +121,6 @@ public struct Permissions: Equatable, Sendable {
     }
 }
 
-/// A named child of a node.
-public struct Child: Sendable {
-    /// The child's name: one path component, never containing `/` or `.`.
-    public let name: [UInt8]
-    /// The child node.
-    public let node: Node
-
-    /// Pairs a name with a node.
-    public init(name: [UInt8], node: Node) {
-        self.name = name
-        self.node = node
-    }
-}
-
 /// One immutable node of a Xenstore tree. Versions of the tree share every unchanged node, so
 /// `===` between two nodes means "same subtree" and lets merges and diffs skip whole subtrees.
 public final class Node: @unchecked Sendable {
@@ -143,7 +129,7 @@ public final class Node: @unchecked Sendable {
     /// The node's permission list.
     public let permissions: Permissions
     /// The children, sorted by name bytes.
-    public let children: [Child]
+    public let children: ChildList
     /// A number that changes whenever a new version of this node is made; reported as the
     /// generation count of DIRECTORY_PART. Not part of the git encoding.
     public let generation: UInt64
@@ -154,27 +140,21 @@ public final class Node: @unchecked Sendable {
     public init(value: [UInt8], permissions: Permissions, children: [Child] = [], generation: UInt64) {
         self.value = value
         self.permissions = permissions
+        self.children = ChildList(children)
+        self.generation = generation
+    }
+
+    /// Creates a node with an existing child list.
+    public init(value: [UInt8], permissions: Permissions, children: ChildList, generation: UInt64) {
+        self.value = value
+        self.permissions = permissions
         self.children = children
         self.generation = generation
     }
 
-    /// Index of the child named `name`, or where it would be inserted.
-    func childIndex(_ name: [UInt8]) -> (index: Int, found: Bool) {
-        var low = 0
-        var high = children.count
-        while low < high {
-            let mid = (low + high) / 2
-            let candidate = children[mid].name
-            if candidate == name { return (mid, true) }
-            if candidate.lexicographicallyPrecedes(name) { low = mid + 1 } else { high = mid }
-        }
-        return (low, false)
-    }
-
     /// The child called `name`, if any.
     public func child(_ name: [UInt8]) -> Node? {
-        let (index, found) = childIndex(name)
-        return found ? children[index].node : nil
+        children.node(named: name)
     }
 
     /// The child names in order.
@@ -182,19 +162,7 @@ public final class Node: @unchecked Sendable {
 
     /// A copy with the child `name` replaced, added (`node` non-nil) or removed (`node` nil).
     public func settingChild(_ name: [UInt8], to node: Node?, generation: UInt64) -> Node {
-        var newChildren = children
-        let (index, found) = childIndex(name)
-        if let node {
-            if found {
-                newChildren[index] = Child(name: name, node: node)
-            } else {
-                newChildren.insert(Child(name: name, node: node), at: index)
-            }
-        } else if found {
-            newChildren.remove(at: index)
-        } else {
-            return self
-        }
+        guard let newChildren = children.setting(name, to: node) else { return self }
         return Node(value: value, permissions: permissions, children: newChildren, generation: generation)
     }
 

@@ -101,9 +101,9 @@ public enum Tree {
             if a.value != b.value || a.permissions != b.permissions || a.children.count != b.children.count {
                 return false
             }
-            for index in 0..<a.children.count {
-                if a.children[index].name != b.children[index].name { return false }
-                stack.append((a.children[index].node, b.children[index].node))
+            for name in ChildList.unsharedNames(a.children, b.children) {
+                guard let x = a.child(name), let y = b.child(name) else { return false }
+                stack.append((x, y))
             }
         }
         return true

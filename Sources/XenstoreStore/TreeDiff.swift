@@ -40,10 +40,7 @@ public enum TreeDiff {
                 if a.value != b.value || a.permissions != b.permissions {
                     visit(.modified(path: path, old: a, new: b))
                 }
-                var names = a.childNames
-                for name in b.childNames where a.child(name) == nil { names.append(name) }
-                names.sort { $0.lexicographicallyPrecedes($1) }
-                for name in names.reversed() {
+                for name in ChildList.unsharedNames(a.children, b.children).reversed() {
                     stack.append((path + [name], a.child(name), b.child(name)))
                 }
             }

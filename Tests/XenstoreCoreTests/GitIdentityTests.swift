@@ -277,8 +277,9 @@ private func sampleTree(_ gen: GenerationCounter) -> Node {
         #expect(lines[2] == "parent \(hex(history.id(of: merge.parents[1])))")
     }
 
-    @Test func evictedCommitsKeepTheirIDs() {
-        // With a tiny retained window, ids computed after eviction equal those of a full chain.
+    @Test func idsAskedForInsideTheWindowSurviveEviction() {
+        // With a tiny retained window, ids computed while commits were retained equal those of a
+        // full chain, however many commits were evicted since.
         var config = ServerConfiguration()
         config.retainedCommits = 2
         let small = XenstoreServer.Server(configuration: config, time: 1_700_000_000)
@@ -288,8 +289,35 @@ private func sampleTree(_ gen: GenerationCounter) -> Node {
         for i in 0..<20 {
             c1.write("/k\(i % 3)", "\(i)")
             c2.write("/k\(i % 3)", "\(i)")
+            _ = small.history.id(of: small.history.head)
         }
         #expect(small.history.id(of: small.history.head) == large.history.id(of: large.history.head))
         #expect(small.history.commitCount == 21)
+    }
+
+    @Test func commitsNobodyHashedAreSquashedWhenTheyLeaveTheWindow() throws {
+        // Nothing asks for ids while the commits are made: the chain behind the head ends in a root
+        // commit inside the window whose tree is the whole store (git accepts the chain).
+        var config = ServerConfiguration()
+        config.retainedCommits = 4
+        let server = XenstoreServer.Server(configuration: config, time: 1_700_000_000)
+        let c = TestClient(server)
+        for i in 0..<20 { c.write("/k\(i % 3)", "\(i)") }
+        var chain: [Commit] = [server.history.head]
+        while let parent = chain.last!.parents.first { chain.append(parent) }
+        #expect(chain.count <= 5)
+        let oldest = chain.last!
+        _ = server.history.id(of: server.history.head)
+        #expect(oldest.parentCount == 0)
+        #expect(!s(server.history.commitBody(oldest)).contains("parent "))
+        let dir = try makeTempDir("squash")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try git(["init", "-q"], in: dir)
+        for commit in chain {
+            let body = server.history.commitBody(commit)
+            #expect(try git(["hash-object", "-t", "commit", "--stdin"], in: dir, input: body)
+                    == hex(server.history.id(of: commit)))
+        }
+        #expect(Tree.lookup(oldest.root, [b("k0")]) != nil, "the root commit holds the whole store")
     }
 }

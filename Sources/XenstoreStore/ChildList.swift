@@ -1,0 +1,310 @@
+// A node's sorted children: a plain array while small, shared fixed-size chunks once large.
+
+/// A named child of a node.
+public struct Child: Sendable {
+    /// The child's name: one path component, never containing `/` or `.`.
+    public let name: [UInt8]
+    /// The child node.
+    public let node: Node
+
+    /// Pairs a name with a node.
+    public init(name: [UInt8], node: Node) {
+        self.name = name
+        self.node = node
+    }
+}
+
+/// A run of consecutive children of a large directory. Chunks are immutable and shared between
+/// every version of the directory that did not change them, so one write under a directory of
+/// 10,000 domains copies one chunk and the chunk list, not 10,000 entries.
+public final class ChildChunk: @unchecked Sendable {
+    /// The entries, sorted by name; never empty.
+    public let entries: [Child]
+    /// Bytes of the entries' names, each counted with a terminating NUL (as C xenstored stores them).
+    public let nameBytes: Int
+
+    init(_ entries: [Child]) {
+        self.entries = entries
+        var bytes = 0
+        for entry in entries { bytes += entry.name.count + 1 }
+        self.nameBytes = bytes
+    }
+}
+
+/// The children of a node, sorted by name bytes with no duplicates.
+///
+/// Up to `flatLimit` children are a plain array. Larger lists are a sequence of immutable
+/// `ChildChunk`s of at most `chunkLimit` entries: replacing, adding or removing one child copies
+/// one chunk plus the (count / chunk size) chunk references, and two versions of a list share
+/// every chunk neither changed — which `unsharedNames` uses to compare big directories without
+/// walking them.
+public struct ChildList: RandomAccessCollection, Sendable {
+    /// Largest list kept as one plain array.
+    public static let flatLimit = 128
+    /// Entries per chunk when a list is first chunked or a chunk is split.
+    public static let chunkTarget = 64
+    /// Largest chunk; a chunk growing past it is split in two.
+    public static let chunkLimit = 128
+    /// A chunk shrinking below this is merged with a neighbour when the two fit in `chunkTarget`.
+    public static let chunkMergeBelow = 16
+
+    enum Storage {
+        case flat([Child])
+        /// The chunks, and the index of the first entry of each.
+        case chunked([ChildChunk], [Int])
+    }
+
+    let storage: Storage
+    /// Number of children.
+    public let count: Int
+
+    /// No children.
+    public init() {
+        storage = .flat([])
+        count = 0
+    }
+
+    /// Wraps children already sorted by name with no duplicates.
+    public init(_ sorted: [Child]) {
+        count = sorted.count
+        if sorted.count <= ChildList.flatLimit {
+            storage = .flat(sorted)
+            return
+        }
+        // Evenly sized chunks of at most `chunkTarget` entries.
+        let chunkCount = (sorted.count + ChildList.chunkTarget - 1) / ChildList.chunkTarget
+        var chunks: [ChildChunk] = []
+        chunks.reserveCapacity(chunkCount)
+        var start = 0
+        for index in 0..<chunkCount {
+            let end = start + (sorted.count - start) / (chunkCount - index)
+            chunks.append(ChildChunk(Array(sorted[start..<end])))
+            start = end
+        }
+        storage = ChildList.chunkedStorage(chunks)
+    }
+
+    private init(chunks: [ChildChunk]) {
+        var total = 0
+        for chunk in chunks { total += chunk.entries.count }
+        count = total
+        storage = ChildList.chunkedStorage(chunks)
+    }
+
+    private static func chunkedStorage(_ chunks: [ChildChunk]) -> Storage {
+        var starts: [Int] = []
+        starts.reserveCapacity(chunks.count)
+        var position = 0
+        for chunk in chunks {
+            starts.append(position)
+            position += chunk.entries.count
+        }
+        return .chunked(chunks, starts)
+    }
+
+    /// Always 0.
+    public var startIndex: Int { 0 }
+    /// The number of children.
+    public var endIndex: Int { count }
+
+    /// The child at `index` (O(log chunks) for a chunked list).
+    public subscript(index: Int) -> Child {
+        switch storage {
+        case .flat(let entries):
+            return entries[index]
+        case .chunked(let chunks, let starts):
+            precondition(index >= 0 && index < count, "child index out of range")
+            var low = 0
+            var high = starts.count - 1
+            while low < high {  // last chunk whose start is <= index
+                let mid = (low + high + 1) / 2
+                if starts[mid] <= index { low = mid } else { high = mid - 1 }
+            }
+            return chunks[low].entries[index - starts[low]]
+        }
+    }
+
+    /// Iterates in order without per-element searches.
+    public struct Iterator: IteratorProtocol {
+        let list: ChildList
+        var chunk = 0
+        var offset = 0
+
+        /// The next child, or nil at the end.
+        public mutating func next() -> Child? {
+            switch list.storage {
+            case .flat(let entries):
+                guard offset < entries.count else { return nil }
+                offset += 1
+                return entries[offset - 1]
+            case .chunked(let chunks, _):
+                guard chunk < chunks.count else { return nil }
+                let child = chunks[chunk].entries[offset]
+                offset += 1
+                if offset == chunks[chunk].entries.count {
+                    chunk += 1
+                    offset = 0
+                }
+                return child
+            }
+        }
+    }
+
+    /// An iterator over the children in name order.
+    public func makeIterator() -> Iterator { Iterator(list: self) }
+
+    /// Bytes of all names, each counted with a NUL: the child part of C xenstored's node size.
+    public var nameBytes: Int {
+        switch storage {
+        case .flat(let entries):
+            var bytes = 0
+            for entry in entries { bytes += entry.name.count + 1 }
+            return bytes
+        case .chunked(let chunks, _):
+            var bytes = 0
+            for chunk in chunks { bytes += chunk.nameBytes }
+            return bytes
+        }
+    }
+
+    /// Position of `name` in a sorted array, or where it would be inserted.
+    static func search(_ entries: [Child], _ name: [UInt8]) -> (index: Int, found: Bool) {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            let candidate = entries[mid].name
+            if candidate == name { return (mid, true) }
+            if candidate.lexicographicallyPrecedes(name) { low = mid + 1 } else { high = mid }
+        }
+        return (low, false)
+    }
+
+    /// The chunk that holds `name` or would receive it: the last chunk whose first name is not
+    /// after `name` (the first chunk for names before everything).
+    private static func chunkIndex(_ chunks: [ChildChunk], _ name: [UInt8]) -> Int {
+        var low = 0
+        var high = chunks.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if name.lexicographicallyPrecedes(chunks[mid].entries[0].name) { high = mid - 1 } else { low = mid }
+        }
+        return low
+    }
+
+    /// The child called `name`, if any (binary search).
+    public func node(named name: [UInt8]) -> Node? {
+        switch storage {
+        case .flat(let entries):
+            let (index, found) = ChildList.search(entries, name)
+            return found ? entries[index].node : nil
+        case .chunked(let chunks, _):
+            let entries = chunks[ChildList.chunkIndex(chunks, name)].entries
+            let (index, found) = ChildList.search(entries, name)
+            return found ? entries[index].node : nil
+        }
+    }
+
+    /// A list with the child `name` replaced or added (`node` non-nil) or removed (`node` nil);
+    /// nil when removing a name that is not there.
+    public func setting(_ name: [UInt8], to node: Node?) -> ChildList? {
+        switch storage {
+        case .flat(let entries):
+            guard let changed = ChildList.set(entries, name, node) else { return nil }
+            return ChildList(changed)
+        case .chunked(var chunks, _):
+            let position = ChildList.chunkIndex(chunks, name)
+            guard let changed = ChildList.set(chunks[position].entries, name, node) else { return nil }
+            if changed.count > ChildList.chunkLimit {
+                let half = changed.count / 2
+                chunks[position] = ChildChunk(Array(changed[..<half]))
+                chunks.insert(ChildChunk(Array(changed[half...])), at: position + 1)
+            } else if changed.isEmpty {
+                chunks.remove(at: position)
+            } else if changed.count < ChildList.chunkMergeBelow, chunks.count > 1 {
+                // Merge with the smaller neighbour if the pair fits in one ordinary chunk.
+                let neighbour = position + 1 < chunks.count
+                    && (position == 0 || chunks[position + 1].entries.count < chunks[position - 1].entries.count)
+                    ? position + 1 : position - 1
+                let first = Swift.min(position, neighbour)
+                let combined = first == position ? changed + chunks[neighbour].entries
+                                                  : chunks[neighbour].entries + changed
+                if combined.count <= ChildList.chunkTarget {
+                    chunks[first] = ChildChunk(combined)
+                    chunks.remove(at: first + 1)
+                } else {
+                    chunks[position] = ChildChunk(changed)
+                }
+            } else {
+                chunks[position] = ChildChunk(changed)
+            }
+            let result = ChildList(chunks: chunks)
+            if result.count <= ChildList.flatLimit / 2 { return ChildList(Array(result)) }
+            return result
+        }
+    }
+
+    private static func set(_ entries: [Child], _ name: [UInt8], _ node: Node?) -> [Child]? {
+        var changed = entries
+        let (index, found) = search(entries, name)
+        if let node {
+            if found {
+                changed[index] = Child(name: name, node: node)
+            } else {
+                changed.insert(Child(name: name, node: node), at: index)
+            }
+        } else if found {
+            changed.remove(at: index)
+        } else {
+            return nil
+        }
+        return changed
+    }
+
+    /// The names, sorted, that may differ between `a` and `b`: every name of either list except
+    /// those in chunks the two lists share (a shared chunk maps its names to the same nodes in
+    /// both). For small lists that is simply the union of both lists' names.
+    public static func unsharedNames(_ a: ChildList, _ b: ChildList) -> [[UInt8]] {
+        var shared: Set<ObjectIdentifier> = []
+        if case .chunked(let left, _) = a.storage, case .chunked(let right, _) = b.storage {
+            var leftChunks: Set<ObjectIdentifier> = []
+            for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
+            for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
+                shared.insert(ObjectIdentifier(chunk))
+            }
+        }
+        // Each list's names outside shared chunks are already sorted: merge the two runs.
+        func names(_ list: ChildList) -> [[UInt8]] {
+            switch list.storage {
+            case .flat(let entries):
+                return entries.map { $0.name }
+            case .chunked(let chunks, _):
+                var out: [[UInt8]] = []
+                for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) {
+                    for entry in chunk.entries { out.append(entry.name) }
+                }
+                return out
+            }
+        }
+        let left = names(a)
+        let right = names(b)
+        var merged: [[UInt8]] = []
+        merged.reserveCapacity(Swift.max(left.count, right.count))
+        var i = 0
+        var j = 0
+        while i < left.count || j < right.count {
+            if j == right.count || (i < left.count && left[i].lexicographicallyPrecedes(right[j])) {
+                merged.append(left[i])
+                i += 1
+            } else if i == left.count || right[j].lexicographicallyPrecedes(left[i]) {
+                merged.append(right[j])
+                j += 1
+            } else {
+                merged.append(left[i])
+                i += 1
+                j += 1
+            }
+        }
+        return merged
+    }
+}
