@@ -91,6 +91,9 @@ public final class BlockStore<Device: BlockDevice> {
     public private(set) var generation: UInt64 = 0
     /// The head commit id in force.
     public private(set) var headID: ObjectID?
+    /// The tree of the last head this store wrote (nil after loading or squashing): every object
+    /// of it is on the device, which lets the next batch skip what it shares.
+    private var lastWrittenRoot: Node?
     /// The id of the connection-state blob in force (see `persist(head:history:state:)`).
     public private(set) var stateID: ObjectID?
     /// Bytes used in the active half.
@@ -345,10 +348,11 @@ public final class BlockStore<Device: BlockDevice> {
     /// Like `persist(head:history:)`, and makes `state` (the server's encoded connection state,
     /// an opaque blob here) the state in force in the same batch; nil keeps the current one.
     public func persist(head: Commit, history: History, state: [UInt8]?) throws(BlockStoreError) {
-        let newHead = history.id(of: head)
         let newState = state.map { GitEncoding.objectID(.blob, body: $0) } ?? stateID
-        if newHead == headID && newState == stateID { return }
+        if let known = history.computedID(of: head), known == headID && newState == stateID { return }
         var batch = makeBatch(head: head, history: history, state: state)
+        let newHead = history.id(of: head)
+        if newHead == headID && newState == stateID { return }
         let limit = halfCapacity * UInt64(policy.watermarkPercent) / 100
         if padded(batch.end) > limit {
             do {
@@ -371,22 +375,16 @@ public final class BlockStore<Device: BlockDevice> {
                                        head: newHead, state: newState, blockSize: UInt32(blockSize),
                                        blockCount: device.blockCount))
         for (id, location) in batch.locations { index[id] = location }
+        lastWrittenRoot = head.root
     }
 
     func makeBatch(head: Commit, history: History, state: [UInt8]?) -> Appender {
-        var pending: [Commit] = []
-        var stack: [Commit] = [head]
-        var seen: Set<ObjectID> = []
-        while let commit = stack.popLast() {
-            let id = history.id(of: commit)
-            if seen.contains(id) || index[id] != nil { continue }
-            seen.insert(id)
-            pending.append(commit)
-            stack.append(contentsOf: commit.parents)
-        }
+        let pending = history.unstoredCommits(from: head) { self.index[$0] != nil }
         var appender = Appender(offset: logEnd)
-        for commit in pending.reversed() {
-            GitEncoding.forEachObject(commit.root, skipping: { self.index[$0] != nil || appender.seen.contains($0) }) {
+        var previous = lastWrittenRoot
+        for commit in pending {
+            defer { previous = commit.root }
+            GitEncoding.forEachObject(commit.root, since: previous, skipping: { self.index[$0] != nil || appender.seen.contains($0) }) {
                 id, type, body in
                 appender.add(type == .tree ? .tree : .blob, id, body)
             }
@@ -461,6 +459,7 @@ public final class BlockStore<Device: BlockDevice> {
                                        state: stateID, blockSize: UInt32(blockSize), blockCount: device.blockCount))
         index = [:]
         for (id, location) in appender.locations { index[id] = location }
+        lastWrittenRoot = nil  // the next batch checks every id against the squashed index once
         squashCount += 1
         isNearlyFull = logEnd > nearlyFullThreshold
     }

@@ -31,6 +31,8 @@ public final class GitDatabase {
     private let gitDirectory: String
     private var knownObjects: Set<ObjectID> = []
     private var lastWritten: ObjectID?
+    /// The tree of `lastWritten`: all its objects are stored, so the next batch skips what it shares.
+    private var lastWrittenRoot: Node?
     private var lastState: [UInt8]?
     private var stateDirty = false
     private var directoryFD: Int32 = -1
@@ -186,32 +188,25 @@ public final class GitDatabase {
             lastState = state
             stateDirty = true
         }
-        let headID = history.id(of: head)
-        if headID == lastWritten {
+        // Unwritten commits, following all in-memory parents, oldest first.
+        let pending = history.unstoredCommits(from: head) { $0 == lastWritten || knownObjects.contains($0) }
+        if pending.isEmpty {
             if stateDirty, directoryFD >= 0 { syncfs(directoryFD) }
             stateDirty = false
             return
         }
-        // Collect unwritten commits, newest first, following all in-memory parents.
-        var pending: [Commit] = []
-        var stack: [Commit] = [head]
-        var seen: Set<ObjectID> = []
-        while let commit = stack.popLast() {
-            let id = history.id(of: commit)
-            if id == lastWritten || seen.contains(id) || knownObjects.contains(id) { continue }
-            seen.insert(id)
-            pending.append(commit)
-            stack.append(contentsOf: commit.parents)
-        }
-        for commit in pending.reversed() {
+        var previous = lastWrittenRoot
+        for commit in pending {
+            defer { previous = commit.root }
             var failure: DatabaseError? = nil
-            GitEncoding.forEachObject(commit.root, skipping: { self.knownObjects.contains($0) }) { id, type, body in
+            GitEncoding.forEachObject(commit.root, since: previous, skipping: { self.knownObjects.contains($0) }) { id, type, body in
                 if failure != nil { return }
                 do { try self.writeObject(id, type, body) } catch let error as DatabaseError { failure = error } catch {}
             }
             if let failure { throw failure }
             try writeObject(history.id(of: commit), .commit, history.commitBody(commit))
         }
+        let headID = history.id(of: head)
         let temporary = gitDirectory + "/" + GitDatabase.branch + ".lock"
         try writeFile(temporary, headID.hex + [0x0A])
         guard rename(temporary, gitDirectory + "/" + GitDatabase.branch) == 0 else {
@@ -220,6 +215,7 @@ public final class GitDatabase {
         if directoryFD >= 0 { syncfs(directoryFD) }
         stateDirty = false
         lastWritten = headID
+        lastWrittenRoot = head.root
         if knownObjects.count > 1_000_000 { knownObjects.removeAll(keepingCapacity: true) }
     }
 

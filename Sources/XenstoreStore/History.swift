@@ -201,6 +201,26 @@ public final class History {
         return commit.cachedID!
     }
 
+    /// The commits reachable from `head` through in-memory parents that a store does not hold
+    /// yet (`stored` says which ids it holds), in the order to write them (`head` last). Nothing
+    /// is hashed here: a commit without an id cannot be stored, so a writer can hash each tree
+    /// once while it serializes it (`GitEncoding.forEachObject`) instead of twice.
+    public func unstoredCommits(from head: Commit, stored: (ObjectID) -> Bool) -> [Commit] {
+        var pending: [Commit] = []
+        var stack: [Commit] = [head]
+        var seen: Set<ObjectIdentifier> = []
+        while let commit = stack.popLast() {
+            if let id = commit.cachedID, stored(id) { continue }
+            if !seen.insert(ObjectIdentifier(commit)).inserted { continue }
+            pending.append(commit)
+            stack.append(contentsOf: commit.parents)
+        }
+        return pending.reversed()
+    }
+
+    /// The commit's id if it has been computed, without computing it.
+    public func computedID(of commit: Commit) -> ObjectID? { commit.cachedID }
+
     /// Commits reachable from the head by first parents, newest first, as far as memory holds them.
     public func firstParentLog(limit: Int) -> [Commit] {
         var result: [Commit] = []

@@ -159,6 +159,18 @@ public struct ObjectID: Hashable, Sendable, Comparable {
         return out
     }
 
+    /// Hashes the first 16 digest bytes as two words (a digest is uniformly distributed; feeding
+    /// 20 single bytes made dictionary lookups of ids a visible cost when persisting big trees).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { raw in
+            hasher.combine(raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+            hasher.combine(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
+
+    /// Equal when the digest bytes are equal.
+    public static func == (lhs: ObjectID, rhs: ObjectID) -> Bool { lhs.bytes == rhs.bytes }
+
     /// Orders ids bytewise.
     public static func < (lhs: ObjectID, rhs: ObjectID) -> Bool {
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)

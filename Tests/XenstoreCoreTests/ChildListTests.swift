@@ -102,4 +102,32 @@ import XenstoreStore
         #expect(Tree.equal(Tree.replacing(removed, at: comps("/d/12"), with: Tree.lookup(base, comps("/d/12")),
                                           generations: gen), base))
     }
+
+    /// Persisting a change next to the tree written last visits exactly the objects a full check
+    /// visits, while looking up the ids of one chunk instead of all 5,000 siblings.
+    @Test func objectsSinceThePreviousTreeAreTheNewOnesOnly() {
+        let gen = GenerationCounter()
+        let names = (0..<5000).map { b(String($0)) }.sorted { $0.lexicographicallyPrecedes($1) }
+        let directory = Node(value: [], permissions: .ownedBy(0),
+                             children: names.map { Child(name: $0, node: node(s($0), gen: gen)) },
+                             generation: gen.take())
+        let base = Tree.replacing(node("", gen: gen), at: comps("/d"), with: directory, generations: gen)
+        var stored: Set<ObjectID> = []
+        GitEncoding.forEachObject(base, skipping: { _ in false }) { id, _, _ in stored.insert(id) }
+        let changed = Tree.replacing(base, at: comps("/d/2500"), with: node("new", gen: gen), generations: gen)
+        var full: [ObjectID] = []
+        var fullLookups = 0
+        GitEncoding.forEachObject(changed, skipping: { fullLookups += 1; return stored.contains($0) }) { id, _, _ in
+            full.append(id)
+        }
+        var incremental: [ObjectID] = []
+        var incrementalLookups = 0
+        GitEncoding.forEachObject(changed, since: base, skipping: { incrementalLookups += 1; return stored.contains($0) }) {
+            id, _, _ in incremental.append(id)
+        }
+        #expect(Set(incremental) == Set(full))
+        #expect(incremental.contains(GitEncoding.treeID(changed)))
+        #expect(fullLookups >= 5000)
+        #expect(incrementalLookups < 300)
+    }
 }
