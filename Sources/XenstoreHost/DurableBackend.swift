@@ -42,6 +42,7 @@ public final class DurableBackend {
     public func makeServer(configuration: ServerConfiguration, time: Int64) throws -> (server: Server, resumedAt: ObjectID?) {
         var configuration = configuration
         configuration.reportCommits = true
+        configuration.idHashBudget = nil  // every commit is hashed and stored: keep the chain whole
         if case .blockStore(let store) = kind { configuration.storageFull = { store.isNearlyFull } }
         let generations = GenerationCounter()
         var history: History? = nil

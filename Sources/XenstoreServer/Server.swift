@@ -23,6 +23,9 @@ public struct ServerConfiguration {
     public var quotas = Quotas()
     /// Commits kept with their parent links in memory.
     public var retainedCommits = Limits.defaultInMemoryHistory
+    /// Hashing budget of one commit-id request in memory (`History.idHashBudget`); nil when a
+    /// durable backend stores every commit (its chain must stay complete).
+    public var idHashBudget: Int? = Limits.inMemoryIDHashBudget
     /// Whether to emit `.committed` effects.
     public var reportCommits = false
     /// Asks the hypervisor whether a domain exists, for domains the server has not met yet
@@ -98,6 +101,7 @@ public final class Server {
         self.configuration = configuration
         self.now = time
         self.history = history
+        history.idHashBudget = configuration.idHashBudget
         let perms = Permissions.ownedBy(0)
         var stack: [Node] = [history.head.root]
         while let node = stack.popLast() {

@@ -58,7 +58,8 @@ public final class Commit: @unchecked Sendable {
 /// ancestors' ids with it. A commit that leaves the window before anything asked for its id is
 /// squashed away: the oldest retained commit of such a run becomes a root commit (no parent line)
 /// whose tree holds the whole store. Durable backends hash every commit when they persist it,
-/// so their chains are complete.
+/// so their chains are complete. In memory, `idHashBudget` also squashes unhashed ancestors
+/// beyond a hashing budget when an id is asked for.
 public final class History {
     /// The commit the store currently shows.
     public private(set) var head: Commit
@@ -66,6 +67,12 @@ public final class History {
     public let generations: GenerationCounter
     /// How many recent commits keep their parent links in memory.
     public let retainedCommits: Int
+    /// When set (the in-memory store), computing an id hashes the trees of at most about this
+    /// many changed tree entries of commits nobody hashed before: older unhashed ancestors are
+    /// squashed (the oldest one kept becomes a root commit). It bounds how long one `history`
+    /// request can stall the daemon after a long run of commits under a huge directory. nil
+    /// (durable stores, which hash every commit as they write it): the whole chain is hashed.
+    public var idHashBudget: Int? = nil
     private var window: [Commit] = []
     private var windowStart = 0
     private var nextSequence: UInt64 = 1
@@ -91,13 +98,16 @@ public final class History {
         return commit
     }
 
-    /// The retained commits whose id starts with the hex digits `prefix` (newest first).
+    /// The retained commits whose id starts with the hex digits `prefix` (newest first): the
+    /// head and its hashed ancestors, and any retained commit whose id was computed before.
+    /// Retained commits nobody ever hashed have no id anyone could name, and are not hashed here.
     public func retainedCommits(matching prefix: [UInt8]) -> [Commit] {
+        _ = id(of: head)
         var found: [Commit] = []
         var index = window.count - 1
         while index >= windowStart {
             let commit = window[index]
-            if id(of: commit).hex.starts(with: prefix) { found.append(commit) }
+            if let id = commit.cachedID, id.hex.starts(with: prefix) { found.append(commit) }
             index -= 1
         }
         return found
@@ -186,6 +196,7 @@ public final class History {
     /// The git id of `commit`, computing ids of any ancestors not yet hashed (iteratively).
     public func id(of commit: Commit) -> ObjectID {
         if let id = commit.cachedID { return id }
+        if let budget = idHashBudget { squashUnhashedAncestry(of: commit, beyond: budget) }
         var stack: [(Commit, Bool)] = [(commit, false)]
         while let entry = stack.popLast() {
             let (current, expanded) = entry
@@ -220,6 +231,43 @@ public final class History {
 
     /// The commit's id if it has been computed, without computing it.
     public func computedID(of commit: Commit) -> ObjectID? { commit.cachedID }
+
+    /// Walks the unhashed ancestors of `commit`, newest first, adding up the entries of the trees
+    /// each one changed; ancestors reached after `budget` is spent become root commits.
+    private func squashUnhashedAncestry(of commit: Commit, beyond budget: Int) {
+        var spent = 0
+        var stack: [Commit] = [commit]
+        var seen: Set<ObjectIdentifier> = []
+        while let current = stack.popLast() {
+            if current.cachedID != nil || !seen.insert(ObjectIdentifier(current)).inserted { continue }
+            if spent > budget {
+                current.parents = []
+                current.parentIDs = []
+                continue
+            }
+            spent += History.changedTreeEntries(current.root, since: current.parents.first?.root)
+            stack.append(contentsOf: current.parents)
+        }
+    }
+
+    /// Entries (children plus `.value` and `.perms`) of the unhashed trees of `root` that differ
+    /// from `parent`: about what hashing `root` costs once `parent` is hashed.
+    static func changedTreeEntries(_ root: Node, since parent: Node?) -> Int {
+        var entries = 0
+        var stack: [(Node, Node?)] = [(root, parent)]
+        while let (node, old) = stack.popLast() {
+            if node === old || node.cachedID != nil { continue }
+            entries += node.children.count + 2
+            if let old {
+                for name in ChildList.unsharedNames(old.children, node.children) {
+                    if let child = node.child(name) { stack.append((child, old.child(name))) }
+                }
+            } else {
+                for child in node.children { stack.append((child.node, nil)) }
+            }
+        }
+        return entries
+    }
 
     /// Commits reachable from the head by first parents, newest first, as far as memory holds them.
     public func firstParentLog(limit: Int) -> [Commit] {

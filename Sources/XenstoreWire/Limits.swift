@@ -46,6 +46,11 @@ public enum Limits {
     public static let maxQueuedRepliesBeforeBackpressure = 64
     /// Commits kept in memory by the in-memory history before the oldest are forgotten.
     public static let defaultInMemoryHistory = 4096
+    /// In memory, the changed tree entries one id request may hash for commits nobody hashed
+    /// before (about 16 MB of SHA-1 input); older unhashed commits are squashed. With 10,000
+    /// domains under `/local/domain` that keeps about 50 commits with ids, with 100 domains about
+    /// 3,000. (The first id request also hashes every tree never hashed: the whole store once.)
+    public static let inMemoryIDHashBudget = 1 << 19
     /// Ancestor steps searched for a merge base before a merge is declared a conflict.
     public static let mergeBaseSearchDepth = 1 << 16
 }

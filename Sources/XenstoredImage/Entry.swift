@@ -61,6 +61,7 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     let loop: RingServer
     if arguments.block {
         configuration.reportCommits = true
+        configuration.idHashBudget = nil  // every commit goes to the disk: keep the chain whole
         guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
         loop = RingServer(server: opened.server)
         let store = opened.store

@@ -320,4 +320,38 @@ private func sampleTree(_ gen: GenerationCounter) -> Node {
         }
         #expect(Tree.lookup(oldest.root, [b("k0")]) != nil, "the root commit holds the whole store")
     }
+
+    @Test func anIDRequestHashesOnlyWithinItsBudget() throws {
+        // Each write below changes the root directory (up to ~50 entries): a budget of 40 entries
+        // lets one id request hash only the newest commit or two; older unhashed ones are squashed,
+        // an id seen earlier stays findable, and git still accepts the chain that is left.
+        var config = ServerConfiguration()
+        config.idHashBudget = 40
+        let server = XenstoreServer.Server(configuration: config, time: 1_700_000_000)
+        let c = TestClient(server)
+        c.write("/seen", "1")
+        let seen = server.history.id(of: server.history.head)
+        for i in 0..<50 { c.write("/k\(i)", "\(i)") }
+        _ = server.history.id(of: server.history.head)
+        var chain: [Commit] = [server.history.head]
+        while let parent = chain.last!.parents.first { chain.append(parent) }
+        #expect(chain.count <= 3)
+        #expect(chain.last!.parentCount == 0)
+        #expect(server.history.retainedCommits(matching: seen.hex).count == 1)
+        let dir = try makeTempDir("budget")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try git(["init", "-q"], in: dir)
+        for commit in chain {
+            #expect(try git(["hash-object", "-t", "commit", "--stdin"], in: dir, input: server.history.commitBody(commit))
+                    == hex(server.history.id(of: commit)))
+        }
+        // Without a budget (durable stores) the whole chain is hashed.
+        config.idHashBudget = nil
+        let whole = XenstoreServer.Server(configuration: config, time: 1_700_000_000)
+        let w = TestClient(whole)
+        w.write("/seen", "1")
+        for i in 0..<50 { w.write("/k\(i)", "\(i)") }
+        _ = whole.history.id(of: whole.history.head)
+        #expect(whole.history.firstParentLog(limit: 1000).count == 52)
+    }
 }
