@@ -8,7 +8,7 @@
 #     with one raw-socket watcher reading SLOW_RATE events/s (default 1000) for DUR_SLOW s (5);
 #     SLOW_PEERS (default "swift cx ox")
 #   store growth (growth.csv, mode scale): SCALE_DOMAINS (10000) x SCALE_NODES (50) writes,
-#     one series point per 10,000 writes (us/write, daemon RSS); GROW_PEERS ("swift cx ox")
+#     one series point per 10,000 writes (us/write, daemon RSS); GROW_PEERS ("swift swift-block cx ox")
 #   long history (growth.csv, mode history): HISTORY_COMMITS (1000000) rewrites of 100 keys;
 #     HISTORY_PEERS ("swift swift-block cx ox"; swift-block = --block FILE --block-size 64M)
 #   each growth/history run stops after GROW_SECONDS (default 90) and reports how far it got.
@@ -88,7 +88,7 @@ for peer in $PEERS; do
 done
 # ---- slow watcher, store growth, long history ----
 SLOW_PEERS=${SLOW_PEERS-swift cx ox}
-GROW_PEERS=${GROW_PEERS-swift cx ox}
+GROW_PEERS=${GROW_PEERS-swift swift-block cx ox}
 HISTORY_PEERS=${HISTORY_PEERS-swift swift-block cx ox}
 DUR_SLOW=${DUR_SLOW:-5}
 SLOW_RATE=${SLOW_RATE:-1000}
