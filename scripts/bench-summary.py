@@ -31,7 +31,7 @@ for r in rows:
     table[(k, r["peer"])] = r
 
 lines = ["# Benchmark: this daemon vs C xenstored (cx) and oxenstored (ox), one run", "",
-         "Each cell: ops/s (commits/s for vm* modes), p99 latency, retries per commit. Ratio = swift / peer rate.", ""]
+         "Each cell: ops/s (commits/s for vm* modes), p99 latency, retries per commit; for vmshared also Jain's fairness index between the clients (1 = all commit equally) and the fewest–most commits of one client. Ratio = swift / peer rate.", ""]
 header = "| mode | N | w/tx | " + " | ".join(peers)
 ratio_peers = [p for p in ("cx", "ox") if p in peers]
 if "swift" in peers:
@@ -48,6 +48,9 @@ for k in order:
         cell = f"{rate(r):.0f}/s, p99 {int(r['p99_us']) / 1000:.1f} ms"
         if mode.startswith("vm"):
             cell += f", {float(r['retries_per_commit']):.1f} retry/c"
+        if mode == "vmshared" and "jain=" in r["check"]:
+            fields = dict(part.split("=", 1) for part in r["check"].rstrip(")").split("(", 1)[1].split(";"))
+            cell += f", fairness {fields['jain']} ({fields['min']}–{fields['max']} commits/client)"
         if r["check"] != "ok" and not r["check"].startswith("ok("):
             cell += f", {r['check']}"
         cells.append(cell)

@@ -25,22 +25,44 @@ public protocol BlockDevice: AnyObject {
 
 /// CRC32C (Castagnoli), table-driven, pure Swift.
 public enum CRC32C {
-    static let table: [UInt32] = {
-        var table = [UInt32](repeating: 0, count: 256)
+    /// Eight 256-entry tables: table k maps a byte to its CRC contribution k bytes further on,
+    /// so the main loop folds 8 input bytes per step (slicing-by-8) instead of one.
+    static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
         for index in 0..<256 {
             var value = UInt32(index)
             for _ in 0..<8 { value = (value & 1) != 0 ? (value >> 1) ^ 0x82F6_3B78 : value >> 1 }
-            table[index] = value
+            tables[index] = value
         }
-        return table
+        for slice in 1..<8 {
+            for index in 0..<256 {
+                let previous = tables[(slice - 1) * 256 + index]
+                tables[slice * 256 + index] = (previous >> 8) ^ tables[Int(previous & 0xFF)]
+            }
+        }
+        return tables
     }()
 
     /// The checksum of `bytes[range]`.
     public static func checksum(_ bytes: [UInt8], _ range: Range<Int>) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
-        Self.table.withUnsafeBufferPointer { table in
-            bytes.withUnsafeBufferPointer { input in
-                for index in range { crc = table[Int((crc ^ UInt32(input[index])) & 0xFF)] ^ (crc >> 8) }
+        Self.tables.withUnsafeBufferPointer { t in
+            bytes.withUnsafeBytes { raw in
+                precondition(range.lowerBound >= 0 && range.upperBound <= raw.count, "checksum range outside the bytes")
+                var index = range.lowerBound
+                while range.upperBound - index >= 8 {
+                    let one = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt32.self)) ^ crc
+                    let two = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index + 4, as: UInt32.self))
+                    crc = t[7 * 256 + Int(one & 0xFF)] ^ t[6 * 256 + Int((one >> 8) & 0xFF)]
+                        ^ t[5 * 256 + Int((one >> 16) & 0xFF)] ^ t[4 * 256 + Int(one >> 24)]
+                        ^ t[3 * 256 + Int(two & 0xFF)] ^ t[2 * 256 + Int((two >> 8) & 0xFF)]
+                        ^ t[256 + Int((two >> 16) & 0xFF)] ^ t[Int(two >> 24)]
+                    index += 8
+                }
+                while index < range.upperBound {
+                    crc = t[Int((crc ^ UInt32(raw[index])) & 0xFF)] ^ (crc >> 8)
+                    index += 1
+                }
             }
         }
         return crc ^ 0xFFFF_FFFF
