@@ -114,6 +114,8 @@ final class Connection {
     var output = OutputQueue()
     var watches: [Watch] = []
     var transactions: [UInt32: Transaction] = [:]
+    /// TRANSACTION_ENDs in a row that answered EAGAIN (reset by a successful commit).
+    var consecutiveConflicts = 0
     /// Transactions that were open when the store restarted: requests in them get EAGAIN.
     var abortedTransactions: [UInt32] = []
     /// Watch events not queued because the output queue was over its bound.

@@ -70,6 +70,8 @@ public final class Server {
     var effects: [ServerEffect] = []
     var nextConnection: UInt32 = 1
     var nextTransaction: UInt32 = 1
+    /// The one transaction protected from starvation, if any (see `protectIfStarving`).
+    var protectedTransaction: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
     var now: Int64
     /// Loads a commit that is not held in memory (from a persistent history); nil if unknown.
     public var revisionLoader: ((ObjectID) -> Commit?)? = nil
@@ -386,7 +388,13 @@ public final class Server {
             }
             connection.transactions[transaction.id] = nil
             if argument == [0x46] { return .ok }
-            return commit(transaction, by: connection)
+            let outcome = commit(transaction, by: connection)
+            if case .failure(.EAGAIN) = outcome {
+                connection.consecutiveConflicts += 1
+            } else {
+                connection.consecutiveConflicts = 0
+            }
+            return outcome
         case .getDomainPath:
             guard let argument = Server.oneArgument(payload) else { return .failure(.EINVAL) }
             let domid = UInt32(truncatingIfNeeded: Payload.parseLeadingDecimal(argument))
@@ -489,7 +497,50 @@ public final class Server {
         while id == 0 || connection.transactions[id] != nil || connection.abortedTransactions.contains(id) { id &+= 1 }
         nextTransaction = id &+ 1
         connection.transactions[id] = Transaction(id: id, base: history.head)
+        protectIfStarving(connection, transaction: id)
         return .success(Payload.decimal(id) + [0])
+    }
+
+    /// Optimistic transactions favour whoever commits first: a client that keeps losing the race
+    /// for a contended key can fail for ever while others commit. After
+    /// `Limits.starvationConflicts` EAGAINs in a row, a privileged connection's new transaction
+    /// becomes the protected one (one at a time, for `Limits.starvationProtectionSeconds`): until
+    /// it ends, another transaction whose commit would turn its outcomes stale is refused with
+    /// EAGAIN instead. Only dom0 clients (the toolstack) are protected, so a guest cannot use
+    /// this to hold anybody's commits back; plain writes are never refused.
+    func protectIfStarving(_ connection: Connection, transaction id: UInt32) {
+        guard connection.caller.privileged, connection.consecutiveConflicts >= Limits.starvationConflicts else { return }
+        if activeProtection() != nil { return }
+        protectedTransaction = (connection.id, id, now)
+    }
+
+    /// The protected transaction and its connection, dropping a protection that ended or expired.
+    func activeProtection() -> (Connection, Transaction)? {
+        guard let protection = protectedTransaction else { return nil }
+        guard now - protection.since <= Limits.starvationProtectionSeconds,
+              let connection = connections[protection.connection],
+              let transaction = connection.transactions[protection.transaction] else {
+            protectedTransaction = nil
+            return nil
+        }
+        return (connection, transaction)
+    }
+
+    /// Whether committing `newRoot` would make the protected transaction (other than `ending`)
+    /// fail, when it would still succeed against the current head.
+    func wouldStarveProtected(_ newRoot: Node, ending: Transaction) -> Bool {
+        guard let (owner, protected) = activeProtection(), protected !== ending else { return false }
+        func validates(on root: Node) -> Bool {
+            var replay = Workspace(root: root)
+            let context = context(for: owner)
+            for (operation, recorded) in protected.log {
+                if !Server.sameOutcome(operation, recorded, NodeOperations.execute(operation, in: &replay, context)) {
+                    return false
+                }
+            }
+            return true
+        }
+        return validates(on: history.head.root) && !validates(on: newRoot)
     }
 
     /// Whether a replayed outcome is what the client saw. DIRECTORY_PART's generation count
@@ -518,6 +569,7 @@ public final class Server {
         if head === transaction.base {
             let workspace = transaction.workspace
             if workspace.root === head.root { return .ok }
+            if wouldStarveProtected(workspace.root, ending: transaction) { return .failure(.EAGAIN) }
             history.commitOnHead(root: workspace.root, author: author, message: message, time: now)
             apply(workspace)
             return .ok
@@ -529,6 +581,7 @@ public final class Server {
             if !Server.sameOutcome(operation, recorded, replayed) { return .failure(.EAGAIN) }
         }
         if replay.root === head.root { return .ok }
+        if wouldStarveProtected(replay.root, ending: transaction) { return .failure(.EAGAIN) }
         let merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,
                                               theirs: transaction.workspace.root, generations: history.generations)
         let commit: Commit

@@ -51,6 +51,12 @@ public enum Limits {
     /// domains under `/local/domain` that keeps about 50 commits with ids, with 100 domains about
     /// 3,000. (The first id request also hashes every tree never hashed: the whole store once.)
     public static let inMemoryIDHashBudget = 1 << 19
+    /// EAGAINs in a row after which a privileged connection's next transaction is protected
+    /// from starvation: other transactions whose commit would make it fail get EAGAIN instead.
+    public static let starvationConflicts = 3
+    /// Seconds a protected transaction keeps its protection (a stalled client cannot hold
+    /// everyone else's commits back for longer).
+    public static let starvationProtectionSeconds: Int64 = 2
     /// Ancestor steps searched for a merge base before a merge is declared a conflict.
     public static let mergeBaseSearchDepth = 1 << 16
 }
