@@ -17,19 +17,30 @@ import XenstoreWire
         }
     }
 
-    @Test func aStarvingDom0TransactionIsProtected() {
+    /// A transaction that reads /counter, writes `value` there and ends: the END reply.
+    func readModifyWrite(_ client: TestClient, _ value: String) -> Reply {
+        let tx = client.start()
+        _ = client.read("/counter", tx: tx)
+        client.write("/counter", value, tx: tx)
+        return client.end(tx)
+    }
+
+    /// Two dom0 clients on a fresh server; the loser has just lost `starvationConflicts` times.
+    func starvedLoser() -> (loser: TestClient, winner: TestClient) {
         let server = Server(time: 1_700_000_000)
         let loser = TestClient(server)
         let winner = TestClient(server)
         winner.write("/counter", "0")
         loseRepeatedly(loser, to: winner, times: Limits.starvationConflicts)
+        return (loser, winner)
+    }
+
+    @Test func aStarvingDom0TransactionIsProtected() {
+        let (loser, winner) = starvedLoser()
         // Now protected: the winner's conflicting transaction is refused, the loser commits.
         let protected = loser.start()
         #expect(s(loser.read("/counter", tx: protected).payload) == "w\(Limits.starvationConflicts - 1)")
-        let rival = winner.start()
-        _ = winner.read("/counter", tx: rival)
-        winner.write("/counter", "rival", tx: rival)
-        #expect(winner.end(rival).error == .EAGAIN)
+        #expect(readModifyWrite(winner, "rival").error == .EAGAIN)
         // A transaction that does not touch what the protected one read still commits.
         let unrelated = winner.start()
         winner.write("/elsewhere", "x", tx: unrelated)
@@ -38,10 +49,7 @@ import XenstoreWire
         #expect(loser.end(protected).error == nil)
         #expect(s(loser.read("/counter").payload) == "loser")
         // Protection ended with the commit: the winner's retry goes through.
-        let retry = winner.start()
-        _ = winner.read("/counter", tx: retry)
-        winner.write("/counter", "retry", tx: retry)
-        #expect(winner.end(retry).error == nil)
+        #expect(readModifyWrite(winner, "retry").error == nil)
     }
 
     @Test func fewerConflictsOrAGuestGetNoProtection() {
@@ -55,34 +63,21 @@ import XenstoreWire
         loseRepeatedly(loser, to: winner, times: Limits.starvationConflicts - 1)
         let open = loser.start()
         _ = loser.read("/counter", tx: open)
-        let rival = winner.start()
-        _ = winner.read("/counter", tx: rival)
-        winner.write("/counter", "rival", tx: rival)
-        #expect(winner.end(rival).error == nil, "not starving yet: first to commit wins")
+        #expect(readModifyWrite(winner, "rival").error == nil, "not starving yet: first to commit wins")
         #expect(loser.end(open, commit: false).error == nil)
 
         let guest = TestClient(server, caller: Caller(domid: 7, privileged: false))
         loseRepeatedly(guest, to: winner, times: Limits.starvationConflicts + 1)
         let guestTx = guest.start()
         _ = guest.read("/counter", tx: guestTx)
-        let dom0Tx = winner.start()
-        _ = winner.read("/counter", tx: dom0Tx)
-        winner.write("/counter", "dom0", tx: dom0Tx)
-        #expect(winner.end(dom0Tx).error == nil, "a guest's transaction never holds dom0 back")
+        #expect(readModifyWrite(winner, "dom0").error == nil, "a guest's transaction never holds dom0 back")
     }
 
     @Test func protectionExpires() {
-        let server = Server(time: 1_700_000_000)
-        let loser = TestClient(server)
-        let winner = TestClient(server)
-        winner.write("/counter", "0")
-        loseRepeatedly(loser, to: winner, times: Limits.starvationConflicts)
+        let (loser, winner) = starvedLoser()
         let stalled = loser.start()
         _ = loser.read("/counter", tx: stalled)
         winner.time += Limits.starvationProtectionSeconds + 1
-        let rival = winner.start()
-        _ = winner.read("/counter", tx: rival)
-        winner.write("/counter", "rival", tx: rival)
-        #expect(winner.end(rival).error == nil, "a stalled protected client holds others back only for a while")
+        #expect(readModifyWrite(winner, "rival").error == nil, "a stalled protected client holds others back only for a while")
     }
 }
