@@ -204,6 +204,14 @@ if let hypervisor {
     }
     daemon.transport = transport
 }
+// The pid file is written before the sockets exist: whoever waits for the socket may then read it.
+if let pidFile {
+    let text = "\(getpid())\n"
+    if let file = fopen(pidFile, "w") {
+        fputs(text, file)
+        fclose(file)
+    }
+}
 do {
     try daemon.listen(Listener(path: socketPath, caller: .dom0))
     for (domid, path) in testSockets {
@@ -211,13 +219,6 @@ do {
     }
 } catch {
     fail("\(error)")
-}
-if let pidFile {
-    let text = "\(getpid())\n"
-    if let file = fopen(pidFile, "w") {
-        fputs(text, file)
-        fclose(file)
-    }
 }
 logLine("serving on \(socketPath)" + (testSockets.isEmpty ? "" : " (test domain sockets: \(testSockets.map { "\($0.0)=\($0.1)" }.joined(separator: ", ")))"))
 daemon.run()

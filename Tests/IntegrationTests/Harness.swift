@@ -278,7 +278,14 @@ final class Daemon {
             }
             usleep(10_000)
         }
+        // xenstored writes its pid file before it listens; without the pid, killHard could not
+        // kill the daemon (the watchdog wrapper does not pass SIGKILL on) and a "restarted"
+        // daemon would run next to the old one.
         daemonPID = pid_t(readText(directory + "/daemon.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+        if daemonPID == nil {
+            stop()
+            throw HarnessError("xenstored accepted connections before writing its pid file \(directory)/daemon.pid")
+        }
     }
 
     /// Path of the test socket of an unprivileged domain.

@@ -105,9 +105,11 @@ struct RingEmulationTests {
             #expect(try guest.request(.read, strings("acked"), requestID: 5).payload == Array("before".utf8))
             #expect(try guest.request(.read, strings("late"), requestID: 6).payload == Array("done".utf8))
             // the open transaction was aborted by the restart: EAGAIN, and its write never landed
-            #expect(try guest.request(.transactionEnd, strings("T"), requestID: 7, transaction: transactions[domid]!).payload
-                    == Array("EAGAIN".utf8) + [0])
-            #expect(try guest.request(.read, strings("in-tx"), requestID: 8).payload == Array("ENOENT".utf8) + [0])
+            let ended = try guest.request(.transactionEnd, strings("T"), requestID: 7, transaction: transactions[domid]!)
+            #expect(ended.payload == Array("EAGAIN".utf8) + [0],
+                    "domain \(domid): END of tx \(transactions[domid]!) answered \(ended); log: \(restarted.log)")
+            let inTransaction = try guest.request(.read, strings("in-tx"), requestID: 8)
+            #expect(inTransaction.payload == Array("ENOENT".utf8) + [0], "domain \(domid): in-tx read answered \(inTransaction)")
             // the restored watch still fires
             guest.inbox.removeAll()
             try admin.write("/local/domain/\(domid)/watched/after", [0x79])
