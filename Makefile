@@ -19,6 +19,7 @@ build:
 release:
 	@scripts/install-packages.sh $(BUILD_PACKAGES)
 	$(SWIFT) build -c release --product xenstored
+	$(SWIFT) build -c release --product xsctl
 
 ## make run: build and start the daemon on $(SOCKET), ready for xenstore-read/-write.
 run: release
@@ -28,6 +29,7 @@ run: release
 	@echo "    export XENSTORED_PATH=$(SOCKET)"
 	@echo "    xenstore-write /example/key hello && xenstore-read /example/key && xenstore-ls /"
 	@echo "    /usr/lib/xen-4.17/bin/xenstore-control history 10   # the commits (needs xen-utils-4.17)"
+	@echo "    $$($(SWIFT) build -c release --show-bin-path)/xsctl history 10   # the same with our own CLI"
 	@echo "Stop with Ctrl-C."
 	exec $$($(SWIFT) build -c release --show-bin-path)/xenstored --socket $(SOCKET) --pid-file $(RUNDIR)/xenstored.pid
 
