@@ -443,8 +443,10 @@ struct StormOutcome {
 /// `writers` clients write `/storm/w<writer>/k<index % 50>` = `v<index>` as fast as they can;
 /// after `microseconds` the daemon is killed with SIGKILL.
 func writeStormThenKill(_ daemon: Daemon, writers: Int = 3, microseconds: UInt32) throws -> StormOutcome {
+    /// The writes the daemon acknowledged, shared by the writer threads under `lock`.
+    final class Acknowledged: @unchecked Sendable { var writes: [(String, String)] = [] }
     let lock = NSLock()
-    var acknowledged: [(String, String)] = []
+    let acknowledged = Acknowledged()
     let finished = DispatchGroup()
     for writer in 0..<writers {
         let client = try daemon.client()
@@ -457,7 +459,7 @@ func writeStormThenKill(_ daemon: Daemon, writers: Int = 3, microseconds: UInt32
                 let value = "v\(index)"
                 do { try client.write(path, bytes(value)) } catch { return }
                 lock.lock()
-                acknowledged.append((path, value))
+                acknowledged.writes.append((path, value))
                 lock.unlock()
                 index += 1
             }
@@ -469,8 +471,8 @@ func writeStormThenKill(_ daemon: Daemon, writers: Int = 3, microseconds: UInt32
     lock.lock()
     defer { lock.unlock() }
     var last: [String: String] = [:]
-    for (path, value) in acknowledged { last[path] = value }
-    return StormOutcome(lastValues: last, count: acknowledged.count, writersStopped: stopped)
+    for (path, value) in acknowledged.writes { last[path] = value }
+    return StormOutcome(lastValues: last, count: acknowledged.writes.count, writersStopped: stopped)
 }
 
 /// After a storm: every key holds its last acknowledged value or a later one, never an older one.

@@ -15,7 +15,7 @@ import XenstoreWire
         let server = Server(configuration: configuration, time: 1_700_000_000)
         let admin = TestClient(server)
         admin.write("/big", String(repeating: "v", count: 2000))
-        weak var oldRoot = server.history.head.root
+        weak let oldRoot = server.history.head.root
         #expect(oldRoot != nil)
         for index in 0..<40 { admin.write("/big", String(repeating: "w", count: 1990) + String(index)) }
         #expect(oldRoot == nil)
