@@ -9,7 +9,7 @@ import XenstoreStore
 public final class DurableBackend {
     /// The two kinds of store.
     public enum Kind {
-        /// Loose git objects and refs/heads/main in DIR/.git.
+        /// A git repository in DIR/.git (loose objects written, packs and packed-refs read).
         case gitDatabase(GitDatabase)
         /// The fixed-size block format of docs/block-format.md on a file.
         case blockStore(BlockStore<FileBlockDevice>)
@@ -26,9 +26,12 @@ public final class DurableBackend {
         self.location = location
     }
 
-    /// Opens (creating if needed) a git database directory.
-    public static func gitDatabase(directory: String) throws -> DurableBackend {
-        DurableBackend(.gitDatabase(try GitDatabase(directory: directory)), location: directory)
+    /// Opens (creating if needed) a git database directory; requests that grow the store get
+    /// ENOSPC while its file system has less than `reserve` bytes free.
+    public static func gitDatabase(directory: String, reserve: UInt64 = GitDatabase.defaultReserveBytes) throws -> DurableBackend {
+        let database = try GitDatabase(directory: directory)
+        database.reserveBytes = reserve
+        return DurableBackend(.gitDatabase(database), location: directory)
     }
 
     /// Opens (creating if needed, `size` bytes) a block file, squashing by `policy`.
@@ -43,7 +46,10 @@ public final class DurableBackend {
         var configuration = configuration
         configuration.reportCommits = true
         configuration.idHashBudget = nil  // every commit is hashed and stored: keep the chain whole
-        if case .blockStore(let store) = kind { configuration.storageFull = { store.isNearlyFull } }
+        switch kind {
+        case .gitDatabase(let database): configuration.storageFull = { database.isNearlyFull() }
+        case .blockStore(let store): configuration.storageFull = { store.isNearlyFull }
+        }
         let generations = GenerationCounter()
         var history: History? = nil
         switch kind {

@@ -23,12 +23,16 @@ public enum DatabaseError: Error, CustomStringConvertible {
 /// shows a revision) into which every commit of the store is written.
 ///
 /// Each commit costs one batch: its new objects are written as loose objects (temp file +
-/// rename, never overwritten), then `refs/heads/main` is replaced by rename, then one
-/// `syncfs` makes the batch durable. A crash leaves at worst unreferenced objects behind.
+/// rename, never overwritten), then `refs/heads/main` is replaced by rename under git's lock
+/// file protocol (`main.lock`, created exclusively), then one `syncfs` makes the batch durable.
+/// A crash leaves at worst unreferenced objects behind. Everything real git may leave in a
+/// repository is read: loose objects, packs (after `git gc`, `git repack`, a clone over the
+/// pack protocol), `packed-refs` and alternate object directories.
 public final class GitDatabase {
     /// The work-tree directory.
     public let directory: String
     private let gitDirectory: String
+    private let objects: GitObjectStore
     private var knownObjects: Set<ObjectID> = []
     private var lastWritten: ObjectID?
     /// The tree of `lastWritten`: all its objects are stored, so the next batch skips what it shares.
@@ -36,41 +40,104 @@ public final class GitDatabase {
     private var lastState: [UInt8]?
     private var stateDirty = false
     private var directoryFD: Int32 = -1
+    /// Whether this open created the repository (only then may a fresh store be written into it).
+    public let isNew: Bool
     /// The branch the daemon advances.
     public static let branch = "refs/heads/main"
+    /// Default of `reserveBytes`: each commit's objects are separate files (a 4 KiB block each
+    /// on most file systems), and a round of many writers admitted together needs headroom.
+    public static let defaultReserveBytes: UInt64 = 8 << 20
+    /// Free bytes below which the file system counts as full for requests that grow the store.
+    public var reserveBytes: UInt64 = GitDatabase.defaultReserveBytes
+    /// Free inodes below which the file system counts as full (one file per new object).
+    public static let reserveInodes: UInt64 = 4096
+    /// How long a persist waits for a `main.lock` held by a git command before it gives up.
+    static let lockWaitMicroseconds: UInt32 = 5_000_000
+    /// A `main.lock` older than this at startup was left by a crash and is removed.
+    static let staleLockSeconds = 60
+    /// Settings of every repository we create or open: no git command we run (fetch, merge)
+    /// may start an automatic gc or maintenance behind the daemon.
+    static let configuration = "[gc]\n\tauto = 0\n\tautoDetach = false\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
 
-    /// Opens (creating if needed) the repository at `directory`.
+    /// Opens the repository at `directory`, creating it when `directory/.git` does not exist.
+    /// An existing repository must be one git can read; it is never reinitialised.
     public init(directory: String) throws {
         self.directory = directory
         self.gitDirectory = directory + "/.git"
-        for path in [directory, gitDirectory, gitDirectory + "/objects", gitDirectory + "/refs",
-                     gitDirectory + "/refs/heads", gitDirectory + "/refs/tags"] {
+        let existed = access(gitDirectory, F_OK) == 0
+        if existed {
+            guard access(gitDirectory + "/HEAD", F_OK) == 0 else {
+                throw DatabaseError.corrupt("\(gitDirectory) exists but has no HEAD: not a git repository; refusing to write a new store into it")
+            }
+        } else {
+            for path in [directory, gitDirectory, gitDirectory + "/objects", gitDirectory + "/refs",
+                         gitDirectory + "/refs/heads", gitDirectory + "/refs/tags"] {
+                if mkdir(path, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(path)", errno) }
+            }
+            try GitDatabase.writeFile(gitDirectory + "/config", Array(
+                ("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n" + GitDatabase.configuration).utf8))
+            try GitDatabase.writeFile(gitDirectory + "/description", Array("Xenstore history written by xenstored\n".utf8))
+            // HEAD last: a repository with a HEAD is a complete, possibly empty, repository.
+            try GitDatabase.writeFile(gitDirectory + "/HEAD", Array("ref: \(GitDatabase.branch)\n".utf8))
+        }
+        for path in [gitDirectory + "/objects", gitDirectory + "/refs/heads"] {
             if mkdir(path, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(path)", errno) }
         }
-        if access(gitDirectory + "/HEAD", F_OK) != 0 {
-            try writeFile(gitDirectory + "/HEAD", Array("ref: \(GitDatabase.branch)\n".utf8))
-            try writeFile(gitDirectory + "/config", Array(
-                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n".utf8))
-            try writeFile(gitDirectory + "/description", Array("Xenstore history written by xenstored\n".utf8))
-        }
+        objects = try GitObjectStore(gitDirectory: gitDirectory)
         directoryFD = open(gitDirectory, O_RDONLY | O_DIRECTORY)
+        // A repository that has a HEAD but no ref and no object was created by a run that
+        // stopped before its first commit: still new.
+        let hasBranch = try GitDatabase.refValue(gitDirectory, GitDatabase.branch) != nil
+        isNew = !existed || (!hasBranch && objects.isEmpty)
+        try removeStaleLock()
     }
 
     deinit {
         if directoryFD >= 0 { close(directoryFD) }
     }
 
-    /// The commit id `refs/heads/main` points at, if the repository has one.
+    /// The commit id `refs/heads/main` points at (loose ref first, then `packed-refs`), if any.
     public func headID() throws -> ObjectID? {
-        guard let bytes = readFile(gitDirectory + "/" + GitDatabase.branch) else { return nil }
-        let hex = Array(bytes.prefix(40))
-        guard let id = ObjectID(hex: hex) else { throw DatabaseError.corrupt("bad ref \(GitDatabase.branch)") }
-        return id
+        try GitDatabase.refValue(gitDirectory, GitDatabase.branch)
+    }
+
+    /// The value of ref `name` (e.g. `refs/heads/main`): the loose file, else its `packed-refs`
+    /// line; nil when neither has it. Throws on a ref file or `packed-refs` git would not accept.
+    static func refValue(_ gitDirectory: String, _ name: String) throws -> ObjectID? {
+        if let bytes = GitObjectStore.readFile(gitDirectory + "/" + name) {
+            guard bytes.count >= 40, let id = ObjectID(hex: Array(bytes.prefix(40))),
+                  bytes.count == 40 || bytes[40] == 0x0A else {
+                throw DatabaseError.corrupt("\(name) does not hold a commit id")
+            }
+            return id
+        }
+        guard let text = GitObjectStore.readText(gitDirectory + "/packed-refs") else { return nil }
+        var lineNumber = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("^") {
+                guard line.count == 41, ObjectID(hex: Array(line.utf8.dropFirst())) != nil else {
+                    throw DatabaseError.corrupt("packed-refs line \(lineNumber) is not a peeled id")
+                }
+                continue
+            }
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].count == 40, let id = ObjectID(hex: Array(parts[0].utf8)),
+                  parts[1].hasPrefix("refs/") else {
+                throw DatabaseError.corrupt("packed-refs line \(lineNumber) is not '<id> refs/…'")
+            }
+            if parts[1] == name { return id }
+        }
+        return nil
     }
 
     /// Loads the head commit and its tree, or returns nil for an empty repository.
     public func loadHead(generations: GenerationCounter) throws -> (record: CommitRecord, id: ObjectID, root: Node)? {
-        guard let id = try headID() else { return nil }
+        guard let id = try headID() else {
+            if isNew { return nil }
+            throw DatabaseError.corrupt("\(GitDatabase.branch) cannot be resolved (no loose ref and no packed-refs entry) in a repository that holds objects; refusing to start a fresh store over it")
+        }
         guard let (type, body) = readObject(id), type == "commit" else {
             throw DatabaseError.corrupt("head commit \(hexString(id)) missing")
         }
@@ -87,6 +154,11 @@ public final class GitDatabase {
             throw DatabaseError.corrupt("tree of \(hexString(id)): \(error)")
         }
         lastWritten = id
+        // A repository made elsewhere (a clone, an older version) gets our settings once it has
+        // proven readable: no automatic gc behind the daemon.
+        if let config = GitObjectStore.readText(gitDirectory + "/config"), !config.contains("[gc]") {
+            try GitDatabase.append(gitDirectory + "/config", GitDatabase.configuration)
+        }
         // Every subtree id of the loaded tree is on disk already.
         Tree.walk(root) { _, node in
             knownObjects.insert(GitEncoding.treeID(node))
@@ -130,28 +202,12 @@ public final class GitDatabase {
         var id: ObjectID? = nil
         if name == "HEAD" || name == "main" {
             id = try? headID()
-        } else if let bytes = readFile(gitDirectory + "/" + name) ?? readFile(gitDirectory + "/refs/heads/" + name)
-                    ?? readFile(gitDirectory + "/refs/remotes/" + name) ?? readFile(gitDirectory + "/refs/tags/" + name) {
-            id = ObjectID(hex: Array(bytes.prefix(40)))
+        } else if let found = resolveRef(String(name)) {
+            id = found
         } else if name.count == 40 {
             id = ObjectID(hex: Array(name.utf8))
-        } else if name.count >= 4, name.count < 40 {
-            let hex = String(name).lowercased()
-            let directory = gitDirectory + "/objects/" + hex.prefix(2)
-            var matches: [ObjectID] = []
-            if let dir = opendir(directory) {
-                while let entry = readdir(dir) {
-                    let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                    }
-                    if file.count == 38, (String(hex.prefix(2)) + file).hasPrefix(hex),
-                       let candidate = ObjectID(hex: Array((String(hex.prefix(2)) + file).utf8)),
-                       commitRecord(candidate) != nil {
-                        matches.append(candidate)
-                    }
-                }
-                closedir(dir)
-            }
+        } else if name.count >= 4, name.count < 40, name.allSatisfy(\.isHexDigit) {
+            let matches = objects.ids(withHexPrefix: String(name).lowercased()).filter { commitRecord($0) != nil }
             id = matches.count == 1 ? matches[0] : nil
         }
         while steps > 0, let current = id {
@@ -159,6 +215,16 @@ public final class GitDatabase {
             steps -= 1
         }
         return id
+    }
+
+    /// A ref given as `refs/…`, or a name under refs/heads, refs/remotes or refs/tags.
+    private func resolveRef(_ name: String) -> ObjectID? {
+        guard !name.contains(".."), !name.hasPrefix("/") else { return nil }
+        let candidates = name.hasPrefix("refs/") ? [name] : ["refs/heads/" + name, "refs/remotes/" + name, "refs/tags/" + name]
+        for candidate in candidates {
+            if let id = try? GitDatabase.refValue(gitDirectory, candidate) { return id }
+        }
+        return nil
     }
 
     /// Writes every commit from `head` back to the last written one (with their trees) and
@@ -173,7 +239,7 @@ public final class GitDatabase {
 
     /// The connection state saved by the last `persist`, or nil.
     public func loadState() -> [UInt8]? {
-        readFile(gitDirectory + "/" + GitDatabase.stateFile)
+        GitObjectStore.readFile(gitDirectory + "/" + GitDatabase.stateFile)
     }
 
     /// Like `persist(head:history:)`, and replaces the saved connection state with `state` in the
@@ -181,7 +247,7 @@ public final class GitDatabase {
     public func persist(head: Commit, history: History, state: [UInt8]?) throws {
         if let state, state != lastState {
             let temporary = gitDirectory + "/" + GitDatabase.stateFile + ".tmp"
-            try writeFile(temporary, state)
+            try GitDatabase.writeFile(temporary, state)
             guard rename(temporary, gitDirectory + "/" + GitDatabase.stateFile) == 0 else {
                 throw DatabaseError.io("rename state", errno)
             }
@@ -191,7 +257,7 @@ public final class GitDatabase {
         // Unwritten commits, following all in-memory parents, oldest first.
         let pending = history.unstoredCommits(from: head) { $0 == lastWritten || knownObjects.contains($0) }
         if pending.isEmpty {
-            if stateDirty, directoryFD >= 0 { syncfs(directoryFD) }
+            if stateDirty { try sync() }
             stateDirty = false
             return
         }
@@ -207,12 +273,8 @@ public final class GitDatabase {
             try writeObject(history.id(of: commit), .commit, history.commitBody(commit))
         }
         let headID = history.id(of: head)
-        let temporary = gitDirectory + "/" + GitDatabase.branch + ".lock"
-        try writeFile(temporary, headID.hex + [0x0A])
-        guard rename(temporary, gitDirectory + "/" + GitDatabase.branch) == 0 else {
-            throw DatabaseError.io("rename ref", errno)
-        }
-        if directoryFD >= 0 { syncfs(directoryFD) }
+        try updateBranch(to: headID)
+        try sync()
         stateDirty = false
         lastWritten = headID
         lastWrittenRoot = head.root
@@ -221,57 +283,120 @@ public final class GitDatabase {
 
     // MARK: - Objects
 
-    private func objectPath(_ id: ObjectID) -> (directory: String, file: String) {
-        let hex = String(decoding: id.hex, as: UTF8.self)
-        let directory = gitDirectory + "/objects/" + hex.prefix(2)
-        return (directory, directory + "/" + hex.dropFirst(2))
-    }
-
-    /// Stores one object as a loose object (nothing is done if it is already there).
+    /// Stores one object as a loose object (nothing is done if it is already stored, loose or packed).
     public func writeObject(_ id: ObjectID, _ type: GitObjectType, _ body: [UInt8]) throws {
         if knownObjects.contains(id) { return }
-        let (directory, file) = objectPath(id)
-        if access(file, F_OK) == 0 {
+        if objects.contains(id) {
             knownObjects.insert(id)
             return
         }
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(directory)", errno) }
-        let raw = GitEncoding.header(type, length: body.count) + body
-        let compressed = try deflate(raw)
+        let file = GitObjectStore.loosePath(gitDirectory + "/objects", id)
+        let directory = String(file.dropLast(39))
+        guard let compressed = Zlib.deflate(GitEncoding.header(type, length: body.count) + body) else {
+            throw DatabaseError.corrupt("zlib could not compress object \(hexString(id))")
+        }
         let temporary = file + ".tmp"
-        try writeFile(temporary, compressed)
+        // git's prune-packed (run by repack and gc) removes empty fan-out directories: one may
+        // vanish between our mkdir and the open, so a missing directory is made again.
+        var attempts = 0
+        while true {
+            if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw DatabaseError.io("mkdir \(directory)", errno) }
+            do {
+                try GitDatabase.writeFile(temporary, compressed)
+                break
+            } catch DatabaseError.io(_, ENOENT) where attempts < 100 {
+                attempts += 1
+            }
+        }
         guard rename(temporary, file) == 0 else { throw DatabaseError.io("rename \(file)", errno) }
         knownObjects.insert(id)
+    }
+
+    /// Moves `refs/heads/main` to `id` under git's lock protocol: `main.lock` is created
+    /// exclusively (waiting while a git command such as `pack-refs` holds it), written, renamed.
+    private func updateBranch(to id: ObjectID) throws {
+        let lock = gitDirectory + "/" + GitDatabase.branch + ".lock"
+        var waited: UInt32 = 0
+        var fd: Int32 = -1
+        while true {
+            fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            if fd >= 0 { break }
+            if errno == ENOENT, waited < GitDatabase.lockWaitMicroseconds {
+                // git removes empty ref directories when it prunes loose refs: make it again.
+                mkdir(gitDirectory + "/refs", 0o755)
+                mkdir(gitDirectory + "/refs/heads", 0o755)
+                waited += 1000
+                continue
+            }
+            guard errno == EEXIST, waited < GitDatabase.lockWaitMicroseconds else {
+                throw DatabaseError.io("create \(lock) (held by another git process?)", errno)
+            }
+            usleep(1000)
+            waited += 1000
+        }
+        let bytes = id.hex + [0x0A]
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let failure = errno
+        close(fd)
+        guard written == bytes.count else {
+            unlink(lock)
+            throw DatabaseError.io("write \(lock)", written < 0 ? failure : ENOSPC)
+        }
+        guard rename(lock, gitDirectory + "/" + GitDatabase.branch) == 0 else {
+            let failure = errno
+            unlink(lock)
+            throw DatabaseError.io("rename \(lock)", failure)
+        }
+    }
+
+    /// Removes a `main.lock` left behind by a crash (older than `staleLockSeconds`).
+    private func removeStaleLock() throws {
+        let lock = gitDirectory + "/" + GitDatabase.branch + ".lock"
+        var status = stat()
+        guard stat(lock, &status) == 0 else { return }
+        if Int(time(nil)) - Int(status.st_mtim.tv_sec) >= GitDatabase.staleLockSeconds {
+            unlink(lock)
+        }
+    }
+
+    /// One `syncfs` of the repository's file system; its failure is the batch's failure.
+    private func sync() throws {
+        guard directoryFD >= 0 else { throw DatabaseError.io("open \(gitDirectory)", EBADF) }
+        guard syncfs(directoryFD) == 0 else { throw DatabaseError.io("syncfs \(gitDirectory)", errno) }
+    }
+
+    /// Whether the file system holding the repository is nearly full (fewer than
+    /// `reserveBytes` bytes or `reserveInodes` inodes free): requests that grow the store
+    /// are then refused with ENOSPC, so that the batches already admitted still fit.
+    public func isNearlyFull() -> Bool {
+        var status = statvfs()
+        guard statvfs(gitDirectory, &status) == 0 else { return false }
+        let freeBytes = UInt64(status.f_bavail) * UInt64(status.f_frsize)
+        let freeInodes = UInt64(status.f_favail)
+        return freeBytes < reserveBytes || (status.f_files > 0 && freeInodes < GitDatabase.reserveInodes)
     }
 
     /// Points `refs/heads/main` at `head` and records the `shallow` commits (whose parents are
     /// not in the repository), for repositories written from another store (block export).
     public func setBranch(head: ObjectID, shallow: [ObjectID]) throws {
-        try writeFile(gitDirectory + "/" + GitDatabase.branch, head.hex + [0x0A])
+        try GitDatabase.writeFile(gitDirectory + "/" + GitDatabase.branch, head.hex + [0x0A])
         let shallowPath = gitDirectory + "/shallow"
         if shallow.isEmpty {
             unlink(shallowPath)
         } else {
-            try writeFile(shallowPath, shallow.flatMap { $0.hex + [0x0A] })
+            try GitDatabase.writeFile(shallowPath, shallow.flatMap { $0.hex + [0x0A] })
         }
         lastWritten = head
     }
 
-    /// Reads and inflates a loose object: its type word and body.
+    /// Reads a stored object (loose or packed): its type word and body, verified against `id`.
     public func readObject(_ id: ObjectID) -> (type: String, body: [UInt8])? {
-        guard let compressed = readFile(objectPath(id).file), let raw = inflate(compressed),
-              let nul = raw.firstIndex(of: 0), let space = raw[..<nul].firstIndex(of: 0x20) else { return nil }
-        let type = String(decoding: raw[..<space], as: UTF8.self)
-        let body = Array(raw[(nul + 1)...])
-        guard GitEncoding.objectID(type == "blob" ? .blob : type == "tree" ? .tree : .commit, body: body) == id else {
-            return nil  // checksum mismatch: treat as missing rather than return wrong data
-        }
-        return (type, body)
+        objects.read(id)
     }
 
-    // MARK: - Files and zlib
+    // MARK: - Files
 
-    private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DatabaseError.io("open \(path)", errno) }
         defer { close(fd) }
@@ -286,54 +411,13 @@ public final class GitDatabase {
         }
     }
 
-    private func readFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
+    private static func append(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_APPEND)
+        guard fd >= 0 else { throw DatabaseError.io("open \(path)", errno) }
         defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            out.append(contentsOf: buffer[0..<count])
-        }
-        return out
-    }
-
-    private func deflate(_ input: [UInt8]) throws -> [UInt8] {
-        var length = compressBound(uLong(input.count))
-        var output = [UInt8](repeating: 0, count: Int(length))
-        let status = output.withUnsafeMutableBufferPointer { out in
-            input.withUnsafeBufferPointer { source in
-                compress2(out.baseAddress, &length, source.baseAddress, uLong(input.count), 1)
-            }
-        }
-        guard status == Z_OK else { throw DatabaseError.corrupt("zlib compress failed (\(status))") }
-        return Array(output[0..<Int(length)])
-    }
-
-    private func inflate(_ input: [UInt8]) -> [UInt8]? {
-        var stream = z_stream()
-        guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
-        defer { inflateEnd(&stream) }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        var source = input
-        return source.withUnsafeMutableBufferPointer { sourceBuffer -> [UInt8]? in
-            stream.next_in = sourceBuffer.baseAddress
-            stream.avail_in = uInt(sourceBuffer.count)
-            while true {
-                let status = chunk.withUnsafeMutableBufferPointer { out -> Int32 in
-                    stream.next_out = out.baseAddress
-                    stream.avail_out = uInt(out.count)
-                    return CHost.inflate(&stream, Z_NO_FLUSH)
-                }
-                let produced = chunk.count - Int(stream.avail_out)
-                output.append(contentsOf: chunk[0..<produced])
-                if status == Z_STREAM_END { return output }
-                if status != Z_OK { return nil }
-            }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw DatabaseError.io("write \(path)", errno)
         }
     }
 }

@@ -147,6 +147,10 @@ public final class SocketDaemon {
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     }
 
+    /// Exit status when a round's commits cannot be made durable (disk full beyond the reserve,
+    /// I/O error): the daemon stops before any reply of that round leaves.
+    public static let durabilityFailureExitCode: Int32 = 3
+
     /// Runs the poll loop until a stop signal arrives.
     public func run() {
         signal(SIGPIPE, SIG_IGN)
@@ -269,6 +273,13 @@ public final class SocketDaemon {
     /// connection state when it changed) in one batch.
     private func handleEffects() {
         var committed = false
+        var closing: [ConnectionID] = []
+        defer {
+            for id in closing {
+                if var client = clients[id] { _ = flush(&client, id) }
+                drop(id)
+            }
+        }
         for effect in server.takeEffects() {
             if let transport, transport.handle(effect, server: server, time: currentTime()) { continue }
             switch effect {
@@ -280,12 +291,8 @@ public final class SocketDaemon {
                     logLine("domain \(ring.domid): protocol violation; the ring is ignored until the domain reconnects")
                     continue
                 }
-                if let client = clients[id] {
-                    // Flush what is queued (error replies), then close: only this client is affected.
-                    var copy = client
-                    _ = flush(&copy, id)
-                }
-                drop(id)
+                // Flushed (error replies) and closed once the round is durable: only this client is affected.
+                closing.append(id)
             case .connectDomain(let domid, let gfn, let port):
                 if let rings {
                     if let problem = rings.attach(domid: domid, server: server) {
@@ -313,7 +320,10 @@ public final class SocketDaemon {
             try backend.persist(server, state: stateChanged ? state : nil)
             if stateChanged { savedState = state }
         } catch {
-            logLine("cannot write \(backend.location): \(error); history continues in memory only")
+            // Nothing of this round has been answered yet: stopping here loses nothing that a
+            // client was told is done. A restart resumes from the last durable batch.
+            logLine("cannot make this round durable in \(backend.location): \(error); stopping without answering it (exit \(SocketDaemon.durabilityFailureExitCode))")
+            exit(SocketDaemon.durabilityFailureExitCode)
         }
     }
 }

@@ -19,6 +19,8 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
   --pid-file FILE, -F FILE   write the daemon's pid to FILE
   --database DIR             keep the history as a git repository in DIR/.git (created if
                              missing; a restart on the same DIR resumes from its head)
+  --reserve SIZE             with --database: answer ENOSPC to requests that would grow the
+                             store while its file system has less than SIZE free (default 8M)
   --block FILE               keep the history in FILE used as a fixed-size block device
                              (docs/block-format.md; created if missing; a restart resumes)
   --block-size SIZE          size of a new --block file, e.g. 16M (default 16M); old
@@ -68,6 +70,7 @@ var socketPath = defaultSocketPath()
 var pidFile: String? = nil
 var databasePath: String? = nil
 var blockPath: String? = nil
+var databaseReserve = GitDatabase.defaultReserveBytes
 var blockSize: UInt64 = 16 << 20
 var exportBlock: String? = nil
 var exportTarget: String? = nil
@@ -88,6 +91,9 @@ while !arguments.isEmpty {
     case "--pid-file", "-F": pidFile = value()
     case "--database": databasePath = value()
     case "--block": blockPath = value()
+    case "--reserve":
+        guard let size = parseByteSize(value()) else { fail("--reserve needs a size such as 8M or 0") }
+        databaseReserve = size
     case "--block-size":
         guard let size = parseByteSize(value()), size >= 64 << 10, size % 4096 == 0 else {
             fail("--block-size needs a size of at least 64K, a multiple of 4K (e.g. 16M)")
@@ -172,7 +178,7 @@ do {
     if let blockPath {
         backend = try DurableBackend.blockFile(path: blockPath, size: blockSize, policy: squashPolicy)
     } else if let databasePath {
-        backend = try DurableBackend.gitDatabase(directory: databasePath)
+        backend = try DurableBackend.gitDatabase(directory: databasePath, reserve: databaseReserve)
     }
 } catch {
     fail("\(blockPath ?? databasePath ?? ""): \(error)")

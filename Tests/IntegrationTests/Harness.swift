@@ -423,6 +423,11 @@ func runCapturing(_ program: String, _ arguments: [String], mergingStandardError
 /// Runs git with arguments; returns exit status and standard output.
 func git(_ arguments: String...) throws -> (status: Int32, output: String) { try runCapturing("/usr/bin/git", arguments) }
 
+/// Runs xsctl (built next to the daemon) and returns its exit status and output.
+func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
+    try runCapturing(Programs.packageRoot + "/.build/debug/xsctl", ["--socket", socket] + arguments, mergingStandardError: true)
+}
+
 /// A new empty directory `/tmp/<prefix>-XXXXXX`; the caller removes it.
 func makeTemporaryDirectory(_ prefix: String) throws -> String {
     var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
