@@ -227,3 +227,83 @@ struct GitRepositoryTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: notGit + "/.git") == ["objects"])
     }
 }
+
+/// A tmpfs of `megabytes` MiB mounted on a new directory (root only); `resize` changes its size.
+private final class SmallFileSystem {
+    let path: String
+
+    init(megabytes: Int) throws {
+        path = try makeTemporaryDirectory("xsfull")
+        let mounted = try runCapturing("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path], mergingStandardError: true)
+        guard mounted.status == 0 else { throw HarnessError("mount tmpfs on \(path): \(mounted.output)") }
+    }
+
+    func resize(megabytes: Int) throws {
+        let remounted = try runCapturing("/bin/mount", ["-o", "remount,size=\(megabytes)m", path], mergingStandardError: true)
+        guard remounted.status == 0 else { throw HarnessError("remount \(path): \(remounted.output)") }
+    }
+
+    deinit {
+        _ = try? runCapturing("/bin/umount", [path])
+        rmdir(path)
+    }
+}
+
+@Suite("a --database on a full file system", .serialized, .enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
+struct FullFileSystemTests {
+    /// Three dom0 writers and two guests (domains 5 and 6, each in its own home).
+    private static func writers(_ daemon: Daemon) throws -> [(client: XenstoreClient, prefix: String)] {
+        var writers = try (0..<3).map { (client: try daemon.client(), prefix: "/storm/w\($0)") }
+        for domid: UInt32 in [5, 6] {
+            let guest = try daemon.client(domain: domid)
+            _ = try daemon.xs("xenstore-write", "/local/domain/\(domid)/storm/k0", "start")
+            _ = try daemon.xs("xenstore-chmod", "-r", "/local/domain/\(domid)", "n\(domid)")
+            writers.append((guest, "/local/domain/\(domid)/storm"))
+        }
+        return writers
+    }
+
+    @Test("five concurrent writers (dom0 and guests) fill the reserve: ENOSPC, the daemon keeps serving; after SIGKILL and a restart every acknowledged write is there")
+    func enospcBeforeFull() throws {
+        let disk = try SmallFileSystem(megabytes: 12)
+        let db = disk.path + "/db"
+        let daemon = try Daemon(domains: [5, 6], watchdogSeconds: 60, extraArguments: ["--database", db, "--reserve", "8M"])
+        let storm = writeStorm(try FullFileSystemTests.writers(daemon), microseconds: 20_000_000) {}
+        #expect(storm.writersStopped, "the writers never got ENOSPC")
+        #expect(storm.errors.allSatisfy { $0 == .server(.ENOSPC) }, "\(storm.errors)")
+        #expect(storm.count > 20, "too few writes before the reserve (\(storm.count))")
+        // Still serving: reads and removals (which shrink the store) work.
+        let client = try daemon.client()
+        #expect(try client.read("/storm/w0/k0").count > 0)
+        try client.remove("/storm/w0/k1")
+        daemon.killHard()
+        try disk.resize(megabytes: 64)
+        let restarted = try Daemon(domains: [5, 6], extraArguments: ["--database", db])
+        defer { restarted.stop() }
+        var expected = storm.lastValues
+        expected["/storm/w0/k1"] = nil
+        try expectNoAcknowledgedWriteLost(StormOutcome(lastValues: expected, count: storm.count, writersStopped: true, errors: []),
+                                          reading: restarted.client())
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+    }
+
+    @Test("with no reserve the disk really fills: the daemon stops (exit 3) without acknowledging the round it could not write; nothing acknowledged is lost")
+    func stopsWhenABatchCannotBeWritten() throws {
+        let disk = try SmallFileSystem(megabytes: 4)
+        let db = disk.path + "/db"
+        let daemon = try Daemon(domains: [5, 6], watchdogSeconds: 60, extraArguments: ["--database", db, "--reserve", "0"])
+        let storm = writeStorm(try FullFileSystemTests.writers(daemon), microseconds: 20_000_000) {}
+        #expect(storm.writersStopped, "the disk never filled")
+        let status = daemon.waitForOwnExit(seconds: 5)
+        #expect(status?.code == 3, "the daemon should stop with exit status 3, got \(String(describing: status))")
+        #expect(readText(daemon.logPath).contains("cannot make this round durable"))
+        #expect(storm.count > 20)
+        daemon.killHard()
+        try disk.resize(megabytes: 64)
+        let restarted = try Daemon(domains: [5, 6], extraArguments: ["--database", db])
+        defer { restarted.stop() }
+        try expectNoAcknowledgedWriteLost(storm, reading: restarted.client())
+        try restarted.client().write("/after/full", bytes("ok"))
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+    }
+}

@@ -384,6 +384,13 @@ final class Daemon {
         return final
     }
 
+    /// Waits up to `seconds` for the daemon to exit by itself; its exit status, or nil if it still runs.
+    func waitForOwnExit(seconds: Double) -> ExitStatus? {
+        if let stopped { return stopped }
+        stopped = waitForExit(wrapperPID, seconds: seconds)
+        return stopped
+    }
+
     /// Kills the daemon with SIGKILL (a crash, for recovery tests) and removes its directory.
     func killHard() {
         if stopped == nil {
@@ -441,43 +448,57 @@ struct StormOutcome {
     let lastValues: [String: String]
     /// All acknowledged writes.
     let count: Int
-    /// Whether every writer noticed the crash within 10 s.
+    /// Whether every writer stopped (on an error) within 10 s of the storm's end.
     let writersStopped: Bool
+    /// The error that stopped each writer (nil for a writer still running at the end).
+    let errors: [ClientError?]
 }
 
-/// `writers` clients write `/storm/w<writer>/k<index % 50>` = `v<index>` as fast as they can;
-/// after `microseconds` the daemon is killed with SIGKILL.
-func writeStormThenKill(_ daemon: Daemon, writers: Int = 3, microseconds: UInt32) throws -> StormOutcome {
-    /// The writes the daemon acknowledged, shared by the writer threads under `lock`.
-    final class Acknowledged: @unchecked Sendable { var writes: [(String, String)] = [] }
+/// Each writer writes `<prefix>/k<index % 50>` = `v<index>` as fast as it can until a request
+/// fails; after `microseconds` (or once every writer has stopped), `end` runs (e.g. a SIGKILL of the daemon) and the writers are
+/// given 10 s to notice.
+func writeStorm(_ writers: [(client: XenstoreClient, prefix: String)], microseconds: UInt32, then end: () -> Void) -> StormOutcome {
+    /// The writes the daemon acknowledged and the writers' errors, shared under `lock`.
+    final class Shared: @unchecked Sendable {
+        var writes: [(String, String)] = []
+        var errors: [ClientError?]
+        init(_ count: Int) { errors = Array(repeating: nil, count: count) }
+    }
     let lock = NSLock()
-    let acknowledged = Acknowledged()
+    let shared = Shared(writers.count)
     let finished = DispatchGroup()
-    for writer in 0..<writers {
-        let client = try daemon.client()
+    for (number, writer) in writers.enumerated() {
         finished.enter()
         Thread {
             defer { finished.leave() }
             var index = 0
             while true {
-                let path = "/storm/w\(writer)/k\(index % 50)"
+                let path = "\(writer.prefix)/k\(index % 50)"
                 let value = "v\(index)"
-                do { try client.write(path, bytes(value)) } catch { return }
-                lock.lock()
-                acknowledged.writes.append((path, value))
-                lock.unlock()
+                do throws(ClientError) { try writer.client.write(path, bytes(value)) } catch {
+                    lock.withLock { shared.errors[number] = error }
+                    return
+                }
+                lock.withLock { shared.writes.append((path, value)) }
                 index += 1
             }
         }.start()
     }
-    usleep(microseconds)
-    daemon.killHard()
+    _ = finished.wait(timeout: .now() + .microseconds(Int(microseconds)))
+    end()
     let stopped = finished.wait(timeout: .now() + 10) == .success
     lock.lock()
     defer { lock.unlock() }
     var last: [String: String] = [:]
-    for (path, value) in acknowledged.writes { last[path] = value }
-    return StormOutcome(lastValues: last, count: acknowledged.writes.count, writersStopped: stopped)
+    for (path, value) in shared.writes { last[path] = value }
+    return StormOutcome(lastValues: last, count: shared.writes.count, writersStopped: stopped, errors: shared.errors)
+}
+
+/// `writers` dom0 clients write `/storm/w<writer>/k<index % 50>` = `v<index>` as fast as they
+/// can; after `microseconds` the daemon is killed with SIGKILL.
+func writeStormThenKill(_ daemon: Daemon, writers: Int = 3, microseconds: UInt32) throws -> StormOutcome {
+    let clients = try (0..<writers).map { (client: try daemon.client(), prefix: "/storm/w\($0)") }
+    return writeStorm(clients, microseconds: microseconds) { daemon.killHard() }
 }
 
 /// After a storm: every key holds its last acknowledged value or a later one, never an older one.
