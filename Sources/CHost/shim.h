@@ -1,6 +1,10 @@
-/* C facilities of the host shell not exposed by Glibc's Swift overlay: zlib (git objects), syncfs, shared-page atomics. */
+/* C facilities of the host shell not exposed by Glibc's Swift overlay: zlib (git objects), syncfs, closefrom for spawned processes, shared-page atomics. */
 #include <zlib.h>
 int syncfs(int fd);
+
+/* Background processes of the host daemon (git repack) must not inherit its sockets (glibc 2.34+). */
+#include <spawn.h>
+int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 
 /* Shared ring pages (host ring emulation, mapped Xen pages): one-shot 32-bit index accesses and
  * fences for Sources/XenstoreHost/SharedRingPage.swift. Inline, so they cost one instruction. */

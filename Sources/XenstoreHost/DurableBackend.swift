@@ -28,9 +28,13 @@ public final class DurableBackend {
 
     /// Opens (creating if needed) a git database directory; requests that grow the store get
     /// ENOSPC while its file system has less than `reserve` bytes free.
-    public static func gitDatabase(directory: String, reserve: UInt64 = GitDatabase.defaultReserveBytes) throws -> DurableBackend {
+    /// Loose objects are packed in the background every `repackEvery` objects (0: never).
+    public static func gitDatabase(directory: String, reserve: UInt64 = GitDatabase.defaultReserveBytes,
+                                   repackEvery: Int = GitDatabase.defaultRepackThreshold) throws -> DurableBackend {
         let database = try GitDatabase(directory: directory)
         database.reserveBytes = reserve
+        database.repackThreshold = repackEvery
+        database.log = logLine
         return DurableBackend(.gitDatabase(database), location: directory)
     }
 

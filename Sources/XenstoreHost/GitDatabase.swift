@@ -59,6 +59,21 @@ public final class GitDatabase {
     /// may start an automatic gc or maintenance behind the daemon.
     static let configuration = "[gc]\n\tauto = 0\n\tautoDetach = false\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
 
+    /// Default of `repackThreshold`.
+    public static let defaultRepackThreshold = 20_000
+    /// Once this many loose objects were written since the last repack, a background
+    /// `git repack -d` packs them (with `-a` too once there are `consolidatePacks` packs), so
+    /// the repository's file count stays bounded; 0 never repacks.
+    public var repackThreshold = GitDatabase.defaultRepackThreshold
+    /// Number of packs at which a background repack rewrites them all into one.
+    static let consolidatePacks = 16
+    private var looseSinceRepack = 0
+    private var repackProcess: pid_t?
+    /// Background repacks started since opening.
+    public private(set) var repacksStarted = 0
+    /// Where the database reports background events (a repack that failed or could not start).
+    public var log: (String) -> Void = { _ in }
+
     /// Opens the repository at `directory`, creating it when `directory/.git` does not exist.
     /// An existing repository must be one git can read; it is never reinitialised.
     public init(directory: String) throws {
@@ -276,6 +291,7 @@ public final class GitDatabase {
         try updateBranch(to: headID)
         try sync()
         stateDirty = false
+        superviseRepack()
         lastWritten = headID
         lastWrittenRoot = head.root
         if knownObjects.count > 1_000_000 { knownObjects.removeAll(keepingCapacity: true) }
@@ -310,6 +326,7 @@ public final class GitDatabase {
         }
         guard rename(temporary, file) == 0 else { throw DatabaseError.io("rename \(file)", errno) }
         knownObjects.insert(id)
+        looseSinceRepack += 1
     }
 
     /// Moves `refs/heads/main` to `id` under git's lock protocol: `main.lock` is created
@@ -347,6 +364,39 @@ public final class GitDatabase {
             unlink(lock)
             throw DatabaseError.io("rename \(lock)", failure)
         }
+    }
+
+    /// Reaps a finished background repack and starts the next one when enough loose objects
+    /// have been written. git's own locking makes a repack safe beside our writes: it packs what
+    /// is reachable, and its prune-packed removes only loose objects that are in a pack.
+    private func superviseRepack() {
+        if let pid = repackProcess {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == 0 { return }
+            repackProcess = nil
+            if reaped == pid, status != 0 { log("background git repack in \(directory) failed (wait status \(status))") }
+        }
+        guard repackThreshold > 0, looseSinceRepack >= repackThreshold else { return }
+        looseSinceRepack = 0
+        var argv = ["git", "-C", directory, "repack", "-d", "-q"]
+        if objects.packCount + 1 >= GitDatabase.consolidatePacks { argv.append("-a") }
+        var pid: pid_t = 0
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        // The child gets none of the daemon's sockets or files (only standard output and error).
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        let result = posix_spawnp(&pid, "git", &actions, nil, &cArguments, environ)
+        guard result == 0 else {
+            log("cannot start git repack in \(directory): \(String(cString: strerror(result))); loose objects accumulate")
+            return
+        }
+        repackProcess = pid
+        repacksStarted += 1
     }
 
     /// Removes a `main.lock` left behind by a crash (older than `staleLockSeconds`).

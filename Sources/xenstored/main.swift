@@ -21,6 +21,8 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
                              missing; a restart on the same DIR resumes from its head)
   --reserve SIZE             with --database: answer ENOSPC to requests that would grow the
                              store while its file system has less than SIZE free (default 8M)
+  --repack-every N           with --database: pack loose objects with a background
+                             `git repack -d` every N objects written (default 20000; 0: never)
   --block FILE               keep the history in FILE used as a fixed-size block device
                              (docs/block-format.md; created if missing; a restart resumes)
   --block-size SIZE          size of a new --block file, e.g. 16M (default 16M); old
@@ -71,6 +73,7 @@ var pidFile: String? = nil
 var databasePath: String? = nil
 var blockPath: String? = nil
 var databaseReserve = GitDatabase.defaultReserveBytes
+var databaseRepackEvery = GitDatabase.defaultRepackThreshold
 var blockSize: UInt64 = 16 << 20
 var exportBlock: String? = nil
 var exportTarget: String? = nil
@@ -91,6 +94,9 @@ while !arguments.isEmpty {
     case "--pid-file", "-F": pidFile = value()
     case "--database": databasePath = value()
     case "--block": blockPath = value()
+    case "--repack-every":
+        guard let count = Int(value()), count >= 0 else { fail("--repack-every needs a number (0: never)") }
+        databaseRepackEvery = count
     case "--reserve":
         guard let size = parseByteSize(value()) else { fail("--reserve needs a size such as 8M or 0") }
         databaseReserve = size
@@ -178,7 +184,8 @@ do {
     if let blockPath {
         backend = try DurableBackend.blockFile(path: blockPath, size: blockSize, policy: squashPolicy)
     } else if let databasePath {
-        backend = try DurableBackend.gitDatabase(directory: databasePath, reserve: databaseReserve)
+        backend = try DurableBackend.gitDatabase(directory: databasePath, reserve: databaseReserve,
+                                                  repackEvery: databaseRepackEvery)
     }
 } catch {
     fail("\(blockPath ?? databasePath ?? ""): \(error)")

@@ -29,6 +29,7 @@ History (in the daemon's --database directory, given with -C):
                                find the first commit where COMMAND (run by /bin/sh in a checkout
                                of each revision: exit 0 good, 125 skip, else bad) turns bad
   checkout REV DIR             write the tree of REV into DIR (.value/.perms files)
+  gc                           pack the repository with `git gc` (safe while the daemon runs)
 
 Between hosts (ordinary git remotes):
   clone SOURCE DIR             clone a database (then: xenstored --database DIR)
@@ -102,12 +103,19 @@ func trimmed(_ text: String) -> String {
     String(text.drop(while: { $0 == " " || $0 == "\n" }).reversed().drop(while: { $0 == " " || $0 == "\n" }).reversed())
 }
 
-let historyCommands: Set<String> = ["log", "show", "diff", "blame", "bisect", "checkout", "clone", "push"]
+let historyCommands: Set<String> = ["log", "show", "diff", "blame", "bisect", "checkout", "clone", "push", "gc"]
 if historyCommands.contains(command) {
     switch command {
     case "clone":
         guard rest.count == 2 else { die("clone SOURCE DIR") }
-        exit(shell("git clone -q \(quoted(rest[0])) \(quoted(rest[1]))") == 0 ? 0 : 1)
+        guard shell("git clone -q \(quoted(rest[0])) \(quoted(rest[1]))") == 0 else { exit(1) }
+        // No automatic gc behind the daemon that will serve the clone (see GitDatabase.configuration).
+        exit(shell("git -C \(quoted(rest[1])) config gc.auto 0 && git -C \(quoted(rest[1])) config maintenance.auto false") == 0 ? 0 : 1)
+    case "gc":
+        // git gc keeps unreachable objects for two weeks, so the objects of a batch the daemon
+        // is writing (not yet referenced by main) are never pruned; main moves under git's lock.
+        let database = openDatabase()
+        exit(shell("git -C \(quoted(database.directory)) gc --quiet") == 0 ? 0 : 1)
     case "push":
         let database = openDatabase()
         guard let remote = rest.first else { die("push REMOTE [BRANCH]") }

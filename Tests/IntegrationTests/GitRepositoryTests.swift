@@ -178,6 +178,35 @@ struct GitRepositoryTests {
         #expect(try gitOutput("-C", copy, "config", "gc.auto") == "0")
     }
 
+    @Test("background git repack keeps the file count bounded; xsctl gc packs everything while the daemon runs")
+    func repackKeepsFileCountBounded() throws {
+        let root = try makeTemporaryDirectory("xsgit")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let db = root + "/db"
+        var daemon = try Daemon(extraArguments: ["--database", db, "--repack-every", "200"])
+        try writeKeys(daemon.client(), count: 400)
+        usleep(500_000)  // the last background repack may still be running
+        try daemon.client().write("/vm/last", bytes("1"))
+        daemon.stop()
+        let counts = try gitOutput("-C", db, "count-objects", "-v")
+        let loose = Int(counts.split(separator: "\n").first { $0.hasPrefix("count: ") }!.dropFirst(7))!
+        let inPack = Int(counts.split(separator: "\n").first { $0.hasPrefix("in-pack: ") }!.dropFirst(9))!
+        #expect(inPack > 1000, "background repacks packed too little: \(counts)")
+        #expect(loose < 600, "loose objects were not packed: \(counts)")
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+
+        daemon = try Daemon(extraArguments: ["--database", db, "--repack-every", "0"])
+        defer { daemon.stop() }
+        try expectKeys(daemon.client(), count: 400)
+        try writeKeys(daemon.client(), count: 20, prefix: "more")
+        let gc = try xsctl(socket: daemon.socket, "-C", db, "gc")
+        #expect(gc.status == 0, "\(gc.output)")
+        #expect(try gitOutput("-C", db, "count-objects", "-v").contains("count: 0"))
+        try writeKeys(daemon.client(), count: 5, prefix: "after")
+        try expectKeys(daemon.client(), count: 20, prefix: "more")
+        #expect(try git("-C", db, "fsck", "--strict").status == 0)
+    }
+
     @Test("unreadable state is refused with a message naming it, and the directory is left byte-for-byte unchanged")
     func refusals() throws {
         let root = try makeTemporaryDirectory("xsgit")
