@@ -14,6 +14,9 @@
 #     HISTORY_PEERS ("swift swift-block cx ox"; swift-block = --block FILE --block-size 64M)
 #   each growth/history run stops after GROW_SECONDS (default 90) and reports how far it got.
 #   BENCH_SCALE=F multiplies SCALE_DOMAINS and HISTORY_COMMITS (e.g. 0.1 for a quick run).
+# Last, --database packing (dbpack.csv): DB_COMMITS (100000) commits on --database with background
+#   repacking off, then the repository's file count and a 'write -n 1' point, `xsctl gc` while
+#   the daemon runs, and the file count and the same point again. DB_PACK=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -41,6 +44,7 @@ start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid i
         swift) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" >"$run/out" 2>&1 </dev/null & ;;
         swift-block) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --block "$run/history.img" --block-size 64M >"$run/out" 2>&1 </dev/null & ;;
         swift-db) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" >"$run/out" 2>&1 </dev/null & ;;
+        swift-db-loose) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" --repack-every 0 >"$run/out" 2>&1 </dev/null & ;;
         cx) XENSTORED_RUNDIR=$run XENSTORED_PATH=$run/socket LD_PRELOAD=$WORK/libxenshim.so \
                 setsid timeout 900 /usr/lib/xen-4.17/bin/xenstored -N >"$run/out" 2>&1 </dev/null &
             echo $! > "$run/wrapper.pid" ;;
@@ -164,6 +168,35 @@ for peer in $HISTORY_PEERS; do
         cat "$OUT/block-history.txt"
     fi
 done
+
+# ---- --database packing: file count and write rate after DB_COMMITS commits, before and after packing ----
+if [ "${DB_PACK:-1}" != 0 ]; then
+    DB_COMMITS=$(awk -v n="${DB_COMMITS:-100000}" -v f="$BENCH_SCALE" 'BEGIN { printf "%d", n * f }')
+    swift build -c release --product xsctl >/dev/null
+    XSCTL=$(swift build -c release --show-bin-path)/xsctl
+    run=$WORK/dbpack
+    echo "bench: --database packing after $DB_COMMITS commits"
+    echo "phase,commits,files,loose_objects,packs,writes_per_s" > "$OUT/dbpack.csv"
+    start swift-db-loose "$run"; pid=$(cat "$run/daemon.pid"); export XENSTORED_PATH=$run/socket
+    timeout $((GROW_SECONDS * 4 + 200)) "$WORK/xsbench" -P swift-db -m history -N "$DB_COMMITS" -d $((GROW_SECONDS * 4)) \
+        -b 10000 -p "$pid" -o /dev/null >/dev/null 2>>"$run/bench.log" || true
+    commits=$(git -C "$run/db" rev-list --count main)
+    dbpoint() { # dbpoint PHASE: files, loose objects, packs and one write point -> dbpack.csv
+        local files loose packs rate
+        files=$(find "$run/db/.git" -type f | wc -l)
+        loose=$(git -C "$run/db" count-objects -v | awk '/^count:/{print $2}')
+        packs=$(git -C "$run/db" count-objects -v | awk '/^packs:/{print $2}')
+        rate=$(timeout 120 "$WORK/xsbench" -P swift-db -m write -n 1 -d "$DUR" 2>>"$run/bench.log" | tail -1 | awk -F, '{print $8}')
+        echo "$1,$commits,$files,$loose,$packs,${rate:-FAILED}" >> "$OUT/dbpack.csv"
+        echo "  $1: $commits commits, $files files ($loose loose objects, $packs packs), ${rate:-FAILED} writes/s"
+    }
+    dbpoint before-packing
+    started=$(date +%s.%N)
+    "$XSCTL" -C "$run/db" gc
+    echo "  xsctl gc took $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+    dbpoint after-packing
+    stop "$run"
+fi
 
 python3 scripts/bench-summary.py "$CSV" "$OUT"
 echo "bench: results in $OUT (summary.md, bench.csv, *.png)"
