@@ -50,10 +50,6 @@ public final class DurableBackend {
         var configuration = configuration
         configuration.reportCommits = true
         configuration.idHashBudget = nil  // every commit is hashed and stored: keep the chain whole
-        switch kind {
-        case .gitDatabase(let database): configuration.storageFull = { database.isNearlyFull() }
-        case .blockStore(let store): configuration.storageFull = { store.isNearlyFull }
-        }
         let generations = GenerationCounter()
         var history: History? = nil
         switch kind {
@@ -72,6 +68,7 @@ public final class DurableBackend {
             server = Server(configuration: configuration, time: time)
             try persist(server, state: nil)
         }
+        server.storageState = storageState()
         switch kind {
         case .gitDatabase(let database):
             server.revisionLoader = { [unowned server] id in database.loadCommit(id, into: server.history) }
@@ -93,6 +90,16 @@ public final class DurableBackend {
             try database.persist(head: server.history.head, history: server.history, state: state)
         case .blockStore(let store):
             try store.persist(head: server.history.head, history: server.history, state: state)
+        }
+    }
+
+    /// Room left in the store, measured now (see `Server.storageState`).
+    public func storageState() -> StorageState {
+        switch kind {
+        case .gitDatabase(let database):
+            return database.storageState()
+        case .blockStore(let store):
+            return store.isNearlyFull ? .full : .available
         }
     }
 

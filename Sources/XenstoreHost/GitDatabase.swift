@@ -4,6 +4,7 @@
 import Glibc
 #endif
 import CHost
+import XenstoreServer
 import XenstoreStore
 
 /// Errors of the git database (at startup, or when a commit cannot be made durable).
@@ -415,15 +416,18 @@ public final class GitDatabase {
         guard syncfs(directoryFD) == 0 else { throw DatabaseError.io("syncfs \(gitDirectory)", errno) }
     }
 
-    /// Whether the file system holding the repository is nearly full (fewer than
-    /// `reserveBytes` bytes or `reserveInodes` inodes free): requests that grow the store
-    /// are then refused with ENOSPC, so that the batches already admitted still fit.
-    public func isNearlyFull() -> Bool {
+    /// Room left on the file system holding the repository: `.full` below `reserveBytes` bytes
+    /// or `reserveInodes` inodes free (so the batches already admitted still fit), and
+    /// `.reservedForDom0` below twice that (the second reserve is dom0's, so guests cannot push
+    /// dom0 into ENOSPC).
+    public func storageState() -> StorageState {
         var status = statvfs()
-        guard statvfs(gitDirectory, &status) == 0 else { return false }
+        guard statvfs(gitDirectory, &status) == 0 else { return .available }
         let freeBytes = UInt64(status.f_bavail) * UInt64(status.f_frsize)
-        let freeInodes = UInt64(status.f_favail)
-        return freeBytes < reserveBytes || (status.f_files > 0 && freeInodes < GitDatabase.reserveInodes)
+        let freeInodes = status.f_files > 0 ? UInt64(status.f_favail) : UInt64.max
+        if freeBytes < reserveBytes || freeInodes < GitDatabase.reserveInodes { return .full }
+        if freeBytes < 2 * reserveBytes || freeInodes < 2 * GitDatabase.reserveInodes { return .reservedForDom0 }
+        return .available
     }
 
     /// Points `refs/heads/main` at `head` and records the `shallow` commits (whose parents are

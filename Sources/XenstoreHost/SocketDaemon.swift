@@ -59,6 +59,8 @@ public final class SocketDaemon {
     private let rings: EmulatedRings?
     /// The connection state made durable last (nothing is written while it does not change).
     private var savedState: [UInt8]? = nil
+    /// When the store's room was last measured while it was short of room (seconds).
+    private var lastStorageMeasure: Int64 = 0
     /// Non-socket connections served in the same loop (the Xen rings with `--xen`).
     public var transport: DaemonTransport?
 
@@ -315,10 +317,19 @@ public final class SocketDaemon {
         guard let backend else { return }
         let state = rings.map { ResumableState.encode(server: server, rings: $0.states()) }
         let stateChanged = state != nil && state != savedState
-        guard committed || stateChanged else { return }
+        guard committed || stateChanged else {
+            // Short of room, nothing grows and nothing is written: the file system can still
+            // gain room from outside, so measure again (at most once a second).
+            if server.storageState != .available, currentTime() != lastStorageMeasure {
+                lastStorageMeasure = currentTime()
+                server.storageState = backend.storageState()
+            }
+            return
+        }
         do {
             try backend.persist(server, state: stateChanged ? state : nil)
             if stateChanged { savedState = state }
+            server.storageState = backend.storageState()
         } catch {
             // Nothing of this round has been answered yet: stopping here loses nothing that a
             // client was told is done. A restart resumes from the last durable batch.

@@ -32,15 +32,34 @@ public struct ServerConfiguration {
     /// (libxl makes a new domain the owner of its nodes before INTRODUCE). Nil: only dom0,
     /// introduced and connected domains exist.
     public var domainExists: ((UInt32) -> Bool)? = nil
-    /// Whether the durable store is (nearly) full: requests that would grow the store (WRITE,
-    /// MKDIR, SET_PERMS outside transactions, committing TRANSACTION_END) then get ENOSPC before
-    /// anything is committed; reads and removals still work. Nil: never full.
-    public var storageFull: (() -> Bool)? = nil
     /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use).
     public var memoryReport: (() -> [UInt8])? = nil
 
     /// The defaults of C xenstored 4.17.
     public init() {}
+}
+
+/// How much room the durable store has left, as the shell last measured it. Requests that would
+/// grow the store (WRITE, MKDIR, SET_PERMS outside transactions, committing TRANSACTION_END) are
+/// refused with ENOSPC before anything is committed when the caller may not grow it; reads and
+/// removals always work.
+public enum StorageState: Equatable, Sendable {
+    /// Everybody may grow the store.
+    case available
+    /// Only privileged callers (dom0) may grow it: the rest is dom0's reserve, so guests
+    /// cannot push dom0 into ENOSPC.
+    case reservedForDom0
+    /// Nobody may grow it until removals (or the operator) make room.
+    case full
+
+    /// Whether a request from `caller` that grows the store may go ahead.
+    public func allowsGrowth(by caller: Caller) -> Bool {
+        switch self {
+        case .available: return true
+        case .reservedForDom0: return caller.privileged
+        case .full: return false
+        }
+    }
 }
 
 /// A domain the server knows about.
@@ -73,6 +92,9 @@ public final class Server {
     /// The one transaction protected from starvation, if any (see `protectIfStarving`).
     var protectedTransaction: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
     var now: Int64
+    /// Room left in the durable store. The shell sets it after opening the store, after every
+    /// durable batch, and whenever it re-measures (a file system can also gain room from outside).
+    public var storageState: StorageState = .available
     /// Loads a commit that is not held in memory (from a persistent history); nil if unknown.
     public var revisionLoader: ((ObjectID) -> Commit?)? = nil
 
@@ -279,7 +301,7 @@ public final class Server {
             reply(connection, to: message, .failure(.EACCES))
             return
         }
-        if let storageFull = configuration.storageFull, Server.growsStore(type, message), storageFull() {
+        if storageState != .available, Server.growsStore(type, message), !storageState.allowsGrowth(by: connection.caller) {
             reply(connection, to: message, .failure(.ENOSPC))
             return
         }

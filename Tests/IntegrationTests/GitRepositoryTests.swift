@@ -282,25 +282,36 @@ private final class SmallFileSystem {
 struct FullFileSystemTests {
     /// Three dom0 writers and two guests (domains 5 and 6, each in its own home).
     private static func writers(_ daemon: Daemon) throws -> [(client: XenstoreClient, prefix: String)] {
-        var writers = try (0..<3).map { (client: try daemon.client(), prefix: "/storm/w\($0)") }
-        for domid: UInt32 in [5, 6] {
+        try guestWriters(daemon) + dom0Writers(daemon)
+    }
+
+    private static func dom0Writers(_ daemon: Daemon) throws -> [(client: XenstoreClient, prefix: String)] {
+        try (0..<3).map { (client: try daemon.client(), prefix: "/storm/w\($0)") }
+    }
+
+    private static func guestWriters(_ daemon: Daemon) throws -> [(client: XenstoreClient, prefix: String)] {
+        try [UInt32(5), 6].map { domid in
             let guest = try daemon.client(domain: domid)
             _ = try daemon.xs("xenstore-write", "/local/domain/\(domid)/storm/k0", "start")
             _ = try daemon.xs("xenstore-chmod", "-r", "/local/domain/\(domid)", "n\(domid)")
-            writers.append((guest, "/local/domain/\(domid)/storm"))
+            return (guest, "/local/domain/\(domid)/storm")
         }
-        return writers
     }
 
-    @Test("five concurrent writers (dom0 and guests) fill the reserve: ENOSPC, the daemon keeps serving; after SIGKILL and a restart every acknowledged write is there")
+    @Test("guests writing until ENOSPC leave dom0 its reserve; dom0 writers then fill it; the daemon keeps serving; after SIGKILL and a restart every acknowledged write is there")
     func enospcBeforeFull() throws {
-        let disk = try SmallFileSystem(megabytes: 12)
+        let disk = try SmallFileSystem(megabytes: 16)
         let db = disk.path + "/db"
-        let daemon = try Daemon(domains: [5, 6], watchdogSeconds: 60, extraArguments: ["--database", db, "--reserve", "8M"])
-        let storm = writeStorm(try FullFileSystemTests.writers(daemon), microseconds: 20_000_000) {}
-        #expect(storm.writersStopped, "the writers never got ENOSPC")
-        #expect(storm.errors.allSatisfy { $0 == .server(.ENOSPC) }, "\(storm.errors)")
-        #expect(storm.count > 20, "too few writes before the reserve (\(storm.count))")
+        let daemon = try Daemon(domains: [5, 6], watchdogSeconds: 60, extraArguments: ["--database", db, "--reserve", "4M"])
+        let guests = writeStorm(try FullFileSystemTests.guestWriters(daemon), microseconds: 20_000_000) {}
+        #expect(guests.writersStopped, "the guests never got ENOSPC")
+        #expect(guests.errors.allSatisfy { $0 == .server(.ENOSPC) }, "\(guests.errors)")
+        #expect(guests.count > 20, "too few guest writes before the reserve (\(guests.count))")
+        // dom0's reserve is intact: it still writes, until its own reserve is used up too.
+        let dom0 = writeStorm(try FullFileSystemTests.dom0Writers(daemon), microseconds: 20_000_000) {}
+        #expect(dom0.writersStopped, "dom0 never got ENOSPC")
+        #expect(dom0.errors.allSatisfy { $0 == .server(.ENOSPC) }, "\(dom0.errors)")
+        #expect(dom0.count > 20, "guests left dom0 too little (\(dom0.count) writes)")
         // Still serving: reads and removals (which shrink the store) work.
         let client = try daemon.client()
         #expect(try client.read("/storm/w0/k0").count > 0)
@@ -309,9 +320,9 @@ struct FullFileSystemTests {
         try disk.resize(megabytes: 64)
         let restarted = try Daemon(domains: [5, 6], extraArguments: ["--database", db])
         defer { restarted.stop() }
-        var expected = storm.lastValues
+        var expected = guests.lastValues.merging(dom0.lastValues) { $1 }
         expected["/storm/w0/k1"] = nil
-        try expectNoAcknowledgedWriteLost(StormOutcome(lastValues: expected, count: storm.count, writersStopped: true, errors: []),
+        try expectNoAcknowledgedWriteLost(StormOutcome(lastValues: expected, count: 0, writersStopped: true, errors: []),
                                           reading: restarted.client())
         #expect(try git("-C", db, "fsck", "--strict").status == 0)
     }

@@ -285,19 +285,16 @@ import XenstoreWire
     }
 }
 
-/// A full durable store (the shell's `storageFull` hook) refuses what would grow it, with ENOSPC,
-/// and keeps answering reads and removals.
+/// A full durable store (`Server.storageState`, set by the shell) refuses what would grow it,
+/// with ENOSPC, and keeps answering reads and removals; dom0 keeps a reserve guests cannot use.
 @Suite struct StorageFullTests {
     @Test func growthIsRefusedWhileTheStoreIsFull() {
-        var full = false
-        var configuration = ServerConfiguration()
-        configuration.storageFull = { full }
-        let server = Server(configuration: configuration, time: 1)
+        let server = Server(configuration: ServerConfiguration(), time: 1)
         let client = TestClient(server)
         #expect(client.write("/a", "1").isOK)
         let tx = client.start()
         #expect(client.write("/b", "2", tx: tx).isOK)
-        full = true
+        server.storageState = .full
         let commits = server.history.commitCount
         #expect(client.write("/a", "2").error == .ENOSPC)
         #expect(client.mkdir("/m").error == .ENOSPC)
@@ -307,7 +304,24 @@ import XenstoreWire
         #expect(server.history.commitCount == commits)        // nothing was committed
         #expect(client.read("/a").payload == b("1"))
         #expect(client.rm("/a").isOK)                         // removals still work
-        full = false
+        server.storageState = .available
         #expect(client.write("/a", "3").isOK)
+    }
+
+    @Test func dom0KeepsItsReserveWhenGuestsAreRefused() {
+        let server = Server(configuration: ServerConfiguration(), time: 1)
+        let dom0 = TestClient(server)
+        let guest = TestClient(server, caller: Caller(domid: 7, privileged: false))
+        #expect(dom0.write("/local/domain/7/x", "1").isOK)
+        #expect(dom0.setPerms("/local/domain/7", "n7").isOK)
+        #expect(dom0.setPerms("/local/domain/7/x", "n7").isOK)
+        #expect(guest.write("/local/domain/7/x", "2").isOK)
+        server.storageState = .reservedForDom0
+        #expect(guest.write("/local/domain/7/x", "3").error == .ENOSPC)
+        #expect(guest.mkdir("/local/domain/7/m").error == .ENOSPC)
+        #expect(guest.rm("/local/domain/7/x").isOK)
+        #expect(dom0.write("/local/domain/7/y", "dom0").isOK)
+        server.storageState = .full
+        #expect(dom0.write("/local/domain/7/z", "1").error == .ENOSPC)
     }
 }
