@@ -23,6 +23,8 @@ public struct ServerConfiguration {
     public var quotas = Quotas()
     /// Commits kept with their parent links in memory.
     public var retainedCommits = Limits.defaultInMemoryHistory
+    /// Estimated bytes of old node versions kept by the in-memory window (`History.retainedBytesLimit`).
+    public var retainedHistoryBytes = Limits.defaultInMemoryHistoryBytes
     /// Hashing budget of one commit-id request in memory (`History.idHashBudget`); nil when a
     /// durable backend stores every commit (its chain must stay complete).
     public var idHashBudget: Int? = Limits.inMemoryIDHashBudget
@@ -126,6 +128,7 @@ public final class Server {
         self.now = time
         self.history = history
         history.idHashBudget = configuration.idHashBudget
+        history.retainedBytesLimit = configuration.retainedHistoryBytes
         let perms = Permissions.ownedBy(0)
         var stack: [Node] = [history.head.root]
         while let node = stack.popLast() {

@@ -17,6 +17,9 @@ public final class Commit: @unchecked Sendable {
     /// Ids of the parents, filled when the commit's own id is computed.
     public internal(set) var parentIDs: [ObjectID]?
     var cachedID: ObjectID?
+    /// Estimated bytes of node versions this commit made that its parent does not share
+    /// (`History.changedBytes`): what keeping its predecessor in memory costs.
+    public internal(set) var changedBytes = 0
 
     init(sequence: UInt64, root: Node, parents: [Commit], author: UInt32, message: [UInt8], time: Int64) {
         self.sequence = sequence
@@ -73,6 +76,12 @@ public final class History {
     /// request can stall the daemon after a long run of commits under a huge directory. nil
     /// (durable stores, which hash every commit as they write it): the whole chain is hashed.
     public var idHashBudget: Int? = nil
+    /// Estimated bytes of old node versions the retained window may hold beside the head (sum
+    /// of the window's `changedBytes`). Commits leave the window when either bound is reached,
+    /// so a domain rewriting many large values cannot make history grow without limit.
+    public var retainedBytesLimit = Int.max
+    /// The current sum of `changedBytes` over the retained window.
+    public private(set) var retainedBytes = 0
     private var window: [Commit] = []
     private var windowStart = 0
     private var nextSequence: UInt64 = 1
@@ -133,6 +142,8 @@ public final class History {
         let commit = Commit(sequence: nextSequence, root: root, parents: parents, author: author,
                             message: message, time: time)
         nextSequence += 1
+        commit.changedBytes = History.changedBytes(root, since: parents.first?.root)
+        retainedBytes += commit.changedBytes
         window.append(commit)
         evictIfNeeded()
         return commit
@@ -155,8 +166,10 @@ public final class History {
     public var commitCount: UInt64 { nextSequence - 1 }
 
     private func evictIfNeeded() {
-        while window.count - windowStart > retainedCommits {
+        while window.count - windowStart > retainedCommits
+                || (retainedBytes > retainedBytesLimit && window.count - windowStart > 2) {
             let oldest = window[windowStart]
+            retainedBytes -= oldest.changedBytes
             // Unhashed: its descendants will see it as a root commit (see the type's comment).
             if oldest.cachedID == nil { oldest.parentIDs = [] }
             oldest.parents = []
@@ -164,7 +177,7 @@ public final class History {
         }
         // Evicted commits still in `window` keep their trees alive: compact once they outnumber
         // the retained ones (amortized O(1)), so memory stays proportional to `retainedCommits`.
-        if windowStart >= max(retainedCommits, 16) && windowStart * 2 > window.count {
+        if windowStart >= 16 && windowStart * 2 > window.count {
             window.removeFirst(windowStart)
             windowStart = 0
         }
@@ -267,6 +280,33 @@ public final class History {
             }
         }
         return entries
+    }
+
+    /// Fixed cost counted for each new node version (object header, fields, child-list slot).
+    static let nodeOverheadBytes = 96
+
+    /// Estimated bytes of the node versions in `root` that `parent` does not share: for each
+    /// new node its value, permissions and the child entries of its unshared child chunks.
+    /// Costs a walk of the changed nodes only.
+    public static func changedBytes(_ root: Node, since parent: Node?) -> Int {
+        var bytes = 0
+        var stack: [(Node, Node?)] = [(root, parent)]
+        while let (node, old) = stack.popLast() {
+            if node === old { continue }
+            bytes += nodeOverheadBytes + node.value.count + 8 * node.permissions.entries.count
+            if let old {
+                for name in ChildList.unsharedNames(old.children, node.children) {
+                    bytes += 24 + name.count
+                    if let child = node.child(name) { stack.append((child, old.child(name))) }
+                }
+            } else {
+                for child in node.children {
+                    bytes += 24 + child.name.count
+                    stack.append((child.node, nil))
+                }
+            }
+        }
+        return bytes
     }
 
     /// Commits reachable from the head by first parents, newest first, as far as memory holds them.

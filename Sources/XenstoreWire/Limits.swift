@@ -46,6 +46,10 @@ public enum Limits {
     public static let maxQueuedRepliesBeforeBackpressure = 64
     /// Commits kept in memory by the in-memory history before the oldest are forgotten.
     public static let defaultInMemoryHistory = 4096
+    /// Estimated bytes of old node versions the in-memory history keeps beside the head
+    /// (`History.retainedBytesLimit`): whichever of this and `defaultInMemoryHistory` is reached
+    /// first evicts the oldest commits, so rewriting large values cannot grow memory unbounded.
+    public static let defaultInMemoryHistoryBytes = 64 << 20
     /// In memory, the changed tree entries one id request may hash for commits nobody hashed
     /// before (about 16 MB of SHA-1 input); older unhashed commits are squashed. With 10,000
     /// domains under `/local/domain` that keeps about 50 commits with ids, with 100 domains about

@@ -37,6 +37,7 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
                              write the history kept in block FILE as a git repository in DIR
                              (same commit ids as --database), then exit
   --history N                commits kept in memory with their parents (default 4096)
+  --history-bytes SIZE       and at most about SIZE of old node versions (default 64M)
   --ring-dir DIR             serve emulated domain rings: an INTRODUCEd domain D is served
                              through DIR/D/page (a shared xenstore ring page) and the FIFOs
                              DIR/D/to-store, DIR/D/to-domain (event channel). With --database
@@ -110,6 +111,11 @@ while !arguments.isEmpty {
     case "--history":
         guard let count = Int(value()), count > 0 else { fail("--history needs a positive number") }
         configuration.retainedCommits = count
+    case "--history-bytes":
+        guard let size = parseByteSize(value()), size >= 1 << 16, size <= UInt64(Int.max) else {
+            fail("--history-bytes needs a size of at least 64K, e.g. 64M")
+        }
+        configuration.retainedHistoryBytes = Int(size)
     case "--quota", "-Q":
         let setting = value()
         guard let equals = setting.firstIndex(of: "="), let number = Int(setting[setting.index(after: equals)...]),

@@ -22,6 +22,49 @@ import XenstoreWire
         #expect(server.history.commitCount == 42)
     }
 
+    /// A guest rewriting its nodes (within its quotas) in one transaction per round must not
+    /// make the in-memory history hold every round's old values: the window is bounded in bytes.
+    @Test func historyWindowIsBoundedInBytes() {
+        var configuration = ServerConfiguration()
+        configuration.retainedHistoryBytes = 2 << 20
+        let server = Server(configuration: configuration, time: 1_700_000_000)
+        let admin = TestClient(server)
+        let guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
+        admin.mkdir("/local/domain/5")
+        admin.setPerms("/local/domain/5", "n5")
+        let value = String(repeating: "x", count: 1000)
+        weak var firstRoundValue: Node? = nil
+        for round in 0..<100 {
+            let tx = guest.start()
+            for key in 0..<200 { #expect(guest.write("/local/domain/5/k\(key)", value + String(round), tx: tx).isOK) }
+            #expect(guest.end(tx).isOK)
+            if round == 0 { firstRoundValue = server.history.head.root.child(b("local"))?.child(b("domain"))?.child(b("5"))?.child(b("k0")) }
+        }
+        #expect(server.history.commitCount > 100)
+        #expect(server.history.retainedBytes <= configuration.retainedHistoryBytes)
+        #expect(firstRoundValue == nil, "the first round's values are still held")
+        // Independently of the estimate: the old values really held by retained commits.
+        var seen: Set<ObjectIdentifier> = []
+        var headNodes: Set<ObjectIdentifier> = []
+        var stack: [Node] = [server.history.head.root]
+        while let node = stack.popLast() {
+            headNodes.insert(ObjectIdentifier(node))
+            for child in node.children { stack.append(child.node) }
+        }
+        var oldValueBytes = 0
+        for commit in server.history.firstParentLog(limit: Int.max) {
+            stack = [commit.root]
+            while let node = stack.popLast() {
+                let key = ObjectIdentifier(node)
+                if headNodes.contains(key) || !seen.insert(key).inserted { continue }
+                oldValueBytes += node.value.count
+                for child in node.children { stack.append(child.node) }
+            }
+        }
+        #expect(oldValueBytes > 0 && oldValueBytes <= configuration.retainedHistoryBytes,
+                "old values held: \(oldValueBytes) bytes")
+    }
+
     @Test func initialCommit() {
         let server = Server(time: 1_700_000_000)
         let head = server.history.head
