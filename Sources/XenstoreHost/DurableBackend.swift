@@ -107,7 +107,7 @@ public final class DurableBackend {
     public func loadState() throws -> [UInt8]? {
         switch kind {
         case .gitDatabase(let database):
-            return database.loadState()
+            return try database.loadState()
         case .blockStore(let store):
             return try store.loadState()
         }

@@ -39,7 +39,6 @@ public final class GitDatabase {
     /// The tree of `lastWritten`: all its objects are stored, so the next batch skips what it shares.
     private var lastWrittenRoot: Node?
     private var lastState: [UInt8]?
-    private var stateDirty = false
     private var directoryFD: Int32 = -1
     /// Whether this open created the repository (only then may a fresh store be written into it).
     public let isNew: Bool
@@ -77,7 +76,7 @@ public final class GitDatabase {
 
     /// Opens the repository at `directory`, creating it when `directory/.git` does not exist.
     /// An existing repository must be one git can read; it is never reinitialised.
-    public init(directory: String) throws {
+    public init(directory: String) throws(DatabaseError) {
         self.directory = directory
         self.gitDirectory = directory + "/.git"
         let existed = access(gitDirectory, F_OK) == 0
@@ -113,13 +112,13 @@ public final class GitDatabase {
     }
 
     /// The commit id `refs/heads/main` points at (loose ref first, then `packed-refs`), if any.
-    public func headID() throws -> ObjectID? {
+    public func headID() throws(DatabaseError) -> ObjectID? {
         try GitDatabase.refValue(gitDirectory, GitDatabase.branch)
     }
 
     /// The value of ref `name` (e.g. `refs/heads/main`): the loose file, else its `packed-refs`
     /// line; nil when neither has it. Throws on a ref file or `packed-refs` git would not accept.
-    static func refValue(_ gitDirectory: String, _ name: String) throws -> ObjectID? {
+    static func refValue(_ gitDirectory: String, _ name: String) throws(DatabaseError) -> ObjectID? {
         if let bytes = GitObjectStore.readFile(gitDirectory + "/" + name) {
             guard bytes.count >= 40, let id = ObjectID(hex: Array(bytes.prefix(40))),
                   bytes.count == 40 || bytes[40] == 0x0A else {
@@ -149,11 +148,25 @@ public final class GitDatabase {
     }
 
     /// Loads the head commit and its tree, or returns nil for an empty repository.
-    public func loadHead(generations: GenerationCounter) throws -> (record: CommitRecord, id: ObjectID, root: Node)? {
-        guard let id = try headID() else {
+    public func loadHead(generations: GenerationCounter) throws(DatabaseError) -> (record: CommitRecord, id: ObjectID, root: Node)? {
+        guard var id = try headID() else {
             if isNew { return nil }
             throw DatabaseError.corrupt("\(GitDatabase.branch) cannot be resolved (no loose ref and no packed-refs entry) in a repository that holds objects; refusing to start a fresh store over it")
         }
+        // The saved connection state names the head of its batch and is that batch's commit
+        // point: a crash between the state and the ref update leaves `main` one batch apart
+        // from it, and nothing of that batch was answered. Follow the state (see `persist`).
+        let saved = try savedState()
+        if let stateHead = saved?.head, stateHead != id {
+            guard let (type, _) = readObject(stateHead), type == "commit" else {
+                throw DatabaseError.corrupt("the saved connection state belongs to commit \(hexString(stateHead)), which is missing")
+            }
+            try updateBranch(to: stateHead)
+            try sync()
+            id = stateHead
+        }
+        // Every later batch rewrites the state file with its own head, the state unchanged.
+        lastState = saved?.state
         guard let (type, body) = readObject(id), type == "commit" else {
             throw DatabaseError.corrupt("head commit \(hexString(id)) missing")
         }
@@ -245,7 +258,7 @@ public final class GitDatabase {
 
     /// Writes every commit from `head` back to the last written one (with their trees) and
     /// moves `refs/heads/main` to `head`, durably.
-    public func persist(head: Commit, history: History) throws {
+    public func persist(head: Commit, history: History) throws(DatabaseError) {
         try persist(head: head, history: history, state: nil)
     }
 
@@ -253,45 +266,56 @@ public final class GitDatabase {
     /// not history, and git ignores unknown files there).
     public static let stateFile = "xenstored-state"
 
+    /// First line of the connection-state file; the second holds the id of its batch's head.
+    static let stateMagic = Array("xenstored-state 2\n".utf8)
+
     /// The connection state saved by the last `persist`, or nil.
-    public func loadState() -> [UInt8]? {
-        GitObjectStore.readFile(gitDirectory + "/" + GitDatabase.stateFile)
+    public func loadState() throws(DatabaseError) -> [UInt8]? {
+        try savedState()?.state
     }
 
-    /// Like `persist(head:history:)`, and replaces the saved connection state with `state` in the
-    /// same batch (renamed into place before the one syncfs); nil keeps the current state.
-    public func persist(head: Commit, history: History, state: [UInt8]?) throws {
-        if let state, state != lastState {
+    /// The saved connection state and the head of the batch it was saved with (nil for a file
+    /// of the first version, which named no head and was saved before its batch's ref update).
+    private func savedState() throws(DatabaseError) -> (head: ObjectID?, state: [UInt8])? {
+        guard let bytes = GitObjectStore.readFile(gitDirectory + "/" + GitDatabase.stateFile) else { return nil }
+        guard Array(bytes.prefix(GitDatabase.stateMagic.count)) == GitDatabase.stateMagic else { return (nil, bytes) }
+        let headerLength = GitDatabase.stateMagic.count + 41
+        guard bytes.count >= headerLength,
+              let head = ObjectID(hex: Array(bytes[GitDatabase.stateMagic.count..<(headerLength - 1)])),
+              bytes[headerLength - 1] == 0x0A else {
+            throw DatabaseError.corrupt("\(GitDatabase.stateFile) has a damaged header")
+        }
+        return (head, Array(bytes[headerLength...]))
+    }
+
+    /// Like `persist(head:history:)`, and replaces the saved connection state with `state` (nil
+    /// keeps the current one). Order of one batch: the new objects; then, when a connection state
+    /// is kept, one `syncfs` and the state file (naming the batch's head) renamed into place —
+    /// the batch's commit point; then `main`; then one `syncfs`. A restart follows the state
+    /// file's head (`loadHead`), so the saved rings' positions and undelivered replies always
+    /// belong to the head the daemon resumes from. Without a state, `main` is the commit point.
+    public func persist(head: Commit, history: History, state: [UInt8]?) throws(DatabaseError) {
+        let keptState = state ?? lastState
+        let isStored: (ObjectID) -> Bool = { $0 == self.lastWritten || self.knownObjects.contains($0) }
+        if let known = history.computedID(of: head), isStored(known), state == nil || state == lastState { return }
+        var failure: DatabaseError? = nil
+        history.forEachUnstoredObject(from: head, since: lastWrittenRoot, isStored: isStored) { id, type, body in
+            if failure != nil { return }
+            do throws(DatabaseError) { try self.writeObject(id, type, body) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        let headID = history.id(of: head)
+        if let keptState {
+            try sync()
             let temporary = gitDirectory + "/" + GitDatabase.stateFile + ".tmp"
-            try GitDatabase.writeFile(temporary, state)
+            try GitDatabase.writeFile(temporary, GitDatabase.stateMagic + headID.hex + [0x0A] + keptState)
             guard rename(temporary, gitDirectory + "/" + GitDatabase.stateFile) == 0 else {
                 throw DatabaseError.io("rename state", errno)
             }
-            lastState = state
-            stateDirty = true
+            lastState = keptState
         }
-        // Unwritten commits, following all in-memory parents, oldest first.
-        let pending = history.unstoredCommits(from: head) { $0 == lastWritten || knownObjects.contains($0) }
-        if pending.isEmpty {
-            if stateDirty { try sync() }
-            stateDirty = false
-            return
-        }
-        var previous = lastWrittenRoot
-        for commit in pending {
-            defer { previous = commit.root }
-            var failure: DatabaseError? = nil
-            GitEncoding.forEachObject(commit.root, since: previous, skipping: { self.knownObjects.contains($0) }) { id, type, body in
-                if failure != nil { return }
-                do { try self.writeObject(id, type, body) } catch let error as DatabaseError { failure = error } catch {}
-            }
-            if let failure { throw failure }
-            try writeObject(history.id(of: commit), .commit, history.commitBody(commit))
-        }
-        let headID = history.id(of: head)
-        try updateBranch(to: headID)
+        if headID != lastWritten { try updateBranch(to: headID) }
         try sync()
-        stateDirty = false
         superviseRepack()
         lastWritten = headID
         lastWrittenRoot = head.root
@@ -301,7 +325,7 @@ public final class GitDatabase {
     // MARK: - Objects
 
     /// Stores one object as a loose object (nothing is done if it is already stored, loose or packed).
-    public func writeObject(_ id: ObjectID, _ type: GitObjectType, _ body: [UInt8]) throws {
+    public func writeObject(_ id: ObjectID, _ type: GitObjectType, _ body: [UInt8]) throws(DatabaseError) {
         if knownObjects.contains(id) { return }
         if objects.contains(id) {
             knownObjects.insert(id)
@@ -332,7 +356,7 @@ public final class GitDatabase {
 
     /// Moves `refs/heads/main` to `id` under git's lock protocol: `main.lock` is created
     /// exclusively (waiting while a git command such as `pack-refs` holds it), written, renamed.
-    private func updateBranch(to id: ObjectID) throws {
+    private func updateBranch(to id: ObjectID) throws(DatabaseError) {
         let lock = gitDirectory + "/" + GitDatabase.branch + ".lock"
         var waited: UInt32 = 0
         var fd: Int32 = -1
@@ -401,7 +425,7 @@ public final class GitDatabase {
     }
 
     /// Removes a `main.lock` left behind by a crash (older than `staleLockSeconds`).
-    private func removeStaleLock() throws {
+    private func removeStaleLock() throws(DatabaseError) {
         let lock = gitDirectory + "/" + GitDatabase.branch + ".lock"
         var status = stat()
         guard stat(lock, &status) == 0 else { return }
@@ -411,7 +435,7 @@ public final class GitDatabase {
     }
 
     /// One `syncfs` of the repository's file system; its failure is the batch's failure.
-    private func sync() throws {
+    private func sync() throws(DatabaseError) {
         guard directoryFD >= 0 else { throw DatabaseError.io("open \(gitDirectory)", EBADF) }
         guard syncfs(directoryFD) == 0 else { throw DatabaseError.io("syncfs \(gitDirectory)", errno) }
     }
@@ -432,7 +456,7 @@ public final class GitDatabase {
 
     /// Points `refs/heads/main` at `head` and records the `shallow` commits (whose parents are
     /// not in the repository), for repositories written from another store (block export).
-    public func setBranch(head: ObjectID, shallow: [ObjectID]) throws {
+    public func setBranch(head: ObjectID, shallow: [ObjectID]) throws(DatabaseError) {
         try GitDatabase.writeFile(gitDirectory + "/" + GitDatabase.branch, head.hex + [0x0A])
         let shallowPath = gitDirectory + "/shallow"
         if shallow.isEmpty {
@@ -450,7 +474,7 @@ public final class GitDatabase {
 
     // MARK: - Files
 
-    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws(DatabaseError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DatabaseError.io("open \(path)", errno) }
         defer { close(fd) }
@@ -465,7 +489,7 @@ public final class GitDatabase {
         }
     }
 
-    private static func append(_ path: String, _ text: String) throws {
+    private static func append(_ path: String, _ text: String) throws(DatabaseError) {
         let fd = open(path, O_WRONLY | O_APPEND)
         guard fd >= 0 else { throw DatabaseError.io("open \(path)", errno) }
         defer { close(fd) }

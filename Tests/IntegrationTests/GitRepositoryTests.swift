@@ -347,3 +347,69 @@ struct FullFileSystemTests {
         #expect(try git("-C", db, "fsck", "--strict").status == 0)
     }
 }
+
+@Suite("the git database's connection state is its batch's commit point")
+struct GitStateCommitPointTests {
+    /// A database with two batches, each with its own connection state; returns the directory,
+    /// both heads, and the ref and state files as they were after the first batch.
+    private func twoBatches(_ root: String) throws -> (db: String, first: ObjectID, second: ObjectID, ref1: Data, state1: Data) {
+        let db = root + "/db"
+        let database = try GitDatabase(directory: db)
+        let generations = GenerationCounter()
+        let history = History(root: Node(value: [], permissions: .ownedBy(0), generation: generations.take()), author: 0,
+                              message: bytes("Domain 0: initial store"), time: 1, generations: generations, retainedCommits: 16)
+        try database.persist(head: history.head, history: history, state: bytes("state one"))
+        let ref1 = try #require(FileManager.default.contents(atPath: db + "/.git/refs/heads/main"))
+        let state1 = try #require(FileManager.default.contents(atPath: db + "/.git/" + GitDatabase.stateFile))
+        let first = history.id(of: history.head)
+        history.commitOnHead(root: Node(value: bytes("two"), permissions: .ownedBy(0), generation: generations.take()),
+                             author: 0, message: bytes("Domain 0: write /"), time: 2)
+        try database.persist(head: history.head, history: history, state: bytes("state two"))
+        return (db, first, history.id(of: history.head), ref1, state1)
+    }
+
+    @Test("a crash after the state file and before main: the restart rolls main forward to the state's head")
+    func stateAheadOfMain() throws {
+        let root = try makeTemporaryDirectory("xsstate")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (db, _, second, ref1, _) = try twoBatches(root)
+        try ref1.write(to: URL(fileURLWithPath: db + "/.git/refs/heads/main"))
+        let reopened = try GitDatabase(directory: db)
+        let loaded = try #require(try reopened.loadHead(generations: GenerationCounter()))
+        #expect(loaded.id == second)
+        #expect(try reopened.headID() == second)
+        #expect(try reopened.loadState() == bytes("state two"))
+    }
+
+    @Test("a crash after main and before the state file: the restart goes back to the state's head (nothing of that batch was answered)")
+    func mainAheadOfState() throws {
+        let root = try makeTemporaryDirectory("xsstate")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (db, first, _, _, state1) = try twoBatches(root)
+        try state1.write(to: URL(fileURLWithPath: db + "/.git/" + GitDatabase.stateFile))
+        let reopened = try GitDatabase(directory: db)
+        let loaded = try #require(try reopened.loadHead(generations: GenerationCounter()))
+        #expect(loaded.id == first)
+        #expect(try reopened.headID() == first)
+        #expect(try reopened.loadState() == bytes("state one"))
+    }
+
+    @Test("later batches without a new state keep the state file naming the newest head")
+    func stateFollowsEveryBatch() throws {
+        let root = try makeTemporaryDirectory("xsstate")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (db, _, second, _, _) = try twoBatches(root)
+        let database = try GitDatabase(directory: db)
+        let generations = GenerationCounter()
+        let loaded = try #require(try database.loadHead(generations: generations))
+        let history = History(resuming: loaded.record, id: loaded.id, root: loaded.root, generations: generations, retainedCommits: 16)
+        history.commitOnHead(root: Node(value: bytes("three"), permissions: .ownedBy(0), generation: generations.take()),
+                             author: 0, message: bytes("Domain 0: write /"), time: 3)
+        try database.persist(head: history.head, history: history, state: nil)
+        let third = history.id(of: history.head)
+        #expect(third != second)
+        let reopened = try GitDatabase(directory: db)
+        #expect(try reopened.loadHead(generations: GenerationCounter())?.id == third)
+        #expect(try reopened.loadState() == bytes("state two"))
+    }
+}
