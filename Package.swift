@@ -38,10 +38,11 @@ let package = Package(
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
         .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xsdeploy", dependencies: ["DeployKit", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: hostSettings),
-        // TESTS
-        .testTarget(name: "XenstoreCoreTests", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreRing"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
-        .testTarget(name: "XenstoreBlockTests", dependencies: ["XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
+        // TESTS (TestSupport: the in-memory client, the seeded generator and the simulated device they share)
+        .target(name: "TestSupport", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreBlock"], path: "Tests/TestSupport"),
+        .testTarget(name: "XenstoreCoreTests", dependencies: ["TestSupport", "XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreRing"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
+        .testTarget(name: "XenstoreBlockTests", dependencies: ["TestSupport", "XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
         .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),
         .testTarget(name: "XenTransportTests", dependencies: ["XenstoreXen", "XenstoreHost", "XenstoreRing", "XenstoreServer", "XenstoreWire"], swiftSettings: hostSettings),
     ]

@@ -74,6 +74,8 @@ public final class BlockStore<Device: BlockDevice> {
     public var policy: SquashPolicy
     /// Commit ids that must survive squashes (open transactions' bases); asked on each squash.
     public var pinned: () -> [ObjectID] = { [] }
+    /// Whether this open formatted the device (only then may a fresh initial store be written).
+    public private(set) var isNew = false
     /// Set when a squash could not bring the log below `nearlyFullThreshold` (or a batch did not
     /// fit at all): the live state itself is close to the device's size, so a server should refuse
     /// requests that grow the store (ENOSPC) until removals make room. Cleared by a squash that frees enough.
@@ -136,10 +138,12 @@ public final class BlockStore<Device: BlockDevice> {
             stateID = best.state
             logEnd = best.logEnd
             activeHalf = best.half
+            isNew = best.head == nil && best.logEnd == 0  // formatted, nothing ever committed
             try scan()
         } else if !hadMagic && format {
             try writeSuperblock(Superblock(generation: 1, half: 0, logEnd: 0, head: nil,
                                            blockSize: UInt32(blockSize), blockCount: device.blockCount))
+            isNew = true
         } else {
             throw .noValidSuperblock(hadMagic: hadMagic)
         }
@@ -379,16 +383,9 @@ public final class BlockStore<Device: BlockDevice> {
     }
 
     func makeBatch(head: Commit, history: History, state: [UInt8]?) -> Appender {
-        let pending = history.unstoredCommits(from: head) { self.index[$0] != nil }
         var appender = Appender(offset: logEnd)
-        var previous = lastWrittenRoot
-        for commit in pending {
-            defer { previous = commit.root }
-            GitEncoding.forEachObject(commit.root, since: previous, skipping: { self.index[$0] != nil || appender.seen.contains($0) }) {
-                id, type, body in
-                appender.add(type == .tree ? .tree : .blob, id, body)
-            }
-            appender.add(.commit, history.id(of: commit), history.commitBody(commit))
+        history.forEachUnstoredObject(from: head, since: lastWrittenRoot, isStored: { self.index[$0] != nil }) { id, type, body in
+            appender.add(type == .tree ? .tree : type == .blob ? .blob : .commit, id, body)
         }
         if let state {
             let id = GitEncoding.objectID(.blob, body: state)
@@ -462,6 +459,18 @@ public final class BlockStore<Device: BlockDevice> {
         lastWrittenRoot = nil  // the next batch checks every id against the squashed index once
         squashCount += 1
         isNearlyFull = logEnd > nearlyFullThreshold
+    }
+}
+
+extension BlockStore: HistoryStore {
+    /// A stored commit as a detached commit of `history`; nil when absent or unreadable.
+    public func loadCommit(_ id: ObjectID, into history: History) -> Commit? {
+        do throws(BlockStoreError) {
+            guard let record = try commitRecord(id) else { return nil }
+            return history.storedCommit(record, id: id, root: try loadTree(record.tree, generations: history.generations))
+        } catch {
+            return nil
+        }
     }
 }
 

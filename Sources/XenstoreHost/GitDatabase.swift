@@ -42,6 +42,8 @@ public final class GitDatabase {
     private var directoryFD: Int32 = -1
     /// Whether this open created the repository (only then may a fresh store be written into it).
     public let isNew: Bool
+    /// Asked by squashing stores; git keeps every commit, so nothing is done with it.
+    public var pinned: () -> [ObjectID] = { [] }
     /// The branch the daemon advances.
     public static let branch = "refs/heads/main"
     /// Default of `reserveBytes`: each commit's objects are separate files (a 4 KiB block each
@@ -497,6 +499,14 @@ public final class GitDatabase {
         guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
             throw DatabaseError.io("write \(path)", errno)
         }
+    }
+}
+
+extension GitDatabase: HistoryStore {
+    /// The head resumed into a `History`, or nil for a new repository.
+    public func loadHistory(generations: GenerationCounter, retainedCommits: Int) throws(DatabaseError) -> History? {
+        guard let (record, id, root) = try loadHead(generations: generations) else { return nil }
+        return History(resuming: record, id: id, root: root, generations: generations, retainedCommits: retainedCommits)
     }
 }
 

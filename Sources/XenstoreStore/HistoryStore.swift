@@ -31,6 +31,11 @@ public protocol HistoryStore: AnyObject {
     /// A stored commit loaded as a detached commit of `history` (for restore, revert and
     /// merges); nil when the store does not hold it.
     func loadCommit(_ id: ObjectID, into history: History) -> Commit?
+
+    /// Commits that must stay readable whatever the store drops to make room (the bases of
+    /// open transactions); asked when the store is about to squash. A synchronous port between
+    /// two core parts, not I/O: the server answers from memory.
+    var pinned: () -> [ObjectID] { get set }
 }
 
 extension History {

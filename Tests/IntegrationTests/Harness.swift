@@ -1,6 +1,7 @@
 // Test support: runs a private xenstored per test (under /usr/bin/timeout), the real Xen clients with time limits, and raw-protocol helpers.
 
 import Foundation
+@_exported import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -568,15 +569,3 @@ extension XenstoreClient {
     }
 }
 
-/// A small deterministic PRNG (SplitMix64) so that random inputs are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

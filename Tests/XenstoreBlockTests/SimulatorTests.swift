@@ -26,7 +26,7 @@ func initialRoot(_ generations: GenerationCounter) -> Node {
 }
 
 /// Applies one random "transaction" (1 to 4 writes or deletes) to both the tree and the model.
-func randomTransaction(_ root: Node, _ model: Model, _ random: inout SeededRandom, _ generations: GenerationCounter,
+func randomTransaction(_ root: Node, _ model: Model, _ random: inout SplitMix64, _ generations: GenerationCounter,
                        maxValue: Int) -> (Node, Model) {
     var root = root
     var model = model
@@ -70,7 +70,7 @@ struct SimulationResult {
 /// One seeded simulation: random transactions persisted on a small device with crashes at random
 /// write points, torn and lost writes, and bit flips; checks every invariant after each recovery.
 func simulate(seed: UInt64, steps: Int) throws -> SimulationResult {
-    var random = SeededRandom(seed: seed)
+    var random = SplitMix64(blockSeed: seed)
     let blockSize = 512 * (1 + random.below(2))
     let halfBlocks = UInt64(48 + random.below(80))
     let device = SimDevice(blockSize: blockSize, blockCount: 2 + 2 * halfBlocks)
@@ -168,7 +168,7 @@ func simulate(seed: UInt64, steps: Int) throws -> SimulationResult {
 
 /// Flips a bit in an unreferenced block (must be harmless) and in a referenced one (must be caught
 /// or harmless, never a wrong answer), then undoes both flips.
-func flipAndCheck(_ device: SimDevice, _ store: BlockStore<SimDevice>, _ random: inout SeededRandom,
+func flipAndCheck(_ device: SimDevice, _ store: BlockStore<SimDevice>, _ random: inout SplitMix64,
                   _ result: inout SimulationResult, seed: UInt64, expected: (ObjectID, Model)) throws {
     let halfBlocks = (device.blockCount - 2) / 2
     let usedBlocks = (store.logEnd + UInt64(device.blockSize) - 1) / UInt64(device.blockSize)

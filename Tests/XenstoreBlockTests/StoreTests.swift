@@ -19,7 +19,7 @@ private func freshHistory(retainedCommits: Int) -> (GenerationCounter, History) 
         let store = try BlockStore(device: device, policy: SquashPolicy(watermarkPercent: 85, keepLast: 3))
         let (generations, history) = freshHistory(retainedCommits: 8)
         try store.persist(head: history.head, history: history)
-        var random = SeededRandom(seed: 7)
+        var random = SplitMix64(blockSeed: 7)
         var model: Model = [:]
         var written = 0
         var maxObjects = 0
@@ -56,7 +56,7 @@ private func freshHistory(retainedCommits: Int) -> (GenerationCounter, History) 
         try store.persist(head: history.head, history: history, state: bytes("state-1"))  // nothing new: no batch
         #expect(store.generation == generation + 1)
         #expect(try BlockStore(device: device).loadState() == bytes("state-1"))
-        var random = SeededRandom(seed: 5)
+        var random = SplitMix64(blockSeed: 5)
         var model: Model = [:]
         for step in 0..<400 {
             let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 40)
@@ -128,7 +128,7 @@ private func freshHistory(retainedCommits: Int) -> (GenerationCounter, History) 
         try store.persist(head: history.head, history: history)
         let base = history.id(of: history.head)
         store.pinned = { [base] }
-        var random = SeededRandom(seed: 3)
+        var random = SplitMix64(blockSeed: 3)
         var model: Model = [:]
         for step in 0..<600 {
             let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 40)
@@ -147,7 +147,7 @@ private func freshHistory(retainedCommits: Int) -> (GenerationCounter, History) 
         let device = SimDevice(blockSize: 1024, blockCount: 2 + 2 * 64)
         let store = try BlockStore(device: device)
         let (generations, history) = freshHistory(retainedCommits: 8)
-        var random = SeededRandom(seed: 11)
+        var random = SplitMix64(blockSeed: 11)
         var model: Model = [:]
         for step in 0..<20 {
             let (root, next) = randomTransaction(history.head.root, model, &random, generations, maxValue: 20)
