@@ -73,6 +73,8 @@ public final class Server {
     /// The one transaction protected from starvation, if any (see `protectIfStarving`).
     var protectedTransaction: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
     var now: Int64
+    /// Work done so far, counted (see `WorkCounters`).
+    public let counters = WorkCounters()
     /// Loads a commit that is not held in memory (from a persistent history); nil if unknown.
     public var revisionLoader: ((ObjectID) -> Commit?)? = nil
 
@@ -439,7 +441,7 @@ public final class Server {
     func context(for connection: Connection) -> OperationContext {
         OperationContext(caller: connection.caller, quotas: quotas(for: connection.caller),
                          committedOwnedNodes: ownedNodes, generations: history.generations,
-                         domainExists: { [unowned(unsafe) self] in self.domainExists($0) })
+                         domainExists: { [unowned(unsafe) self] in self.domainExists($0) }, counters: counters)
     }
 
     /// Runs a node operation: inside a transaction on its branch, else directly on the head
