@@ -5,7 +5,7 @@ import XenstoreWire
 
 /// A request that reads or changes nodes. The same value is executed live, inside a
 /// transaction, and again when a transaction is replayed onto a newer head.
-public enum NodeOperation: Equatable, Sendable {
+public enum NodeOperation: Hashable, Sendable {
     case read(NodePath)
     case write(NodePath, value: [UInt8])
     case mkdir(NodePath)

@@ -66,6 +66,8 @@ public final class Server {
     var connectionOrder: [ConnectionID] = []
     var domains: [UInt32: DomainRecord] = [:]
     var ownedNodes: [UInt32: Int] = [:]
+    /// Bytes each domain holds in its open transactions (see `runInTransaction`).
+    var transactionBytes: [UInt32: Int] = [:]
     var specialPermissions: [[UInt8]: Permissions] = [:]
     var effects: [ServerEffect] = []
     var nextConnection: UInt32 = 1
@@ -132,6 +134,9 @@ public final class Server {
 
     /// Closes a connection, dropping its watches and open transactions.
     public func closeConnection(_ id: ConnectionID) {
+        if let connection = connections[id] {
+            for transaction in connection.transactions.values { release(transaction, of: connection) }
+        }
         connections[id] = nil
         if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
     }
@@ -377,6 +382,7 @@ public final class Server {
             return unwatch(payload, on: connection)
         case .resetWatches:
             connection.watches.removeAll()
+            for open in connection.transactions.values { release(open, of: connection) }
             connection.transactions.removeAll()
             connection.abortedTransactions.removeAll()
             return .ok
@@ -389,6 +395,7 @@ public final class Server {
                 return .failure(.EINVAL)
             }
             connection.transactions[transaction.id] = nil
+            release(transaction, of: connection)
             if argument == [0x46] { return .ok }
             let outcome = commit(transaction, by: connection)
             if case .failure(.EAGAIN) = outcome {
@@ -455,9 +462,7 @@ public final class Server {
                     return .failure(.ENOSPC)
                 }
             }
-            let outcome = NodeOperations.execute(operation, in: &transaction.workspace, context)
-            transaction.log.append((operation, outcome))
-            return outcome
+            return runInTransaction(operation, transaction, on: connection, context)
         }
         var workspace = Workspace(root: history.head.root)
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
@@ -532,17 +537,8 @@ public final class Server {
     /// fail, when it would still succeed against the current head.
     func wouldStarveProtected(_ newRoot: Node, ending: Transaction) -> Bool {
         guard let (owner, protected) = activeProtection(), protected !== ending else { return false }
-        func validates(on root: Node) -> Bool {
-            var replay = Workspace(root: root)
-            let context = context(for: owner)
-            for (operation, recorded) in protected.log {
-                if !Server.sameOutcome(operation, recorded, NodeOperations.execute(operation, in: &replay, context)) {
-                    return false
-                }
-            }
-            return true
-        }
-        return validates(on: history.head.root) && !validates(on: newRoot)
+        return replay(protected, onto: history.head.root, for: owner) != nil
+            && replay(protected, onto: newRoot, for: owner) == nil
     }
 
     /// Whether a replayed outcome is what the client saw. DIRECTORY_PART's generation count
@@ -576,12 +572,7 @@ public final class Server {
             apply(workspace)
             return .ok
         }
-        var replay = Workspace(root: head.root)
-        let context = context(for: connection)
-        for (operation, recorded) in transaction.log {
-            let replayed = NodeOperations.execute(operation, in: &replay, context)
-            if !Server.sameOutcome(operation, recorded, replayed) { return .failure(.EAGAIN) }
-        }
+        guard let replay = replay(transaction, onto: head.root, for: connection) else { return .failure(.EAGAIN) }
         if replay.root === head.root { return .ok }
         if wouldStarveProtected(replay.root, ending: transaction) { return .failure(.EAGAIN) }
         let merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,

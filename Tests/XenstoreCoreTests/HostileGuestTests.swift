@@ -88,3 +88,152 @@ import XenstoreWire
         #expect(visited <= entriesReturned + calls * (1 + ChildList.chunkLimit))
     }
 }
+
+@Suite struct TransactionLogBoundTests {
+    let server = Server(time: 1_700_000_000)
+    let admin: TestClient
+    let guest: TestClient
+
+    init() {
+        admin = TestClient(server)
+        guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
+        admin.mkdir("/local/domain/5")
+        admin.setPerms("/local/domain/5", "n5")
+        admin.write("/local/domain/5/data/x", "0")
+        admin.setPerms("/local/domain/5/data", "n5")
+        admin.setPerms("/local/domain/5/data/x", "n5")
+        admin.write("/local/domain/5/other", "0")
+        admin.setPerms("/local/domain/5/other", "n5")
+    }
+
+    var guestTransactionBytes: Int { server.transactionBytes[5] ?? 0 }
+
+    /// Attack: one guest transaction rewrites one node 100,000 times (the probe grew the daemon
+    /// by 231 MB). The transaction holds one log entry, a few hundred bytes; its commit, rebased
+    /// over another change, replays one request.
+    @Test func rewritingOneNodeHoldsOneChange() throws {
+        let tx = guest.start()
+        var largestHeld = 0
+        for i in 0..<100_000 {
+            let reply = guest.write("/local/domain/5/data/x", "value-\(i)", tx: tx)
+            if !reply.isOK { try #require(reply.isOK, "write \(i): \(reply)") }
+            largestHeld = max(largestHeld, guestTransactionBytes)
+        }
+        let connection = try #require(server.connections[guest.id])
+        let transaction = try #require(connection.transactions[tx])
+        #expect(transaction.log.entries.count == 1)
+        #expect(transaction.workspace.triggers.count == 1)
+        #expect(largestHeld < 1024)
+        #expect(largestHeld == transaction.heldBytes)
+        // Someone else changes another node: the commit is a replay of what the transaction did.
+        #expect(guest.write("/local/domain/5/other", "outside").isOK)
+        let replayedBefore = server.counters.transactionRequestsReplayed
+        #expect(guest.end(tx).isOK)
+        #expect(server.counters.transactionRequestsReplayed - replayedBefore == 1)
+        #expect(admin.read("/local/domain/5/data/x").text == "value-99999")
+        #expect(guestTransactionBytes == 0)
+    }
+
+    /// Rewrites interleaved over several nodes fold too, and reads repeated without a change in
+    /// between are not logged again.
+    @Test func interleavedRewritesAndPollingReadsStayBounded() throws {
+        let tx = guest.start()
+        for i in 0..<20_000 {
+            #expect(guest.read("/local/domain/5/other", tx: tx).text == "0")
+            #expect(guest.write("/local/domain/5/data/n\(i % 4)", "v\(i)", tx: tx).isOK)
+        }
+        let transaction = try #require(server.connections[guest.id]?.transactions[tx])
+        // One read of /other before the first write, then one read per write of the first round
+        // (each write makes the next read new), then the four folded writes and nothing more.
+        #expect(transaction.log.entries.count <= 9)
+        #expect(guestTransactionBytes < 4096)
+        #expect(guest.end(tx).isOK)
+        for n in 0..<4 { #expect(admin.read("/local/domain/5/data/n\(n)").text == "v\(19_996 + n)") }
+    }
+
+    /// Folding keeps the branch semantics: what the transaction read is still re-validated, and a
+    /// folded write's largest value must still fit the `node-size` quota at the commit.
+    @Test func foldedLogsStillConflictWhereTheFullLogWould() throws {
+        // A read before the rewrites: an outside change of what was read is a conflict.
+        let tx = guest.start()
+        #expect(guest.read("/local/domain/5/other", tx: tx).text == "0")
+        for i in 0..<1000 { #expect(guest.write("/local/domain/5/data/x", "\(i)", tx: tx).isOK) }
+        #expect(admin.write("/local/domain/5/other", "changed").isOK)
+        #expect(guest.end(tx).error == .EAGAIN)
+        #expect(admin.read("/local/domain/5/data/x").text == "0")
+
+        // A 1,900-byte value then a short one; meanwhile dom0 gives the node children whose names
+        // leave no room for 1,900 bytes under the 2,048-byte node-size quota. Replaying every write
+        // would fail the first; the folded entry must fail the same way.
+        let tx2 = guest.start()
+        #expect(guest.write("/local/domain/5/data/x", String(repeating: "b", count: 1900), tx: tx2).isOK)
+        #expect(guest.write("/local/domain/5/data/x", "short", tx: tx2).isOK)
+        #expect(server.connections[guest.id]?.transactions[tx2]?.log.entries.count == 1)
+        for i in 0..<10 { #expect(admin.write("/local/domain/5/data/x/child-with-a-long-name-\(i)", "").isOK) }
+        #expect(guest.end(tx2).error == .EAGAIN)
+        // Without the big value the same change commits over the new children.
+        let tx3 = guest.start()
+        #expect(guest.write("/local/domain/5/data/x", "tiny", tx: tx3).isOK)
+        #expect(guest.write("/local/domain/5/data/x", "short", tx: tx3).isOK)
+        #expect(admin.write("/local/domain/5/data/x/one-more", "").isOK)
+        #expect(guest.end(tx3).isOK)
+        #expect(admin.read("/local/domain/5/data/x").text == "short")
+    }
+
+    /// A pattern that cannot be folded (reading back each write) is bounded by the `memory`
+    /// quota: ENOMEM, as C xenstored answers over its hard memory quota, with the transaction
+    /// unchanged and still usable; dom0 is not limited.
+    @Test func unfoldableLogsStopAtTheMemoryQuota() throws {
+        let quota = Quotas().memory
+        let tx = guest.start()
+        #expect(guest.read("/local/domain/5/other", tx: tx).text == "0")
+        var failedAt: Int? = nil
+        for i in 0..<200_000 {
+            let value = "v\(i)-" + String(repeating: "z", count: 200)
+            let write = guest.write("/local/domain/5/data/x", value, tx: tx)
+            if write.error == .ENOMEM { failedAt = i; break }
+            try #require(write.isOK, "write \(i): \(write)")
+            let read = guest.read("/local/domain/5/data/x", tx: tx)
+            if read.error == .ENOMEM { failedAt = i; break }
+            try #require(read.text == value)
+        }
+        let stoppedAt = try #require(failedAt)
+        #expect(stoppedAt > 1000)
+        #expect(guestTransactionBytes <= quota)
+        #expect(guestTransactionBytes > quota - 4096)
+        // A repeated read costs nothing and still answers; anything new is refused.
+        #expect(guest.read("/local/domain/5/other", tx: tx).text == "0")
+        #expect(guest.write("/local/domain/5/other", String(repeating: "y", count: 1000), tx: tx).error == .ENOMEM)
+        #expect(guest.request(.control, args("memreport")).error == .EACCES)
+        #expect(admin.request(.control, args("quota", "5")).text.contains("memory: \(guestTransactionBytes)"))
+        // Another transaction of the same domain is refused too: the quota is per domain.
+        let other = guest.start()
+        #expect(guest.write("/local/domain/5/other", String(repeating: "y", count: 1000), tx: other).error == .ENOMEM)
+        #expect(guest.end(tx, commit: false).isOK)
+        #expect(guest.end(other, commit: false).isOK)
+        #expect(guestTransactionBytes == 0)
+        // dom0 doing the same is not limited.
+        let adminTx = admin.start()
+        for i in 0..<(stoppedAt + 100) {
+            let value = "v\(i)-" + String(repeating: "z", count: 200)
+            try #require(admin.write("/local/domain/5/data/x", value, tx: adminTx).isOK)
+            try #require(admin.read("/local/domain/5/data/x", tx: adminTx).text == value)
+        }
+        #expect(admin.end(adminTx).isOK)
+    }
+
+    /// Closing a connection or RESET_WATCHES gives its transactions' bytes back.
+    @Test func droppedTransactionsReleaseTheirBytes() {
+        let tx = guest.start()
+        #expect(guest.write("/local/domain/5/data/x", "1", tx: tx).isOK)
+        #expect(guestTransactionBytes > 0)
+        #expect(guest.request(.resetWatches, []).isOK)
+        #expect(guestTransactionBytes == 0)
+        let second = TestClient(server, caller: Caller(domid: 5, privileged: false))
+        let tx2 = second.start()
+        #expect(second.write("/local/domain/5/data/x", "2", tx: tx2).isOK)
+        #expect(guestTransactionBytes > 0)
+        server.closeConnection(second.id)
+        #expect(guestTransactionBytes == 0)
+    }
+}
