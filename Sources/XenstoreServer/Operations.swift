@@ -91,6 +91,8 @@ public final class WorkCounters {
     public internal(set) var directoryPartEntriesVisited = 0
     /// Requests re-executed when transactions were replayed onto a newer head.
     public internal(set) var transactionRequestsReplayed = 0
+    /// Privileged transactions whose conflicts were traced to the commits that caused them.
+    public internal(set) var conflictsBlamed = 0
 
     /// All zero.
     public init() {}

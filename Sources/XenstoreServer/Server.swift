@@ -72,6 +72,9 @@ public final class Server {
     var effects: [ServerEffect] = []
     var nextConnection: UInt32 = 1
     var nextTransaction: UInt32 = 1
+    /// Per privileged connection in a run of EAGAINs: the unprivileged domains whose commits
+    /// caused them (see `blameConflict`); not read while that connection's transaction is protected.
+    var conflictCulprits: [ConnectionID: Set<UInt32>] = [:]
     /// The one transaction protected from starvation, if any (see `protectIfStarving`).
     var protectedTransaction: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
     var now: Int64
@@ -134,6 +137,7 @@ public final class Server {
 
     /// Closes a connection, dropping its watches and open transactions.
     public func closeConnection(_ id: ConnectionID) {
+        conflictCulprits[id] = nil
         if let connection = connections[id] {
             for transaction in connection.transactions.values { release(transaction, of: connection) }
         }
@@ -188,7 +192,27 @@ public final class Server {
     /// client that does not read its replies).
     public func wantsInput(_ id: ConnectionID) -> Bool {
         guard let connection = connections[id] else { return false }
+        if isThrottled(connection) { return false }
         return !connection.isBroken && connection.output.count < Limits.maxQueuedRepliesBeforeBackpressure
+    }
+
+    /// Conflict-based rate limiting (XSA-206): an unprivileged domain blamed for the EAGAINs of
+    /// a starving privileged connection is not read while that connection's protected
+    /// transaction is open, so it cannot invalidate it again; its requests wait in its ring or
+    /// socket. The throttle ends with the protection: when the transaction ends, its connection
+    /// closes, or `Limits.starvationProtectionSeconds` after it began (noticed at the next request).
+    func isThrottled(_ connection: Connection) -> Bool {
+        guard !connection.caller.privileged, protectedTransaction != nil,
+              let (owner, _) = activeProtection(),
+              let culprits = conflictCulprits[owner.id] else { return false }
+        return culprits.contains(connection.caller.domid)
+    }
+
+    /// Whether the shell should read `id` now (`wantsInput`), and if not because of conflict
+    /// rate limiting rather than output back-pressure.
+    public func isRateLimited(_ id: ConnectionID) -> Bool {
+        guard let connection = connections[id] else { return false }
+        return isThrottled(connection)
     }
 
     /// Removes and returns up to `maxBytes` of output for a connection.
@@ -402,6 +426,7 @@ public final class Server {
                 connection.consecutiveConflicts += 1
             } else {
                 connection.consecutiveConflicts = 0
+                conflictCulprits[connection.id] = nil
             }
             return outcome
         case .getDomainPath:
@@ -572,7 +597,10 @@ public final class Server {
             apply(workspace)
             return .ok
         }
-        guard let replay = replay(transaction, onto: head.root, for: connection) else { return .failure(.EAGAIN) }
+        guard let replay = replay(transaction, onto: head.root, for: connection) else {
+            blameConflict(transaction, of: connection)
+            return .failure(.EAGAIN)
+        }
         if replay.root === head.root { return .ok }
         if wouldStarveProtected(replay.root, ending: transaction) { return .failure(.EAGAIN) }
         let merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,

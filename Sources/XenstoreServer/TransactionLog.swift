@@ -144,6 +144,16 @@ struct TransactionLog {
         }
     }
 
+    /// Whether a change at `path` could have changed an outcome this log records: the log has
+    /// an entry about `path`, an ancestor of it, or a descendant of it.
+    func mentions(relatedTo path: [UInt8]) -> Bool {
+        if let here = marks[path], here.entryAt >= 0 || here.entryBelow >= 0 { return true }
+        for ancestor in TransactionLog.ancestors(of: path) {
+            if let at = marks[ancestor]?.entryAt, at >= 0 { return true }
+        }
+        return false
+    }
+
     /// Whether an outcome is a success.
     static func succeeded(_ outcome: Outcome) -> Bool {
         if case .success = outcome { return true }
@@ -235,6 +245,37 @@ extension Server {
     /// Whether two watch triggers fire the same events (same node, same visibility, no removal).
     static func sameEvent(_ a: WatchTrigger, _ b: WatchTrigger) -> Bool {
         a.path == b.path && a.removedSubtree == nil && b.removedSubtree == nil && a.visibleThrough == b.visibleThrough
+    }
+
+    /// After a privileged connection's transaction failed a replay: remembers the unprivileged
+    /// domains that authored a commit since the transaction's base changing a node the
+    /// transaction's log is about (its own node, an ancestor or a descendant). Only the newest
+    /// `Limits.conflictBlameCommits` commits are examined; guests' commits are small (quotas),
+    /// so each costs what it changed.
+    func blameConflict(_ transaction: Transaction, of connection: Connection) {
+        guard connection.caller.privileged else { return }
+        var culprits = conflictCulprits[connection.id] ?? []
+        var commit = history.head
+        var examined = 0
+        while commit !== transaction.base, examined < Limits.conflictBlameCommits,
+              let parent = commit.parents.first {
+            examined += 1
+            if commit.author != 0 && !culprits.contains(commit.author) {
+                var related = false
+                TreeDiff.changes(from: parent.root, to: commit.root) { change in
+                    if related { return }
+                    let components: [[UInt8]]
+                    switch change {
+                    case .added(let path, _), .removed(let path, _), .modified(let path, _, _): components = path
+                    }
+                    related = transaction.log.mentions(relatedTo: NodePath(components: components).bytes)
+                }
+                if related { culprits.insert(commit.author) }
+            }
+            commit = parent
+        }
+        counters.conflictsBlamed += 1
+        conflictCulprits[connection.id] = culprits.isEmpty ? nil : culprits
     }
 
     /// Forgets the bytes an ended or dropped transaction held against its domain's `memory` quota.

@@ -59,6 +59,9 @@ public enum Limits {
     /// Seconds a protected transaction keeps its protection (a stalled client cannot hold
     /// everyone else's commits back for longer).
     public static let starvationProtectionSeconds: Int64 = 2
+    /// Commits examined, newest first, to find which domains caused a privileged transaction's
+    /// conflict (conflict-based rate limiting; older culprits are not blamed).
+    public static let conflictBlameCommits = 1024
     /// Ancestor steps searched for a merge base before a merge is declared a conflict.
     public static let mergeBaseSearchDepth = 1 << 16
 }
