@@ -539,7 +539,8 @@ public final class Server {
     /// becomes the protected one (one at a time, for `Limits.starvationProtectionSeconds`): until
     /// it ends, another transaction whose commit would turn its outcomes stale is refused with
     /// EAGAIN instead. Only dom0 clients (the toolstack) are protected, so a guest cannot use
-    /// this to hold anybody's commits back; plain writes are never refused.
+    /// this to hold anybody's commits back; plain writes are never refused, but the guests
+    /// blamed for the connection's EAGAINs are not read meanwhile (`isThrottled`).
     func protectIfStarving(_ connection: Connection, transaction id: UInt32) {
         guard connection.caller.privileged, connection.consecutiveConflicts >= Limits.starvationConflicts else { return }
         if activeProtection() != nil { return }
