@@ -88,11 +88,6 @@ struct DatabaseTests {
     }
 }
 
-/// Runs xsctl (built next to the daemon) and returns its exit status and output.
-private func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
-    try runCapturing(Programs.packageRoot + "/.build/debug/xsctl", ["--socket", socket] + arguments, mergingStandardError: true)
-}
-
 @Suite("history commands of xsctl", .serialized)
 struct HistoryCommandTests {
     @Test("log, show, diff, blame, bisect, checkout, restore and revert")

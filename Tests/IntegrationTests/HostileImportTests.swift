@@ -6,11 +6,6 @@ import XenstoreHost
 import XenstoreStore
 import XenstoreWire
 
-/// Runs xsctl (built next to the daemon) and returns its exit status and output.
-private func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
-    try runCapturing(Programs.packageRoot + "/.build/debug/xsctl", ["--socket", socket] + arguments, mergingStandardError: true)
-}
-
 /// Writes a git object into `repository` without git's own checks (`hash-object --literally`).
 private func writeObject(_ repository: String, type: String, _ body: [UInt8], scratch: String) throws -> String {
     let file = scratch + "/object"

@@ -95,10 +95,7 @@ import XenstoreWire
     let guest: TestClient
 
     init() {
-        admin = TestClient(server)
-        guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
-        admin.mkdir("/local/domain/5")
-        admin.setPerms("/local/domain/5", "n5")
+        (admin, guest) = adminAndGuest(server)
         admin.write("/local/domain/5/data/x", "0")
         admin.setPerms("/local/domain/5/data", "n5")
         admin.setPerms("/local/domain/5/data/x", "n5")
@@ -248,10 +245,7 @@ import XenstoreWire
         admin = TestClient(server)
         guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
         bystander = TestClient(server, caller: Caller(domid: 6, privileged: false))
-        for domid in [5, 6] {
-            admin.mkdir("/local/domain/\(domid)")
-            admin.setPerms("/local/domain/\(domid)", "n\(domid)")
-        }
+        for domid: UInt32 in [5, 6] { giveHome(to: domid, by: admin) }
         admin.write("/local/domain/5/state", "0")
         admin.setPerms("/local/domain/5/state", "n5")
     }
