@@ -208,7 +208,13 @@ extension Server {
     /// is unchanged). Privileged callers are not limited.
     func runInTransaction(_ operation: NodeOperation, _ transaction: Transaction, on connection: Connection,
                           _ context: OperationContext) -> Outcome {
+        // Take the workspace out of the transaction so that it is changed in place (a second
+        // reference would make every request copy its trigger list); what a refused request
+        // changed is undone below.
         var workspace = transaction.workspace
+        transaction.workspace = Workspace(root: workspace.root)
+        let savedRoot = workspace.root
+        let savedOwnedNodesDelta = workspace.ownedNodesDelta
         let triggersBefore = workspace.triggers.count
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
         let placement = transaction.log.placement(of: operation, outcome)
@@ -229,6 +235,10 @@ extension Server {
         let domid = connection.caller.domid
         if !connection.caller.privileged,
            Quotas.exceeds((transactionBytes[domid] ?? 0) + delta, context.quotas.memory) {
+            workspace.root = savedRoot
+            workspace.ownedNodesDelta = savedOwnedNodesDelta
+            workspace.triggers.removeSubrange(triggersBefore...)
+            transaction.workspace = workspace
             return .failure(.ENOMEM)
         }
         if let newTrigger {

@@ -185,11 +185,13 @@ import XenstoreWire
         let tx = guest.start()
         #expect(guest.read("/local/domain/5/other", tx: tx).text == "0")
         var failedAt: Int? = nil
+        var lastWritten = ""
         for i in 0..<200_000 {
             let value = "v\(i)-" + String(repeating: "z", count: 200)
             let write = guest.write("/local/domain/5/data/x", value, tx: tx)
             if write.error == .ENOMEM { failedAt = i; break }
             try #require(write.isOK, "write \(i): \(write)")
+            lastWritten = value
             let read = guest.read("/local/domain/5/data/x", tx: tx)
             if read.error == .ENOMEM { failedAt = i; break }
             try #require(read.text == value)
@@ -206,8 +208,11 @@ import XenstoreWire
         // Another transaction of the same domain is refused too: the quota is per domain.
         let other = guest.start()
         #expect(guest.write("/local/domain/5/other", String(repeating: "y", count: 1000), tx: other).error == .ENOMEM)
-        #expect(guest.end(tx, commit: false).isOK)
         #expect(guest.end(other, commit: false).isOK)
+        // The refused requests left the transaction as it was: it commits what was accepted.
+        #expect(guest.end(tx).isOK)
+        #expect(admin.read("/local/domain/5/data/x").text == lastWritten)
+        #expect(admin.read("/local/domain/5/other").text == "0")
         #expect(guestTransactionBytes == 0)
         // dom0 doing the same is not limited.
         let adminTx = admin.start()
