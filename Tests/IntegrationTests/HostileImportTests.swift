@@ -87,6 +87,15 @@ struct HostileImportTests {
         #expect(goodCheckout.status == 0, "\(goodCheckout.output)")
         #expect((try? String(contentsOfFile: good + "/shared/key/.value", encoding: .utf8)) == "0")
 
+        // A daemon started on the hostile database refuses it, naming the rule.
+        do {
+            let refused = try Daemon(extraArguments: ["--database", evil])
+            refused.stop()
+            Issue.record("xenstored started on a database whose head has a child named ../../escaped-by-pull")
+        } catch {
+            #expect("\(error)".contains("contains '/'"), "\(error)")
+        }
+
         // Other failures say which request failed and what the error means.
         let read = try xsctl(socket: sock, "read", "/nothere")
         #expect(read.status != 0 && read.output.contains("read /nothere: ENOENT (no such node or revision)"), "\(read.output)")
