@@ -23,7 +23,7 @@ let package = Package(
     targets: [
         // CORE (pure Swift, no I/O, compiled in Embedded mode for the stub domain too)
         .target(name: "XenstoreWire", swiftSettings: coreSettings),
-        .target(name: "XenstoreStore", swiftSettings: coreSettings),
+        .target(name: "XenstoreStore", dependencies: ["XenstoreWire"], swiftSettings: coreSettings),
         .target(name: "XenstoreServer", dependencies: ["XenstoreWire", "XenstoreStore"], swiftSettings: coreSettings),
         .target(name: "XenstoreBlock", dependencies: ["XenstoreStore"], swiftSettings: coreSettings),
         .target(name: "XenstoreRing", dependencies: ["XenstoreWire", "XenstoreServer"], swiftSettings: coreSettings),

@@ -75,7 +75,8 @@ $(IMAGE_DIR)/single/swift.o: $(IMAGE_CORE_SRCS) $(IMAGE_GLUE_SRCS) $(IMAGE_RUNTI
 
 # ---- Swift: layout "modules" — each core module separately (as scripts/embedded-check.sh), then the glue.
 $(IMAGE_DIR)/modules/XenstoreWire.o: $(wildcard Sources/XenstoreWire/*.swift) mk/image.mk | $(IMAGE_DIR)/modules
-$(IMAGE_DIR)/modules/XenstoreStore.o: $(wildcard Sources/XenstoreStore/*.swift) mk/image.mk | $(IMAGE_DIR)/modules
+$(IMAGE_DIR)/modules/XenstoreStore.o: $(wildcard Sources/XenstoreStore/*.swift) \
+        $(IMAGE_DIR)/modules/XenstoreWire.o mk/image.mk | $(IMAGE_DIR)/modules
 $(IMAGE_DIR)/modules/XenstoreServer.o: $(wildcard Sources/XenstoreServer/*.swift) \
         $(IMAGE_DIR)/modules/XenstoreWire.o $(IMAGE_DIR)/modules/XenstoreStore.o mk/image.mk | $(IMAGE_DIR)/modules
 $(IMAGE_DIR)/modules/XenstoreRing.o: $(wildcard Sources/XenstoreRing/*.swift) \

@@ -22,6 +22,20 @@ public struct NodeChange: Equatable {
     public var newPerms: ObjectID?
 }
 
+/// Why history from elsewhere was refused, in words naming the commit, the object and the rule.
+public struct ImportError: Error, CustomStringConvertible, Equatable {
+    /// The message.
+    public let description: String
+
+    /// Wraps a message.
+    public init(_ description: String) { self.description = description }
+}
+
+extension GitDecodingError: CustomStringConvertible {
+    /// `TreeValidation`'s wording: the object and the rule it breaks.
+    public var description: String { String(decoding: explanation, as: UTF8.self) }
+}
+
 /// Read-only queries over the history in a `GitDatabase`.
 public final class HistoryBrowser {
     /// The database read.
@@ -220,22 +234,56 @@ public final class HistoryBrowser {
         return order.map { "\($0): " + (blamed[$0] ?? "(older than the searched history)") }
     }
 
-    /// Writes the tree of a revision into `directory` as directories with `.value` and `.perms` files.
-    public func checkout(_ commit: ObjectID, into directory: String) -> Bool {
-        guard let record = database.commitRecord(commit) else { return false }
+    /// Checks every commit in `commits` (e.g. those a pull would bring in) as the daemon would
+    /// load them: the commit must parse and its tree must pass `TreeValidation`. Subtrees shared
+    /// between the commits are read once.
+    public func validateImport(_ commits: [ObjectID]) throws(ImportError) {
+        try HistoryBrowser.validateImport(commits) { self.database.readObject($0) }
+    }
+
+    /// `validateImport` over objects from `read` (e.g. a quarantine repository, then the database).
+    public static func validateImport(_ commits: [ObjectID],
+                                      reading read: (ObjectID) -> (type: String, body: [UInt8])?) throws(ImportError) {
+        var checked = TreeValidation.Checked()
+        for id in commits {
+            guard let (type, body) = read(id) else {
+                throw ImportError("commit \(hexString(id)) is missing (or packed: only loose objects are read)")
+            }
+            guard type == "commit", let record = try? GitDecoding.parseCommit(body, id: id) else {
+                throw ImportError("commit \(hexString(id)): not a commit this daemon can read")
+            }
+            do throws(GitDecodingError) {
+                try TreeValidation.validate(record.tree, checked: &checked) { read($0)?.body }
+            } catch {
+                throw ImportError("commit \(hexString(id)): \(error)")
+            }
+        }
+    }
+
+    /// Writes the tree of a revision into `directory` as directories with `.value` and `.perms`
+    /// files. The whole tree is validated first (`validateImport`), so every name written is one
+    /// path component of `[A-Za-z0-9-_@]`: nothing is written outside `directory`, and existing
+    /// symbolic links inside it are never followed.
+    public func checkout(_ commit: ObjectID, into directory: String) throws(ImportError) {
+        try validateImport([commit])
+        guard let record = database.commitRecord(commit) else { throw ImportError("commit \(hexString(commit)) is missing") }
         var stack: [(String, ObjectID)] = [(directory, record.tree)]
         while let (dir, tree) = stack.popLast().map({ ($0.0, $0.1) }) {
-            guard let ids = node(tree) else { return false }
-            mkdir(dir, 0o755)
+            guard let ids = node(tree) else { throw ImportError("tree \(hexString(tree)) is missing") }
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw ImportError("cannot create \(dir): \(String(cString: strerror(errno)))") }
+            var status = stat()
+            guard lstat(dir, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+                throw ImportError("\(dir) exists and is not a directory")
+            }
             for (name, blob) in [(".value", ids.value), (".perms", ids.perms)] {
-                guard let body = blob.flatMap({ database.readObject($0)?.body }) else { return false }
-                let fd = open(dir + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-                guard fd >= 0 else { return false }
+                guard let blob else { continue }
+                guard let body = database.readObject(blob)?.body else { throw ImportError("blob \(hexString(blob)) is missing") }
+                let fd = open(dir + "/" + name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644)
+                guard fd >= 0 else { throw ImportError("cannot write \(dir)/\(name): \(String(cString: strerror(errno)))") }
                 _ = body.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
                 close(fd)
             }
             for (name, child) in ids.children { stack.append((dir + "/" + name, child)) }
         }
-        return true
     }
 }

@@ -91,13 +91,17 @@ struct Watch {
 }
 
 /// An open transaction: a branch from the head at TRANSACTION_START, its working tree, and the
-/// log of every request with the outcome the client saw — what a rebase replays and re-validates.
+/// log of its requests with the outcomes the client saw — what a rebase replays and re-validates.
 final class Transaction {
     let id: UInt32
     let base: Commit
     var workspace: Workspace
-    var log: [(NodeOperation, Outcome)] = []
+    var log = TransactionLog()
     var touched: Set<NodePath> = []
+    /// Index in `workspace.triggers` of the latest trigger of each path (for one event per node).
+    var lastTrigger: [[UInt8]: Int] = [:]
+    /// Bytes held for this transaction, accounted against its domain's `memory` quota.
+    var heldBytes = 0
 
     init(id: UInt32, base: Commit) {
         self.id = id

@@ -29,6 +29,11 @@ extension Server {
             out += Payload.bytes("\ncommits: ") + Payload.decimal(history.commitCount)
             out += Payload.bytes("\nconnections: ") + Payload.decimal(connections.count)
             out += Payload.bytes("\ndomains: ") + Payload.decimal(domains.count)
+            var held = 0
+            for (_, bytes) in transactionBytes { held += bytes }
+            out += Payload.bytes("\ntransaction bytes: ") + Payload.decimal(held)
+            out += Payload.bytes("\ndirectory_part entries visited: ") + Payload.decimal(counters.directoryPartEntriesVisited)
+            out += Payload.bytes("\ntransaction requests replayed: ") + Payload.decimal(counters.transactionRequestsReplayed)
             if let extra = configuration.memoryReport?() { out += [0x0A] + extra }
             return Server.text(out)
         case Payload.bytes("history"):
@@ -68,6 +73,7 @@ extension Server {
             out += Payload.bytes("Domain ") + Payload.decimal(id) + Payload.bytes(":\n")
             out += Payload.bytes("nodes: ") + Payload.decimal(ownedNodes[id] ?? 0) + [0x0A]
             out += Payload.bytes("watches: ") + Payload.decimal(watchCount(of: id)) + [0x0A]
+            out += Payload.bytes("memory: ") + Payload.decimal(transactionBytes[id] ?? 0) + [0x0A]
             return Server.text(out)
         }
         for name in Quotas.names {

@@ -5,7 +5,7 @@ import XenstoreWire
 
 /// A request that reads or changes nodes. The same value is executed live, inside a
 /// transaction, and again when a transaction is replayed onto a newer head.
-public enum NodeOperation: Equatable, Sendable {
+public enum NodeOperation: Hashable, Sendable {
     case read(NodePath)
     case write(NodePath, value: [UInt8])
     case mkdir(NodePath)
@@ -84,6 +84,20 @@ public struct Workspace {
     }
 }
 
+/// Counts of work the server did, for tests and CONTROL `memreport`: they show that costs are
+/// bounded by what a request returns or changes, not by the size of the store.
+public final class WorkCounters {
+    /// Child entries examined by DIRECTORY_PART requests.
+    public internal(set) var directoryPartEntriesVisited = 0
+    /// Requests re-executed when transactions were replayed onto a newer head.
+    public internal(set) var transactionRequestsReplayed = 0
+    /// Privileged transactions whose conflicts were traced to the commits that caused them.
+    public internal(set) var conflictsBlamed = 0
+
+    /// All zero.
+    public init() {}
+}
+
 /// What an operation needs to know beyond the tree: who asks, under which quotas, and how
 /// many nodes each domain owns in the committed store.
 struct OperationContext {
@@ -93,6 +107,8 @@ struct OperationContext {
     let generations: GenerationCounter
     /// Whether a domain exists (owners named in SET_PERMS must).
     let domainExists: (UInt32) -> Bool
+    /// Where the work done is counted (a private counter when the caller does not care).
+    var counters = WorkCounters()
 
     func ownedNodes(_ domid: UInt32, _ workspace: Workspace) -> Int {
         (committedOwnedNodes[domid] ?? 0) + (workspace.ownedNodesDelta[domid] ?? 0)
@@ -152,7 +168,7 @@ enum NodeOperations {
             }
         case .directoryPart(let path, let offset):
             switch access(path, .read, in: workspace, context) {
-            case .success(let node): return .success(directoryPart(node, offset: offset))
+            case .success(let node): return .success(directoryPart(node, offset: offset, counters: context.counters))
             case .failure(let error): return .failure(error)
             }
         case .write(let path, let value):
@@ -167,28 +183,15 @@ enum NodeOperations {
     }
 
     /// DIRECTORY_PART: `<generation>\0` then as many whole child names from byte `offset` of the
-    /// child list as fit; an extra NUL marks the end of the list.
-    static func directoryPart(_ node: Node, offset: Int) -> [UInt8] {
+    /// child list as fit; an extra NUL marks the end of the list. The slice is taken from the
+    /// (chunked) child list directly, so each call costs what it returns plus at most one chunk.
+    static func directoryPart(_ node: Node, offset: Int, counters: WorkCounters) -> [UInt8] {
         var out = Payload.decimal(node.generation)
         out.append(0)
-        let list = Payload.join(node.childNames)
-        if offset >= list.count {
-            out.append(0)
-            return out
-        }
-        let maximum = Limits.payloadMax - out.count - 1
-        var length = 0
-        var position = offset
-        while position < list.count {
-            var end = position
-            while end < list.count && list[end] != 0 { end += 1 }
-            let nameLength = end - position
-            if length + nameLength >= maximum { break }
-            length += nameLength + 1
-            position = end + 1
-        }
-        out.append(contentsOf: list[offset..<(offset + length)])
-        if offset + length >= list.count { out.append(0) }
+        let slice = node.children.nameListSlice(fromByte: offset, maxBytes: Limits.payloadMax - out.count - 1)
+        counters.directoryPartEntriesVisited += slice.visited
+        out.append(contentsOf: slice.bytes)
+        if slice.atEnd { out.append(0) }
         return out
     }
 

@@ -1,5 +1,6 @@
 // Xenstore path rules: canonicalisation of relative paths, validation, and splitting into components.
 
+import XenstoreStore
 import XenstoreWire
 
 /// A validated, canonical (absolute) Xenstore node path such as `/local/domain/3/name`.
@@ -62,12 +63,7 @@ public enum PathRules {
 
     /// Whether every byte is in `[A-Za-z0-9-/_@]`.
     static func hasValidCharacters(_ bytes: [UInt8]) -> Bool {
-        for byte in bytes {
-            switch byte {
-            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2F, 0x5F, 0x40: continue
-            default: return false
-            }
-        }
+        for byte in bytes where !TreeValidation.isPathCharacter(byte) { return false }
         return true
     }
 

@@ -20,7 +20,8 @@ public struct Quotas: Equatable, Sendable {
     public var pathMax = Limits.relativePathMax
     /// Requests awaiting their reply (`outstanding`).
     public var outstanding = Limits.defaultOutstandingPerDomain
-    /// Bytes of memory attributed to the domain (`memory`); accepted and reported, see README.
+    /// Bytes the domain may hold in its open transactions (`memory`): request logs and pending
+    /// watch triggers; over it a transaction request gets ENOMEM (see docs/quotas.md).
     public var memory = Limits.defaultMemoryPerDomain
 
     /// The C xenstored defaults.

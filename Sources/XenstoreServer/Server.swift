@@ -87,16 +87,23 @@ public final class Server {
     var connectionOrder: [ConnectionID] = []
     var domains: [UInt32: DomainRecord] = [:]
     var ownedNodes: [UInt32: Int] = [:]
+    /// Bytes each domain holds in its open transactions (see `runInTransaction`).
+    var transactionBytes: [UInt32: Int] = [:]
     var specialPermissions: [[UInt8]: Permissions] = [:]
     var effects: [ServerEffect] = []
     var nextConnection: UInt32 = 1
     var nextTransaction: UInt32 = 1
+    /// Per privileged connection in a run of EAGAINs: the unprivileged domains whose commits
+    /// caused them (see `blameConflict`); not read while that connection's transaction is protected.
+    var conflictCulprits: [ConnectionID: Set<UInt32>] = [:]
     /// The one transaction protected from starvation, if any (see `protectIfStarving`).
     var protectedTransaction: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
     var now: Int64
     /// Room left in the durable store. The shell sets it after opening the store, after every
     /// durable batch, and whenever it re-measures (a file system can also gain room from outside).
     public var storageState: StorageState = .available
+    /// Work done so far, counted (see `WorkCounters`).
+    public let counters = WorkCounters()
     /// Loads a commit that is not held in memory (from a persistent history); nil if unknown.
     public var revisionLoader: ((ObjectID) -> Commit?)? = nil
 
@@ -155,6 +162,10 @@ public final class Server {
 
     /// Closes a connection, dropping its watches and open transactions.
     public func closeConnection(_ id: ConnectionID) {
+        conflictCulprits[id] = nil
+        if let connection = connections[id] {
+            for transaction in connection.transactions.values { release(transaction, of: connection) }
+        }
         connections[id] = nil
         if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
     }
@@ -206,7 +217,27 @@ public final class Server {
     /// client that does not read its replies).
     public func wantsInput(_ id: ConnectionID) -> Bool {
         guard let connection = connections[id] else { return false }
+        if isThrottled(connection) { return false }
         return !connection.isBroken && connection.output.count < Limits.maxQueuedRepliesBeforeBackpressure
+    }
+
+    /// Conflict-based rate limiting (XSA-206): an unprivileged domain blamed for the EAGAINs of
+    /// a starving privileged connection is not read while that connection's protected
+    /// transaction is open, so it cannot invalidate it again; its requests wait in its ring or
+    /// socket. The throttle ends with the protection: when the transaction ends, its connection
+    /// closes, or `Limits.starvationProtectionSeconds` after it began (noticed at the next request).
+    func isThrottled(_ connection: Connection) -> Bool {
+        guard !connection.caller.privileged, protectedTransaction != nil,
+              let (owner, _) = activeProtection(),
+              let culprits = conflictCulprits[owner.id] else { return false }
+        return culprits.contains(connection.caller.domid)
+    }
+
+    /// Whether the shell should read `id` now (`wantsInput`), and if not because of conflict
+    /// rate limiting rather than output back-pressure.
+    public func isRateLimited(_ id: ConnectionID) -> Bool {
+        guard let connection = connections[id] else { return false }
+        return isThrottled(connection)
     }
 
     /// Removes and returns up to `maxBytes` of output for a connection.
@@ -400,6 +431,7 @@ public final class Server {
             return unwatch(payload, on: connection)
         case .resetWatches:
             connection.watches.removeAll()
+            for open in connection.transactions.values { release(open, of: connection) }
             connection.transactions.removeAll()
             connection.abortedTransactions.removeAll()
             return .ok
@@ -412,12 +444,14 @@ public final class Server {
                 return .failure(.EINVAL)
             }
             connection.transactions[transaction.id] = nil
+            release(transaction, of: connection)
             if argument == [0x46] { return .ok }
             let outcome = commit(transaction, by: connection)
             if case .failure(.EAGAIN) = outcome {
                 connection.consecutiveConflicts += 1
             } else {
                 connection.consecutiveConflicts = 0
+                conflictCulprits[connection.id] = nil
             }
             return outcome
         case .getDomainPath:
@@ -464,7 +498,7 @@ public final class Server {
     func context(for connection: Connection) -> OperationContext {
         OperationContext(caller: connection.caller, quotas: quotas(for: connection.caller),
                          committedOwnedNodes: ownedNodes, generations: history.generations,
-                         domainExists: { [unowned(unsafe) self] in self.domainExists($0) })
+                         domainExists: { [unowned(unsafe) self] in self.domainExists($0) }, counters: counters)
     }
 
     /// Runs a node operation: inside a transaction on its branch, else directly on the head
@@ -478,9 +512,7 @@ public final class Server {
                     return .failure(.ENOSPC)
                 }
             }
-            let outcome = NodeOperations.execute(operation, in: &transaction.workspace, context)
-            transaction.log.append((operation, outcome))
-            return outcome
+            return runInTransaction(operation, transaction, on: connection, context)
         }
         var workspace = Workspace(root: history.head.root)
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
@@ -532,7 +564,8 @@ public final class Server {
     /// becomes the protected one (one at a time, for `Limits.starvationProtectionSeconds`): until
     /// it ends, another transaction whose commit would turn its outcomes stale is refused with
     /// EAGAIN instead. Only dom0 clients (the toolstack) are protected, so a guest cannot use
-    /// this to hold anybody's commits back; plain writes are never refused.
+    /// this to hold anybody's commits back; plain writes are never refused, but the guests
+    /// blamed for the connection's EAGAINs are not read meanwhile (`isThrottled`).
     func protectIfStarving(_ connection: Connection, transaction id: UInt32) {
         guard connection.caller.privileged, connection.consecutiveConflicts >= Limits.starvationConflicts else { return }
         if activeProtection() != nil { return }
@@ -555,17 +588,8 @@ public final class Server {
     /// fail, when it would still succeed against the current head.
     func wouldStarveProtected(_ newRoot: Node, ending: Transaction) -> Bool {
         guard let (owner, protected) = activeProtection(), protected !== ending else { return false }
-        func validates(on root: Node) -> Bool {
-            var replay = Workspace(root: root)
-            let context = context(for: owner)
-            for (operation, recorded) in protected.log {
-                if !Server.sameOutcome(operation, recorded, NodeOperations.execute(operation, in: &replay, context)) {
-                    return false
-                }
-            }
-            return true
-        }
-        return validates(on: history.head.root) && !validates(on: newRoot)
+        return replay(protected, onto: history.head.root, for: owner) != nil
+            && replay(protected, onto: newRoot, for: owner) == nil
     }
 
     /// Whether a replayed outcome is what the client saw. DIRECTORY_PART's generation count
@@ -599,11 +623,9 @@ public final class Server {
             apply(workspace)
             return .ok
         }
-        var replay = Workspace(root: head.root)
-        let context = context(for: connection)
-        for (operation, recorded) in transaction.log {
-            let replayed = NodeOperations.execute(operation, in: &replay, context)
-            if !Server.sameOutcome(operation, recorded, replayed) { return .failure(.EAGAIN) }
+        guard let replay = replay(transaction, onto: head.root, for: connection) else {
+            blameConflict(transaction, of: connection)
+            return .failure(.EAGAIN)
         }
         if replay.root === head.root { return .ok }
         if wouldStarveProtected(replay.root, ending: transaction) { return .failure(.EAGAIN) }

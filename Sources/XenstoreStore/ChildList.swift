@@ -50,8 +50,9 @@ public struct ChildList: RandomAccessCollection, Sendable {
 
     enum Storage {
         case flat([Child])
-        /// The chunks, and the index of the first entry of each.
-        case chunked([ChildChunk], [Int])
+        /// The chunks, the index of the first entry of each, and the byte offset of each chunk's
+        /// first name in the NUL-separated name list (what DIRECTORY_PART offsets count).
+        case chunked([ChildChunk], [Int], [Int])
     }
 
     let storage: Storage
@@ -93,13 +94,18 @@ public struct ChildList: RandomAccessCollection, Sendable {
 
     private static func chunkedStorage(_ chunks: [ChildChunk]) -> Storage {
         var starts: [Int] = []
+        var byteStarts: [Int] = []
         starts.reserveCapacity(chunks.count)
+        byteStarts.reserveCapacity(chunks.count)
         var position = 0
+        var bytes = 0
         for chunk in chunks {
             starts.append(position)
+            byteStarts.append(bytes)
             position += chunk.entries.count
+            bytes += chunk.nameBytes
         }
-        return .chunked(chunks, starts)
+        return .chunked(chunks, starts, byteStarts)
     }
 
     /// Always 0.
@@ -112,7 +118,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
         switch storage {
         case .flat(let entries):
             return entries[index]
-        case .chunked(let chunks, let starts):
+        case .chunked(let chunks, let starts, _):
             precondition(index >= 0 && index < count, "child index out of range")
             var low = 0
             var high = starts.count - 1
@@ -137,7 +143,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
                 guard offset < entries.count else { return nil }
                 offset += 1
                 return entries[offset - 1]
-            case .chunked(let chunks, _):
+            case .chunked(let chunks, _, _):
                 guard chunk < chunks.count else { return nil }
                 let child = chunks[chunk].entries[offset]
                 offset += 1
@@ -160,10 +166,63 @@ public struct ChildList: RandomAccessCollection, Sendable {
             var bytes = 0
             for entry in entries { bytes += entry.name.count + 1 }
             return bytes
-        case .chunked(let chunks, _):
-            var bytes = 0
-            for chunk in chunks { bytes += chunk.nameBytes }
-            return bytes
+        case .chunked(let chunks, _, let byteStarts):
+            guard let last = chunks.last else { return 0 }
+            return byteStarts[byteStarts.count - 1] + last.nameBytes
+        }
+    }
+
+    /// A slice of the NUL-separated name list (`name\0name\0...`) for DIRECTORY_PART: from byte
+    /// `offset` (which may fall inside a name, as C xenstored allows), as many whole names as fit
+    /// in fewer than `maxBytes` name bytes, each with its NUL. `atEnd` tells whether the slice
+    /// reaches the end of the list; `visited` counts the entries examined, which is at most one
+    /// chunk (or the flat list) plus the entries returned: a large directory served by many
+    /// calls costs time linear in its size, never the whole list per call.
+    public func nameListSlice(fromByte offset: Int, maxBytes: Int) -> (bytes: [UInt8], atEnd: Bool, visited: Int) {
+        var visited = 0
+        // Find the entry containing byte `offset`, and how far into its name the offset falls.
+        var entries: [Child]
+        var chunkIndex = 0
+        var entryStart = 0
+        switch storage {
+        case .flat(let flat):
+            entries = flat
+        case .chunked(let chunks, _, let byteStarts):
+            var low = 0
+            var high = byteStarts.count - 1
+            while low < high {  // last chunk starting at or before `offset`
+                let mid = (low + high + 1) / 2
+                if byteStarts[mid] <= offset { low = mid } else { high = mid - 1 }
+            }
+            chunkIndex = low
+            entries = chunks.isEmpty ? [] : chunks[low].entries
+            entryStart = byteStarts.isEmpty ? 0 : byteStarts[low]
+        }
+        var index = 0
+        while index < entries.count && entryStart + entries[index].name.count + 1 <= offset {
+            entryStart += entries[index].name.count + 1
+            index += 1
+            visited += 1
+        }
+        var out: [UInt8] = []
+        var skip = offset - entryStart  // bytes of the first name already sent
+        while true {
+            if index == entries.count {
+                guard case .chunked(let chunks, _, _) = storage, chunkIndex + 1 < chunks.count else {
+                    return (out, true, visited)
+                }
+                chunkIndex += 1
+                entries = chunks[chunkIndex].entries
+                index = 0
+            }
+            let name = entries[index].name
+            visited += 1
+            let part = name.count - skip
+            if out.count + part >= maxBytes { return (out, false, visited) }
+            out.append(contentsOf: name[skip...])
+            out.append(0)
+            skip = 0
+            index += 1
         }
     }
 
@@ -198,7 +257,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
         case .flat(let entries):
             let (index, found) = ChildList.search(entries, name)
             return found ? entries[index].node : nil
-        case .chunked(let chunks, _):
+        case .chunked(let chunks, _, _):
             let entries = chunks[ChildList.chunkIndex(chunks, name)].entries
             let (index, found) = ChildList.search(entries, name)
             return found ? entries[index].node : nil
@@ -212,7 +271,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
         case .flat(let entries):
             guard let changed = ChildList.set(entries, name, node) else { return nil }
             return ChildList(changed)
-        case .chunked(var chunks, _):
+        case .chunked(var chunks, _, _):
             let position = ChildList.chunkIndex(chunks, name)
             guard let changed = ChildList.set(chunks[position].entries, name, node) else { return nil }
             if changed.count > ChildList.chunkLimit {
@@ -266,7 +325,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// both). For small lists that is simply the union of both lists' names.
     public static func unsharedNames(_ a: ChildList, _ b: ChildList) -> [[UInt8]] {
         var shared: Set<ObjectIdentifier> = []
-        if case .chunked(let left, _) = a.storage, case .chunked(let right, _) = b.storage {
+        if case .chunked(let left, _, _) = a.storage, case .chunked(let right, _, _) = b.storage {
             var leftChunks: Set<ObjectIdentifier> = []
             for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
             for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
@@ -278,7 +337,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
             switch list.storage {
             case .flat(let entries):
                 return entries.map { $0.name }
-            case .chunked(let chunks, _):
+            case .chunked(let chunks, _, _):
                 var out: [[UInt8]] = []
                 for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) {
                     for entry in chunk.entries { out.append(entry.name) }

@@ -6,6 +6,31 @@ public enum GitDecodingError: Error, Equatable, Sendable {
     case missingObject(ObjectID)
     /// An object does not have the shape this daemon writes (bad tree entry, perms blob, commit header).
     case malformed(ObjectID)
+    /// The tree or blob `id` breaks `rule` (`name`: the offending entry, empty for the tree itself).
+    case invalid(ObjectID, name: [UInt8], rule: TreeRule)
+
+    /// The error in words: `tree <id> entry '<name>': <rule>`, or what is missing or malformed.
+    public var explanation: [UInt8] {
+        func bytes(_ text: StaticString) -> [UInt8] {
+            var out: [UInt8] = []
+            text.withUTF8Buffer { out.append(contentsOf: $0) }
+            return out
+        }
+        switch self {
+        case .missingObject(let id):
+            return bytes("object ") + id.hex + bytes(" is missing")
+        case .malformed(let id):
+            return bytes("object ") + id.hex + bytes(" is malformed")
+        case .invalid(let id, let name, let rule):
+            var out = bytes("object ") + id.hex
+            if !name.isEmpty {
+                out += bytes(" entry '")
+                for byte in name.prefix(64) { out.append(byte >= 0x20 && byte < 0x7F ? byte : 0x3F) }
+                out += bytes(name.count > 64 ? "...'" : "'")
+            }
+            return out + bytes(": ") + bytes(rule.explanation)
+        }
+    }
 }
 
 /// The fields of a git commit object that the store uses.
@@ -78,6 +103,8 @@ public enum GitDecoding {
         public let isTree: Bool
         /// The id of the blob or tree.
         public let id: ObjectID
+        /// The mode as written in the tree (`40000`, `100644`, ...).
+        public let mode: [UInt8]
     }
 
     /// Parses a tree body into its entries.
@@ -90,44 +117,41 @@ public enum GitDecoding {
             let mode = Array(body[index..<space])
             let name = Array(body[(space + 1)..<nul])
             let entryID = ObjectID(bytes: Array(body[(nul + 1)..<(nul + 21)]))
-            entries.append(Entry(name: name, isTree: mode == GitEncoding.treeMode, id: entryID))
+            entries.append(Entry(name: name, isTree: mode == GitEncoding.treeMode, id: entryID, mode: mode))
             index = nul + 21
         }
         return entries
     }
 
     /// Rebuilds the node tree whose root tree is `rootID`; `fetch` returns an object's body
-    /// (nil when absent). Iterative, so deep trees need no deep stack. Node ids are remembered,
-    /// so unchanged subtrees are never hashed again.
-    public static func loadTree(_ rootID: ObjectID, generations: GenerationCounter,
+    /// (nil when absent). Every tree and blob is checked by `TreeValidation` against `limits`
+    /// first: a tree this daemon could not have written is rejected whole, naming the object
+    /// and the rule. Iterative, so deep trees need no deep stack. Node ids are remembered, so
+    /// unchanged subtrees are never hashed again.
+    public static func loadTree(_ rootID: ObjectID, generations: GenerationCounter, limits: ImportLimits = ImportLimits(),
                                 fetch: (ObjectID) -> [UInt8]?) throws(GitDecodingError) -> Node {
-        func open(_ id: ObjectID, _ name: [UInt8]) throws(GitDecodingError) -> PendingTree {
+        func open(_ id: ObjectID, _ name: [UInt8], pathLength: Int) throws(GitDecodingError) -> PendingTree {
             guard let body = fetch(id) else { throw .missingObject(id) }
-            let pending = PendingTree(id: id, name: name)
-            for entry in try parseTree(body, id: id) {
-                if entry.isTree {
-                    pending.childEntries.append(entry)
-                } else if entry.name == GitEncoding.valueEntry {
-                    guard let value = fetch(entry.id) else { throw .missingObject(entry.id) }
-                    pending.value = value
-                } else if entry.name == GitEncoding.permsEntry {
-                    guard let blob = fetch(entry.id) else { throw .missingObject(entry.id) }
-                    guard let permissions = Permissions(blob: blob) else { throw .malformed(entry.id) }
-                    pending.permissions = permissions
-                } else {
-                    throw .malformed(id)
-                }
+            let entries = try TreeValidation.checkNode(try parseTree(body, id: id), id: id, pathLength: pathLength,
+                                                       limits: limits)
+            let pending = PendingTree(id: id, name: name, pathLength: pathLength)
+            if let valueID = entries.value {
+                guard let value = fetch(valueID) else { throw .missingObject(valueID) }
+                try TreeValidation.checkValue(value, id: valueID, limits: limits)
+                pending.value = value
             }
-            guard pending.permissions != nil else { throw .malformed(id) }
-            pending.childEntries.sort { $0.name.lexicographicallyPrecedes($1.name) }
+            guard let blob = fetch(entries.permissions) else { throw .missingObject(entries.permissions) }
+            pending.permissions = try TreeValidation.permissions(blob, id: entries.permissions, limits: limits)
+            pending.childEntries = entries.children
             return pending
         }
-        var stack: [PendingTree] = [try open(rootID, [])]
+        var stack: [PendingTree] = [try open(rootID, [], pathLength: 1)]
         while let top = stack.last {
             if top.next < top.childEntries.count {
                 let entry = top.childEntries[top.next]
                 top.next += 1
-                stack.append(try open(entry.id, entry.name))
+                let length = TreeValidation.childPathLength(parentLength: top.pathLength, name: entry.name)
+                stack.append(try open(entry.id, entry.name, pathLength: length))
                 continue
             }
             stack.removeLast()
@@ -145,14 +169,16 @@ public enum GitDecoding {
 final class PendingTree {
     let id: ObjectID
     let name: [UInt8]
+    let pathLength: Int
     var value: [UInt8] = []
     var permissions: Permissions? = nil
     var childEntries: [GitDecoding.Entry] = []
     var next = 0
     var children: [Child] = []
 
-    init(id: ObjectID, name: [UInt8]) {
+    init(id: ObjectID, name: [UInt8], pathLength: Int) {
         self.id = id
         self.name = name
+        self.pathLength = pathLength
     }
 }

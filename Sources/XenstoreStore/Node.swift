@@ -35,7 +35,7 @@ public enum Access: UInt8, Sendable {
 }
 
 /// One permission entry: a domain and what it may do.
-public struct PermissionEntry: Equatable, Sendable {
+public struct PermissionEntry: Hashable, Sendable {
     /// The domain the entry is about.
     public var domid: UInt32
     /// What that domain may do.
@@ -75,7 +75,7 @@ public struct PermissionEntry: Equatable, Sendable {
 
 /// A node's permission list. The first entry names the owner and the default access of
 /// every domain not listed later.
-public struct Permissions: Equatable, Sendable {
+public struct Permissions: Hashable, Sendable {
     /// The entries, owner first; never empty.
     public var entries: [PermissionEntry]
 

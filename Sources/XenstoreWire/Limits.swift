@@ -33,7 +33,9 @@ public enum Limits {
     public static let defaultPermissionsPerNode = 5
     /// Default `outstanding` quota: requests of an unprivileged domain awaiting a reply.
     public static let defaultOutstandingPerDomain = 20
-    /// Default `memory` quota in bytes for an unprivileged domain (2.5 MB as in C xenstored).
+    /// Default `memory` quota in bytes for an unprivileged domain (2.5 MB, C xenstored's hard
+    /// quota): bounds what the domain's open transactions hold (request logs, pending watch
+    /// triggers); a request over it gets ENOMEM, as in C. Privileged callers are not limited.
     public static let defaultMemoryPerDomain = 2_621_440
 
     /// Bytes of undelivered output (replies and watch events) kept for a privileged connection
@@ -61,6 +63,9 @@ public enum Limits {
     /// Seconds a protected transaction keeps its protection (a stalled client cannot hold
     /// everyone else's commits back for longer).
     public static let starvationProtectionSeconds: Int64 = 2
+    /// Commits examined, newest first, to find which domains caused a privileged transaction's
+    /// conflict (conflict-based rate limiting; older culprits are not blamed).
+    public static let conflictBlameCommits = 1024
     /// Ancestor steps searched for a merge base before a merge is declared a conflict.
     public static let mergeBaseSearchDepth = 1 << 16
 }

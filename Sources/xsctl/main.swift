@@ -46,6 +46,30 @@ func die(_ message: String) -> Never {
     exit(1)
 }
 
+/// What a daemon's error answer means, for messages.
+func meaning(_ error: XenstoreError) -> String {
+    switch error {
+    case .ENOENT: return "no such node or revision"
+    case .EACCES: return "permission denied"
+    case .EINVAL: return "invalid argument"
+    case .EAGAIN: return "conflict, nothing was changed; try again"
+    case .ENOSPC: return "over a quota, or the store is full"
+    case .ENOMEM: return "over the memory quota"
+    case .E2BIG: return "reply too large"
+    case .EEXIST: return "already exists"
+    case .EBUSY: return "busy"
+    default: return "request failed"
+    }
+}
+
+/// Dies with a message naming the request that failed and what its error means.
+func die(_ request: String, _ error: Error) -> Never {
+    if let failure = error as? ClientError, case .server(let code) = failure {
+        die("\(request): \(code) (\(meaning(code)))")
+    }
+    die("\(request): \(error)")
+}
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 var socketPath = defaultSocketPath()
 var databasePath: String? = nil
@@ -150,7 +174,7 @@ if historyCommands.contains(command) {
         for line in browser.blame(from: head, path: path, limit: 100_000) { print(line) }
     case "checkout":
         guard rest.count == 2 else { die("checkout REV DIR") }
-        exit(browser.checkout(resolve(database, rest[0]), into: rest[1]) ? 0 : 1)
+        do { try browser.checkout(resolve(database, rest[0]), into: rest[1]) } catch { die("checkout \(rest[0]): \(error)") }
     case "bisect":
         guard let separator = rest.firstIndex(of: "--"), separator + 1 < rest.count else {
             die("bisect --good REV --bad REV -- COMMAND...")
@@ -178,7 +202,7 @@ if historyCommands.contains(command) {
             guard let made = mkdtemp(&template) else { die("mkdtemp failed") }
             let directory = String(cString: made)
             defer { _ = shell("rm -rf \(quoted(directory))") }
-            guard browser.checkout(id, into: directory) else { die("cannot check out \(hexString(id))") }
+            do { try browser.checkout(id, into: directory) } catch { die("cannot check out \(hexString(id)): \(error)") }
             let status = shell("cd \(quoted(directory)) && \(predicate)")
             print("bisect: \(String(hexString(id).prefix(12))) \(status == 0 ? "good" : status == 125 ? "skip" : "bad")")
             return status == 125 ? nil : status != 0
@@ -206,11 +230,14 @@ do {
     let client = try XenstoreClient(path: socketPath)
     switch command {
     case "read":
-        for path in rest { print(text(try client.read(path))) }
+        for path in rest {
+            do { print(text(try client.read(path))) } catch { die("read \(path)", error) }
+        }
     case "write":
         for pair in rest {
             guard let equals = pair.firstIndex(of: "=") else { die("write needs KEY=VALUE, got \(pair)") }
-            try client.write(String(pair[..<equals]), Array(pair[pair.index(after: equals)...].utf8))
+            let key = String(pair[..<equals])
+            do { try client.write(key, Array(pair[pair.index(after: equals)...].utf8)) } catch { die("write \(key)", error) }
         }
     case "ls":
         let top = rest.first ?? "/"
@@ -225,7 +252,9 @@ do {
             }
         }
     case "rm":
-        for path in rest { try client.remove(path) }
+        for path in rest {
+            do { try client.remove(path) } catch { die("rm \(path)", error) }
+        }
     case "watch":
         guard let path = rest.first else { die("watch needs a path") }
         let count = rest.count > 1 ? Int(rest[1]) ?? Int.max : Int.max
@@ -241,15 +270,59 @@ do {
         print(try client.control(["history", rest.first ?? "20"]), terminator: "")
     case "restore", "revert":
         guard let revision = rest.first else { die("\(command) REV") }
-        let full = databasePath != nil ? hexString(resolve(openDatabase(), revision)) : revision
-        print(try client.control([command, full] + rest.dropFirst()))
+        var full = revision
+        if databasePath != nil {
+            // The revision comes from the database on disk: check it as the daemon will load it.
+            let database = openDatabase()
+            let id = resolve(database, revision)
+            do { try HistoryBrowser(database: database).validateImport([id]) } catch {
+                die("\(command) \(revision): rejected, nothing was changed: \(error)")
+            }
+            full = hexString(id)
+        }
+        do {
+            print(try client.control([command, full] + rest.dropFirst()))
+        } catch ClientError.server(.ENOENT) {
+            die("\(command) \(revision): ENOENT: the daemon has no such revision (or node path), or the revision's tree breaks the store's rules (check it with xsctl -C DATABASE show \(revision))")
+        } catch {
+            die("\(command) \(revision)", error)
+        }
     case "pull":
         let database = openDatabase()
         guard let source = rest.first else { die("pull SOURCE [BRANCH]") }
         let branch = rest.count > 1 ? rest[1] : "main"
         let dir = quoted(database.directory)
-        guard shell("git -C \(dir) fetch -q \(quoted(source)) +\(quoted(branch)):refs/remotes/pulled/main") == 0 else {
+        // Fetch into a quarantine repository first (borrowing our objects through git's
+        // alternates), check every incoming commit like client input, and only then copy the
+        // objects into the database: a rejected pull leaves the database untouched.
+        var template = Array("/tmp/xsctl-pull-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { die("pull: mkdtemp failed") }
+        let quarantinePath = String(cString: made)
+        defer { _ = shell("rm -rf \(quoted(quarantinePath))") }
+        let quarantine = quoted(quarantinePath)
+        let loose = "-c fetch.unpackLimit=2147483647"  // the daemon reads loose objects
+        guard shell("git init -q \(quarantine)") == 0,
+              shell("echo \(quoted(database.directory + "/.git/objects")) > \(quarantine)/.git/objects/info/alternates") == 0 else {
+            die("pull: cannot prepare a quarantine repository in \(quarantinePath)")
+        }
+        guard shell("git -C \(quarantine) \(loose) fetch -q \(quoted(source)) +\(quoted(branch)):refs/heads/incoming") == 0 else {
             die("git fetch from \(source) failed")
+        }
+        let ours = trimmed(capture("git -C \(dir) rev-parse main"))
+        var incoming: [ObjectID] = []
+        for line in capture("git -C \(quarantine) rev-list refs/heads/incoming --not \(quoted(ours))").split(separator: "\n") {
+            guard let id = ObjectID(hex: Array(trimmed(String(line)).utf8)) else { continue }
+            incoming.append(id)
+        }
+        let staged: GitDatabase
+        do { staged = try GitDatabase(directory: quarantinePath) } catch { die("pull: \(error)") }
+        do {
+            try HistoryBrowser.validateImport(incoming) { staged.readObject($0) ?? database.readObject($0) }
+        } catch {
+            die("pull from \(source) rejected, nothing was fetched or merged: \(error)")
+        }
+        guard shell("git -C \(dir) \(loose) fetch -q \(quarantine) +refs/heads/incoming:refs/remotes/pulled/main") == 0 else {
+            die("git fetch from the quarantine \(quarantinePath) failed")
         }
         let theirs = trimmed(capture("git -C \(dir) rev-parse refs/remotes/pulled/main"))
         let base = trimmed(capture("git -C \(dir) merge-base main refs/remotes/pulled/main"))
@@ -260,7 +333,7 @@ do {
             do {
                 print("merged: " + (try client.control(["merge", theirs, base])))
             } catch {
-                guard error == .server(.EAGAIN) else { die("\(error)") }
+                guard error == .server(.EAGAIN) else { die("merge of \(source)'s \(branch) (\(theirs))", error) }
                 die("conflict: \(source) changed nodes that changed here too; nothing was merged (inspect with xsctl -C \(database.directory) diff main refs/remotes/pulled/main)")
             }
         }
@@ -268,5 +341,5 @@ do {
         die("unknown command \(command)\n\(usage)")
     }
 } catch {
-    die("\(error)")
+    die(command, error)
 }

@@ -428,13 +428,13 @@ func runCapturing(_ program: String, _ arguments: [String], mergingStandardError
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-/// Runs git with arguments; returns exit status and standard output.
-func git(_ arguments: String...) throws -> (status: Int32, output: String) { try runCapturing("/usr/bin/git", arguments) }
-
 /// Runs xsctl (built next to the daemon) and returns its exit status and output.
 func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
     try runCapturing(Programs.packageRoot + "/.build/debug/xsctl", ["--socket", socket] + arguments, mergingStandardError: true)
 }
+
+/// Runs git with arguments; returns exit status and standard output.
+func git(_ arguments: String...) throws -> (status: Int32, output: String) { try runCapturing("/usr/bin/git", arguments) }
 
 /// A new empty directory `/tmp/<prefix>-XXXXXX`; the caller removes it.
 func makeTemporaryDirectory(_ prefix: String) throws -> String {

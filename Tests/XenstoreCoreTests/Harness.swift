@@ -18,3 +18,17 @@ func node(_ value: String, perms: Permissions = .ownedBy(0), _ children: [(Strin
 func comps(_ path: String) -> [[UInt8]] {
     path.split(separator: "/").map { b(String($0)) }
 }
+
+/// Gives domain `domid` its home `/local/domain/<domid>`, owned by it (as the toolstack does).
+func giveHome(to domid: UInt32, by admin: TestClient) {
+    admin.mkdir("/local/domain/\(domid)")
+    admin.setPerms("/local/domain/\(domid)", "n\(domid)")
+}
+
+/// A dom0 client and a client of unprivileged domain 5 on `server`, domain 5 owning its home.
+func adminAndGuest(_ server: Server) -> (admin: TestClient, guest: TestClient) {
+    let admin = TestClient(server)
+    let guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
+    giveHome(to: 5, by: admin)
+    return (admin, guest)
+}

@@ -11,10 +11,7 @@ import XenstoreWire
     let guest: TestClient
 
     init() {
-        admin = TestClient(server)
-        guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
-        admin.mkdir("/local/domain/5")
-        admin.setPerms("/local/domain/5", "n5")
+        (admin, guest) = adminAndGuest(server)
         admin.write("/secret/inner", "s")
         admin.write("/pub/x", "p")
         admin.setPerms("/pub", "n0", "r5")

@@ -1,0 +1,298 @@
+// The request log of an open transaction, kept proportional to what the transaction changed, and its replay.
+
+import XenstoreStore
+import XenstoreWire
+
+/// One logged request of a transaction and the outcome its client saw.
+struct LoggedRequest {
+    /// The request (for a WRITE that absorbed later writes of its node: the last value written).
+    var operation: NodeOperation
+    /// What the client was answered.
+    var outcome: Outcome
+    /// For a WRITE: the largest value any of the writes folded into this entry wrote. The replay
+    /// checks that size first, so the `node-size` quota is re-validated for every folded write.
+    var largestValue: Int
+}
+
+/// The requests of an open transaction that a replay must re-execute and re-validate, in order.
+///
+/// A rebase replays the log on the new head and compares every outcome with what the client saw.
+/// Two rules keep the log proportional to what the transaction changed rather than to how many
+/// requests it sent, without changing what a replay decides:
+/// - **Repeats.** A read (READ, DIRECTORY, DIRECTORY_PART, GET_PERMS) identical, request and
+///   outcome, to one already logged, with no successful mutation since of its node, an ancestor
+///   or a descendant, is not logged again: replayed, it would see the same nodes and give the
+///   same answer. The same holds for a failed mutation repeated with no successful mutation at
+///   all since (its outcome may depend on node counts anywhere).
+/// - **Rewrites.** A successful WRITE of node P folds into the transaction's previous logged
+///   successful WRITE of P when no request logged after that one is about P, an ancestor of P or
+///   a descendant of P: those in between cannot observe P's value, so the two writes can be
+///   replayed as one at the first one's place (checking the largest value's size, see
+///   `LoggedRequest.largestValue`). Rewriting one node 100,000 times is then one entry.
+struct TransactionLog {
+    /// The requests to replay, in order.
+    private(set) var entries: [LoggedRequest] = []
+    /// What the log knows about each path it mentions (keyed by the path bytes).
+    private var marks: [[UInt8]: PathMarks] = [:]
+    /// Reads and failed mutations already logged, with their outcome and the mutation count then.
+    private var repeatable: [NodeOperation: (outcome: Outcome, mutations: Int)] = [:]
+    /// Successful mutations so far; each one's number is its serial.
+    private var mutations = 0
+    /// Bytes this log holds, as accounted against the `memory` quota.
+    private(set) var heldBytes = 0
+
+    /// Accounted cost of one entry or bookkeeping record beyond its variable bytes: the array
+    /// slot, enum tags, the dictionary slots and allocation headers.
+    static let fixedCost = 64
+
+    /// The last entry index and mutation serial about a path and about its strict descendants.
+    struct PathMarks {
+        var entryAt = -1
+        var entryBelow = -1
+        var mutationAt = 0
+        var mutationBelow = 0
+    }
+
+    /// What recording a request will do.
+    enum Placement: Equatable {
+        /// Nothing: an identical earlier entry already validates it.
+        case redundant
+        /// It replaces the value of the write at this index.
+        case fold(Int)
+        /// It becomes a new entry.
+        case append
+    }
+
+    /// Where a request with this outcome would go; nothing is changed.
+    func placement(of operation: NodeOperation, _ outcome: Outcome) -> Placement {
+        let path = operation.path.bytes
+        if !operation.isMutation || !TransactionLog.succeeded(outcome) {
+            guard let earlier = repeatable[operation], earlier.outcome == outcome else { return .append }
+            if operation.isMutation {
+                // A failed mutation may depend on anything (node counts): only if nothing changed.
+                return earlier.mutations == mutations ? .redundant : .append
+            }
+            // A read depends on its node, the node's ancestors and (listings) its descendants.
+            let here = marks[path] ?? PathMarks()
+            if here.mutationAt > earlier.mutations || here.mutationBelow > earlier.mutations { return .append }
+            for ancestor in TransactionLog.ancestors(of: path) {
+                if let at = marks[ancestor]?.mutationAt, at > earlier.mutations { return .append }
+            }
+            return .redundant
+        }
+        guard case .write = operation, let here = marks[path], here.entryAt >= 0,
+              case .write = entries[here.entryAt].operation, entries[here.entryAt].outcome == outcome else {
+            return .append
+        }
+        let index = here.entryAt
+        if here.entryBelow > index { return .append }
+        for ancestor in TransactionLog.ancestors(of: path) {
+            if let at = marks[ancestor]?.entryAt, at > index { return .append }
+        }
+        return .fold(index)
+    }
+
+    /// The change in `heldBytes` that recording the request at `placement` makes.
+    func cost(of operation: NodeOperation, _ outcome: Outcome, at placement: Placement) -> Int {
+        switch placement {
+        case .redundant:
+            return 0
+        case .fold(let index):
+            return TransactionLog.valueBytes(operation) - TransactionLog.valueBytes(entries[index].operation)
+        case .append:
+            let path = operation.path.bytes
+            var bytes = TransactionLog.fixedCost + path.count + TransactionLog.valueBytes(operation)
+            if case .success(let payload) = outcome { bytes += payload.count }
+            if marks[path] == nil { bytes += TransactionLog.fixedCost + path.count }
+            for ancestor in TransactionLog.ancestors(of: path) where marks[ancestor] == nil {
+                bytes += TransactionLog.fixedCost + ancestor.count
+            }
+            if !operation.isMutation || !TransactionLog.succeeded(outcome) {
+                // The repeat table holds a second copy of the request and its outcome.
+                bytes += TransactionLog.fixedCost + path.count + TransactionLog.valueBytes(operation)
+                if case .success(let payload) = outcome { bytes += payload.count }
+            }
+            return bytes
+        }
+    }
+
+    /// Records a request at the placement `placement(of:_:)` chose.
+    mutating func record(_ operation: NodeOperation, _ outcome: Outcome, at placement: Placement) {
+        heldBytes += cost(of: operation, outcome, at: placement)
+        let path = operation.path.bytes
+        let ancestors = TransactionLog.ancestors(of: path)
+        switch placement {
+        case .redundant:
+            return
+        case .fold(let index):
+            entries[index].operation = operation
+            entries[index].largestValue = max(entries[index].largestValue, TransactionLog.valueBytes(operation))
+        case .append:
+            let index = entries.count
+            entries.append(LoggedRequest(operation: operation, outcome: outcome,
+                                         largestValue: TransactionLog.valueBytes(operation)))
+            marks[path, default: PathMarks()].entryAt = index
+            for ancestor in ancestors { marks[ancestor, default: PathMarks()].entryBelow = index }
+            if !operation.isMutation || !TransactionLog.succeeded(outcome) {
+                repeatable[operation] = (outcome, mutations)
+            }
+        }
+        if operation.isMutation && TransactionLog.succeeded(outcome) {
+            mutations += 1
+            marks[path, default: PathMarks()].mutationAt = mutations
+            for ancestor in ancestors { marks[ancestor, default: PathMarks()].mutationBelow = mutations }
+        }
+    }
+
+    /// Whether a change at `path` could have changed an outcome this log records: the log has
+    /// an entry about `path`, an ancestor of it, or a descendant of it.
+    func mentions(relatedTo path: [UInt8]) -> Bool {
+        if let here = marks[path], here.entryAt >= 0 || here.entryBelow >= 0 { return true }
+        for ancestor in TransactionLog.ancestors(of: path) {
+            if let at = marks[ancestor]?.entryAt, at >= 0 { return true }
+        }
+        return false
+    }
+
+    /// Whether an outcome is a success.
+    static func succeeded(_ outcome: Outcome) -> Bool {
+        if case .success = outcome { return true }
+        return false
+    }
+
+    /// Bytes of the value a request carries (WRITE) or of its permission list (SET_PERMS).
+    static func valueBytes(_ operation: NodeOperation) -> Int {
+        switch operation {
+        case .write(_, let value): return value.count
+        case .setPerms(_, let permissions): return 8 * permissions.entries.count
+        default: return 0
+        }
+    }
+
+    /// The strict ancestors of an absolute path, as path bytes: `/a/b/c` gives `/`, `/a`, `/a/b`.
+    static func ancestors(of path: [UInt8]) -> [[UInt8]] {
+        if path == [0x2F] { return [] }
+        var result: [[UInt8]] = [[0x2F]]
+        var index = 1
+        while index < path.count {
+            if path[index] == 0x2F { result.append(Array(path[..<index])) }
+            index += 1
+        }
+        return result
+    }
+}
+
+extension Server {
+    /// Replays a transaction's log on `root` with `connection`'s rights and quotas: the resulting
+    /// workspace if every outcome is what the client saw, nil at the first difference.
+    func replay(_ transaction: Transaction, onto root: Node, for connection: Connection) -> Workspace? {
+        var replay = Workspace(root: root)
+        let context = context(for: connection)
+        for entry in transaction.log.entries {
+            counters.transactionRequestsReplayed += 1
+            if case .write(let path, let value) = entry.operation, entry.largestValue > value.count {
+                // A folded write: the largest value written must still have fitted at this point.
+                let probe = NodeOperation.write(path, value: [UInt8](repeating: 0x30, count: entry.largestValue))
+                guard NodeOperations.execute(probe, in: &replay, context) == entry.outcome else { return nil }
+                replay.triggers.removeLast()
+            }
+            let replayed = NodeOperations.execute(entry.operation, in: &replay, context)
+            if !Server.sameOutcome(entry.operation, entry.outcome, replayed) { return nil }
+        }
+        return replay
+    }
+
+    /// Runs a request inside a transaction: executes it on the transaction's branch and logs it,
+    /// unless the bytes the caller's domain holds in open transactions would exceed its `memory`
+    /// quota (then ENOMEM, as C xenstored answers over its hard memory quota, and the transaction
+    /// is unchanged). Privileged callers are not limited.
+    func runInTransaction(_ operation: NodeOperation, _ transaction: Transaction, on connection: Connection,
+                          _ context: OperationContext) -> Outcome {
+        // Take the workspace out of the transaction so that it is changed in place (a second
+        // reference would make every request copy its trigger list); what a refused request
+        // changed is undone below.
+        var workspace = transaction.workspace
+        transaction.workspace = Workspace(root: workspace.root)
+        let savedRoot = workspace.root
+        let savedOwnedNodesDelta = workspace.ownedNodesDelta
+        let triggersBefore = workspace.triggers.count
+        let outcome = NodeOperations.execute(operation, in: &workspace, context)
+        let placement = transaction.log.placement(of: operation, outcome)
+        var delta = transaction.log.cost(of: operation, outcome, at: placement)
+        // One watch event per node and visibility at commit: a trigger equal to the node's
+        // previous one is dropped.
+        var newTrigger: WatchTrigger? = nil
+        if workspace.triggers.count > triggersBefore, let trigger = workspace.triggers.last {
+            workspace.triggers.removeLast()
+            if let previous = transaction.lastTrigger[trigger.path.bytes],
+               Server.sameEvent(workspace.triggers[previous], trigger) {
+                newTrigger = nil
+            } else {
+                newTrigger = trigger
+                delta += TransactionLog.fixedCost + trigger.path.bytes.count + 8 * trigger.visibleThrough.count
+            }
+        }
+        let domid = connection.caller.domid
+        if !connection.caller.privileged,
+           Quotas.exceeds((transactionBytes[domid] ?? 0) + delta, context.quotas.memory) {
+            workspace.root = savedRoot
+            workspace.ownedNodesDelta = savedOwnedNodesDelta
+            workspace.triggers.removeSubrange(triggersBefore...)
+            transaction.workspace = workspace
+            return .failure(.ENOMEM)
+        }
+        if let newTrigger {
+            transaction.lastTrigger[newTrigger.path.bytes] = workspace.triggers.count
+            workspace.triggers.append(newTrigger)
+        }
+        transaction.workspace = workspace
+        transaction.log.record(operation, outcome, at: placement)
+        transaction.heldBytes += delta
+        transactionBytes[domid, default: 0] += delta
+        return outcome
+    }
+
+    /// Whether two watch triggers fire the same events (same node, same visibility, no removal).
+    static func sameEvent(_ a: WatchTrigger, _ b: WatchTrigger) -> Bool {
+        a.path == b.path && a.removedSubtree == nil && b.removedSubtree == nil && a.visibleThrough == b.visibleThrough
+    }
+
+    /// After a privileged connection's transaction failed a replay: remembers the unprivileged
+    /// domains that authored a commit since the transaction's base changing a node the
+    /// transaction's log is about (its own node, an ancestor or a descendant). Only the newest
+    /// `Limits.conflictBlameCommits` commits are examined; guests' commits are small (quotas),
+    /// so each costs what it changed.
+    func blameConflict(_ transaction: Transaction, of connection: Connection) {
+        guard connection.caller.privileged else { return }
+        var culprits = conflictCulprits[connection.id] ?? []
+        var commit = history.head
+        var examined = 0
+        while commit !== transaction.base, examined < Limits.conflictBlameCommits,
+              let parent = commit.parents.first {
+            examined += 1
+            if commit.author != 0 && !culprits.contains(commit.author) {
+                var related = false
+                TreeDiff.changes(from: parent.root, to: commit.root) { change in
+                    if related { return }
+                    let components: [[UInt8]]
+                    switch change {
+                    case .added(let path, _), .removed(let path, _), .modified(let path, _, _): components = path
+                    }
+                    related = transaction.log.mentions(relatedTo: NodePath(components: components).bytes)
+                }
+                if related { culprits.insert(commit.author) }
+            }
+            commit = parent
+        }
+        counters.conflictsBlamed += 1
+        conflictCulprits[connection.id] = culprits.isEmpty ? nil : culprits
+    }
+
+    /// Forgets the bytes an ended or dropped transaction held against its domain's `memory` quota.
+    func release(_ transaction: Transaction, of connection: Connection) {
+        let domid = connection.caller.domid
+        let remaining = (transactionBytes[domid] ?? 0) - transaction.heldBytes
+        transactionBytes[domid] = remaining > 0 ? remaining : nil
+        transaction.heldBytes = 0
+    }
+}
