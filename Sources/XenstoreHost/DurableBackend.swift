@@ -31,9 +31,12 @@ public final class DurableBackend {
         DurableBackend(.gitDatabase(try GitDatabase(directory: directory)), location: directory)
     }
 
-    /// Opens (creating if needed, `size` bytes) a block file, squashing by `policy`.
-    public static func blockFile(path: String, size: UInt64?, policy: SquashPolicy = SquashPolicy()) throws -> DurableBackend {
-        let store = try BlockStore(device: try FileBlockDevice(path: path, size: size), policy: policy)
+    /// Opens a block file (created with `createSize` bytes when missing; an existing one must be
+    /// `requiredSize` bytes when given), squashing by `policy`. Refuses, unchanged, a file that
+    /// holds no valid store and is not blank (see `openBlockFile`).
+    public static func blockFile(path: String, createSize: UInt64, requiredSize: UInt64?,
+                                 policy: SquashPolicy = SquashPolicy()) throws -> DurableBackend {
+        let store = try openBlockFile(path: path, createSize: createSize, requiredSize: requiredSize, policy: policy)
         return DurableBackend(.blockStore(store), location: path)
     }
 

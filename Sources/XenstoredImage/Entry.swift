@@ -14,8 +14,12 @@ public enum ImageExitCode {
     public static let dom0RingUnavailable: Int32 = 2
     /// Under Xen with `--vchan`: the vchan could not be granted, bound or published.
     public static let vchanUnavailable: Int32 = 3
-    /// Under Xen with `--block`: the disk did not appear, or its history could not be read or started.
+    /// Under Xen with `--block`: the disk did not appear, or its history could not be read or
+    /// started (a damaged or foreign disk is refused, never formatted).
     public static let diskUnavailable: Int32 = 4
+    /// Under Xen with `--block`: a round's commits could not be written to the disk; the image
+    /// stopped before answering that round (nothing is acknowledged that is not durable).
+    public static let diskWriteFailed: Int32 = 5
     /// Self-test step n failed: `selfTestFirstFailure + n`.
     public static let selfTestFirstFailure: Int32 = SelfTest.firstFailureCode
 }
@@ -68,10 +72,15 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         loop.afterCommits = { [loop] in
             do throws(BlockStoreError) {
                 try store.persist(head: loop.server.history.head, history: loop.server.history)
+                return true
             } catch {
-                Console.write("xenstored: cannot write the disk; history continues in memory only\n")
+                Console.write("xenstored: FATAL: cannot write this round's commits to the disk (")
+                Console.write(error == .noSpace ? "the disk is full" : "device error")
+                Console.write("); stopping without answering them\n")
+                return false
             }
         }
+        loop.durabilityFailureCode = ImageExitCode.diskWriteFailed
     } else {
         loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
     }
@@ -88,14 +97,20 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
 }
 
 /// Opens the history on the virtual disk xvda (waiting up to 30 s for it): resumes from its head, or
-/// starts a new store and writes it there. Nil (reported) when the disk or its contents are unusable.
+/// starts a new store and writes it there. A new store is written only on a blank disk: both
+/// superblocks and the first block of each half all zero (reading a whole disk through blkfront
+/// at every boot is too slow; every store ever written has non-zero blocks among these four).
+/// Nil (reported) when the disk or its contents are unusable; a refused disk is left unchanged.
 func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, store: BlockStore<XenBlockDevice>)? {
     guard let device = XenBlockDevice(vdev: 51712, timeoutSeconds: 30) else {
         Console.write("xenstored: no virtual disk xvda\n")
         return nil
     }
+    var configuration = configuration
     do throws(BlockStoreError) {
-        let store = try BlockStore(device: device)
+        let store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
+        try store.reserveRoom()
+        configuration.storageFull = { store.isNearlyFull }
         let history = try store.loadHistory(generations: GenerationCounter(), retainedCommits: configuration.retainedCommits)
         if let history {
             Console.write("xenstored: history resumed from the disk\n")
@@ -106,8 +121,36 @@ func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, s
         Console.write("xenstored: new history on the disk\n")
         return (server, store)
     } catch {
-        Console.write("xenstored: the disk's history cannot be used\n")
+        Console.write("xenstored: the disk's history cannot be used, refusing it unchanged: ")
+        reportDiskProblem(error)
+        Console.write("\n")
         return nil
+    }
+}
+
+/// Names what is wrong with the disk on the console.
+func reportDiskProblem(_ error: BlockStoreError) {
+    switch error {
+    case .noValidSuperblock(let problem, let dataBlock):
+        switch problem {
+        case .zeroed: Console.write("both superblocks are zero")
+        case .badMagic: Console.write("neither superblock carries the magic XSBLOCK1")
+        case .badChecksum: Console.write("both superblocks fail their checksum")
+        case .geometry: Console.write("the superblock describes another disk size or block size")
+        case .unreadable: Console.write("the superblocks cannot be read")
+        }
+        if let dataBlock {
+            Console.write(", and block ")
+            Console.write(decimal: dataBlock)
+            Console.write(" holds data (not a blank disk)")
+        }
+    case .corrupt(let offset):
+        Console.write("a log record fails its checksum at log byte ")
+        Console.write(decimal: offset)
+    case .missingObject: Console.write("an object of the stored state is missing")
+    case .badGeometry: Console.write("the disk is too small")
+    case .device: Console.write("device error")
+    case .noSpace: Console.write("the live state does not fit the disk")
     }
 }
 
