@@ -159,7 +159,7 @@ if let exportBlock {
                 + (store.headID.map { " (head \(hexString($0)))" } ?? ""))
         exit(0)
     } catch let error as BlockStoreError {
-        logLine(describe(error, path: exportBlock, blockSize: device.blockSize, blockCount: device.blockCount))
+        logLine("cannot export as is: " + describe(error, path: exportBlock, blockSize: device.blockSize, blockCount: device.blockCount))
     } catch {
         fail("export \(exportBlock): \(error)")
     }
