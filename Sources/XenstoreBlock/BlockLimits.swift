@@ -20,4 +20,10 @@ public enum BlockLimits {
     public static let superblockPayload = 94
     /// Bytes covered by the checksum in a version-1 superblock (no connection-state id).
     public static let superblockPayloadVersion1 = 73
+    /// A round's reserve is this many times the largest batch seen (`BlockStore.roundReserve`).
+    public static let roundReserveFactor: UInt64 = 2
+    /// ... and at least one this-many-th of a log half.
+    public static let roundReserveFloorDivisor: UInt64 = 16
+    /// dom0's own reserve is 1/dom0ReserveDivisor of a log half (`BlockStore.dom0Reserve`).
+    public static let dom0ReserveDivisor: UInt64 = 16
 }

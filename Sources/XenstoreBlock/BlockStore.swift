@@ -8,14 +8,45 @@ public enum BlockStoreError: Error, Equatable, Sendable {
     case device(BlockDeviceError)
     /// The device is too small or its block size unsupported.
     case badGeometry
-    /// Neither superblock is valid (`hadMagic` tells whether any looked like ours).
-    case noValidSuperblock(hadMagic: Bool)
+    /// Neither superblock is valid and the device is not blank, so it is not formatted either:
+    /// `problem` says what the superblocks look like, `dataBlock` is the first block found
+    /// holding data (nil when only the superblock blocks are non-zero).
+    case noValidSuperblock(SuperblockProblem, dataBlock: UInt64?)
     /// A checksum or structure check failed at byte `offset` of the active half.
     case corrupt(offset: UInt64)
     /// An object the state refers to is absent.
     case missingObject(ObjectID)
     /// Even the live state (head plus pinned commits) does not fit: nothing was written.
     case noSpace
+}
+
+/// What the two superblock slots of a device without a usable superblock look like.
+public enum SuperblockProblem: Equatable, Sendable {
+    /// Both slots are all zero (a blank device, or superblocks wiped over existing data).
+    case zeroed
+    /// No slot carries the magic, and at least one is not zero (flipped bits, or not our device).
+    case badMagic
+    /// A slot carries the magic but its version is unknown or its checksum fails.
+    case badChecksum
+    /// A valid superblock describes another geometry: the file was resized or the block size differs.
+    case geometry(blockSize: UInt32, blockCount: UInt64)
+    /// A superblock could not be read.
+    case unreadable(BlockDeviceError)
+}
+
+/// When opening may format a new, empty store (never over anything that is not blank).
+public enum BlockFormatRule: Sendable {
+    /// Never: a device without a valid superblock is refused.
+    case never
+    /// When every block of the device reads as zero (the host: reading a file is cheap).
+    case ifWholeDeviceZero
+    /// When both superblocks and the first block of each half read as zero: for a disk too slow
+    /// to read whole at every boot (the stub domain's). Every store ever written has a non-zero
+    /// superblock, and every batch or squash starts at block 0 of a half, so damage confined to
+    /// other blocks of a used device still leaves a non-zero block among these four.
+    case ifHeaderBlocksZero
+    /// The caller has just created the device itself (zero-filled, of the size it chose).
+    case newDevice
 }
 
 /// When and how far history is squashed.
@@ -76,15 +107,33 @@ public final class BlockStore<Device: BlockDevice> {
     public var pinned: () -> [ObjectID] = { [] }
     /// Whether this open formatted the device (only then may a fresh initial store be written).
     public private(set) var isNew = false
-    /// Set when a squash could not bring the log below `nearlyFullThreshold` (or a batch did not
-    /// fit at all): the live state itself is close to the device's size, so a server should refuse
-    /// requests that grow the store (ENOSPC) until removals make room. Cleared by a squash that frees enough.
+    /// Whether a server should refuse requests that grow the store (ENOSPC) until removals make
+    /// room. Set whenever anything ran out of space (`.noSpace`), and after every batch whose
+    /// log, squashed if need be, leaves less than `roundReserve` below `nearlyFullThreshold`; it
+    /// is only cleared by a squash that measured enough room. A server checks it per request but
+    /// it only changes in `persist`, between rounds: so a whole round is admitted on the answer
+    /// of the previous one, and the reserve is what that round may use (docs/block-format.md).
     public private(set) var isNearlyFull = false
+    /// Set, with the same measure, when the live log leaves less than `dom0Reserve` more than
+    /// `isNearlyFull` needs: only dom0 may then grow the store, so guests writing within their
+    /// quotas cannot push dom0 into ENOSPC.
+    public private(set) var isReservedForDom0 = false
+    /// Log bytes kept for dom0 alone: `1/dom0ReserveDivisor` of a half.
+    public var dom0Reserve: UInt64 { halfCapacity / BlockLimits.dom0ReserveDivisor }
 
-    /// Log bytes after a squash above which the store counts as nearly full: the squash watermark
-    /// less 10 points (at least half the log half).
+    /// Log bytes after a squash above which (less `roundReserve`) the store counts as nearly
+    /// full: the squash watermark less 10 points (at least half the log half).
     public var nearlyFullThreshold: UInt64 {
         halfCapacity * UInt64(max(policy.watermarkPercent - 10, 50)) / 100
+    }
+
+    /// The largest batch (bytes, padded) written since opening.
+    public private(set) var largestBatch: UInt64 = 0
+
+    /// Bytes kept free for the next round while the store accepts growth: twice the largest
+    /// batch written since opening, at least `1/roundReserveFloorDivisor` of a half.
+    public var roundReserve: UInt64 {
+        max(BlockLimits.roundReserveFactor * largestBatch, halfCapacity / BlockLimits.roundReserveFloorDivisor)
     }
 
     /// Number of squashes performed since opening.
@@ -112,9 +161,10 @@ public final class BlockStore<Device: BlockDevice> {
     /// Number of objects in the active half.
     public var objectCount: Int { index.count }
 
-    /// Opens the device: recovers the newest valid state, or formats an empty store when no
-    /// superblock carries our magic and `format` is true.
-    public init(device: Device, policy: SquashPolicy = SquashPolicy(), format: Bool = true) throws(BlockStoreError) {
+    /// Opens the device: recovers the newest valid state; when neither superblock is valid,
+    /// formats an empty store only if `format` allows it for this device (see `BlockFormatRule`),
+    /// else throws `noValidSuperblock` having written nothing.
+    public init(device: Device, policy: SquashPolicy = SquashPolicy(), format: BlockFormatRule = .ifWholeDeviceZero) throws(BlockStoreError) {
         self.device = device
         self.policy = policy
         blockSize = device.blockSize
@@ -122,16 +172,7 @@ public final class BlockStore<Device: BlockDevice> {
             throw .badGeometry
         }
         halfBlocks = (device.blockCount - 2) / 2
-        var best: Superblock? = nil
-        var hadMagic = false
-        for slot in UInt64(0)..<2 {
-            let bytes: [UInt8]
-            do throws(BlockDeviceError) { bytes = try device.read(block: slot) } catch { continue }
-            if Array(bytes[0..<8]) == BlockLimits.magic { hadMagic = true }
-            guard let superblock = Superblock(decoding: bytes), superblock.blockSize == UInt32(blockSize),
-                  superblock.blockCount == device.blockCount, superblock.logEnd <= halfCapacity else { continue }
-            if best == nil || superblock.generation > best!.generation { best = superblock }
-        }
+        let (best, problem) = Superblock.newest(on: device, halfCapacity: halfBlocks * UInt64(blockSize))
         if let best {
             generation = best.generation
             headID = best.head
@@ -140,13 +181,36 @@ public final class BlockStore<Device: BlockDevice> {
             activeHalf = best.half
             isNew = best.head == nil && best.logEnd == 0  // formatted, nothing ever committed
             try scan()
-        } else if !hadMagic && format {
-            try writeSuperblock(Superblock(generation: 1, half: 0, logEnd: 0, head: nil,
-                                           blockSize: UInt32(blockSize), blockCount: device.blockCount))
-            isNew = true
-        } else {
-            throw .noValidSuperblock(hadMagic: hadMagic)
+            return
         }
+        // Nothing valid: format only what is provably blank, else refuse without writing.
+        var dataBlock: UInt64? = nil
+        switch format {
+        case .never, .ifWholeDeviceZero:
+            dataBlock = try Self.firstNonZeroBlock(device, among: 2..<device.blockCount)
+        case .ifHeaderBlocksZero:
+            for block in [2, 2 + halfBlocks] where dataBlock == nil {
+                dataBlock = try Self.firstNonZeroBlock(device, among: block..<(block + 1))
+            }
+        case .newDevice:
+            break
+        }
+        guard problem == .zeroed, dataBlock == nil, format != .never else {
+            throw .noValidSuperblock(problem, dataBlock: dataBlock)
+        }
+        try writeSuperblock(Superblock(generation: 1, half: 0, logEnd: 0, head: nil,
+                                       blockSize: UInt32(blockSize), blockCount: device.blockCount))
+        isNew = true
+    }
+
+    /// The first block in `blocks` that is not all zero, or nil.
+    static func firstNonZeroBlock(_ device: Device, among blocks: Range<UInt64>) throws(BlockStoreError) -> UInt64? {
+        for block in blocks {
+            let bytes: [UInt8]
+            do throws(BlockDeviceError) { bytes = try device.read(block: block) } catch { throw .device(error) }
+            if bytes.contains(where: { $0 != 0 }) { return block }
+        }
+        return nil
     }
 
     // MARK: - Reading
@@ -343,8 +407,9 @@ public final class BlockStore<Device: BlockDevice> {
     }
 
     /// Makes `head` (and every in-memory ancestor not yet stored) durable in one batch, squashing
-    /// first when the batch would cross the watermark. Throws `.noSpace` (with nothing committed
-    /// lost) when even the squashed live state plus the batch cannot fit.
+    /// first when the batch would cross the watermark, then reserves room for the next round
+    /// (`reserveRoom`). Throws `.noSpace` (with nothing committed lost, and `isNearlyFull` set)
+    /// when even the squashed live state plus the batch cannot fit.
     public func persist(head: Commit, history: History) throws(BlockStoreError) {
         try persist(head: head, history: history, state: nil)
     }
@@ -352,27 +417,33 @@ public final class BlockStore<Device: BlockDevice> {
     /// Like `persist(head:history:)`, and makes `state` (the server's encoded connection state,
     /// an opaque blob here) the state in force in the same batch; nil keeps the current one.
     public func persist(head: Commit, history: History, state: [UInt8]?) throws(BlockStoreError) {
+        do {
+            if try appendBatch(head: head, history: history, state: state) { try reserveRoom() }
+        } catch {
+            if error == .noSpace { isNearlyFull = true }
+            throw error
+        }
+    }
+
+    /// The batch itself: squashes first (keeping `keepLast`, then only the head) when it would
+    /// cross the watermark; `.noSpace` when it cannot fit even then. False if nothing was new.
+    func appendBatch(head: Commit, history: History, state: [UInt8]?) throws(BlockStoreError) -> Bool {
         let newState = state.map { GitEncoding.objectID(.blob, body: $0) } ?? stateID
-        if let known = history.computedID(of: head), known == headID && newState == stateID { return }
+        if let known = history.computedID(of: head), known == headID && newState == stateID { return false }
         var batch = makeBatch(head: head, history: history, state: state)
         let newHead = history.id(of: head)
-        if newHead == headID && newState == stateID { return }
+        if newHead == headID && newState == stateID { return false }
         let limit = halfCapacity * UInt64(policy.watermarkPercent) / 100
         if padded(batch.end) > limit {
-            do {
-                try squash(extra: batch.pending.count, keepLast: policy.keepLast, newerThan: policy.keepNewerThan)
-            } catch {
-                guard error == .noSpace else { throw error }
-            }
-            batch = makeBatch(head: head, history: history, state: state)
-            if padded(batch.end) > limit {
-                try squash(extra: batch.pending.count, keepLast: 1, newerThan: 0)
+            for keep in policy.keepLast > 1 ? [policy.keepLast, 1] : [1] where padded(batch.end) > limit {
+                do {
+                    try squash(extra: batch.pending.count, keepLast: keep, newerThan: keep > 1 ? policy.keepNewerThan : 0)
+                } catch {
+                    guard error == .noSpace else { throw error }  // nothing changed: try keeping less
+                }
                 batch = makeBatch(head: head, history: history, state: state)
             }
-            if padded(batch.end) > halfCapacity {
-                isNearlyFull = true
-                throw .noSpace
-            }
+            if padded(batch.end) > halfCapacity { throw .noSpace }
         }
         try writeBlocks(half: activeHalf, offset: batch.offset, batch.pending)
         try writeSuperblock(Superblock(generation: generation + 1, half: activeHalf, logEnd: padded(batch.end),
@@ -380,6 +451,21 @@ public final class BlockStore<Device: BlockDevice> {
                                        blockCount: device.blockCount))
         for (id, location) in batch.locations { index[id] = location }
         lastWrittenRoot = head.root
+        largestBatch = max(largestBatch, padded(batch.end) - batch.offset)
+        return true
+    }
+
+    /// Makes sure the next round finds `roundReserve` bytes free below the watermark, squashing
+    /// now by the policy if it would not, and sets `isNearlyFull` from what the squash measured
+    /// (the policy's `keepLast` commits count as live: they are not dropped to make room for
+    /// growth). While the store is nearly full every call squashes again (the only way to learn
+    /// that removals freed space). `persist` calls it after each batch; a shell calls it once
+    /// after opening a store it will write to.
+    public func reserveRoom() throws(BlockStoreError) {
+        guard headID != nil else { return }
+        let limit = halfCapacity * UInt64(policy.watermarkPercent) / 100
+        guard isNearlyFull || logEnd + roundReserve > limit else { return }
+        try squash(keepLast: policy.keepLast, newerThan: policy.keepNewerThan)  // sets isNearlyFull
     }
 
     func makeBatch(head: Commit, history: History, state: [UInt8]?) -> Appender {
@@ -440,7 +526,10 @@ public final class BlockStore<Device: BlockDevice> {
             }
             guard let (_, body) = try object(commitID) else { throw .missingObject(commitID) }
             appender.add(.commit, commitID, body)
-            if padded(appender.end) + UInt64(extra) > halfCapacity { throw .noSpace }
+            if padded(appender.end) + UInt64(extra) > halfCapacity {
+                isNearlyFull = true
+                throw .noSpace
+            }
             // Stream whole blocks out so memory stays bounded by one commit's objects.
             let whole = appender.pending.count / blockSize * blockSize
             if whole > 0 {
@@ -458,7 +547,8 @@ public final class BlockStore<Device: BlockDevice> {
         for (id, location) in appender.locations { index[id] = location }
         lastWrittenRoot = nil  // the next batch checks every id against the squashed index once
         squashCount += 1
-        isNearlyFull = logEnd > nearlyFullThreshold
+        isNearlyFull = logEnd + roundReserve > nearlyFullThreshold
+        isReservedForDom0 = isNearlyFull || logEnd + roundReserve + dom0Reserve > nearlyFullThreshold
     }
 }
 
@@ -493,6 +583,47 @@ struct Superblock {
         self.state = state
         self.blockSize = blockSize
         self.blockCount = blockCount
+    }
+
+    /// The valid superblock with the highest generation on `device` (nil if none), and what is
+    /// wrong with the slots when none is valid (the most telling problem of the two).
+    static func newest<D: BlockDevice>(on device: D, halfCapacity: UInt64) -> (Superblock?, SuperblockProblem) {
+        var best: Superblock? = nil
+        var problem = SuperblockProblem.zeroed
+        func note(_ found: SuperblockProblem) {
+            func rank(_ value: SuperblockProblem) -> Int {
+                switch value {
+                case .zeroed: return 0
+                case .badMagic: return 1
+                case .badChecksum: return 2
+                case .geometry: return 3
+                case .unreadable: return 4
+                }
+            }
+            if rank(found) > rank(problem) { problem = found }
+        }
+        for slot in UInt64(0)..<2 {
+            let bytes: [UInt8]
+            do throws(BlockDeviceError) { bytes = try device.read(block: slot) } catch {
+                note(.unreadable(error))
+                continue
+            }
+            guard let superblock = Superblock(decoding: bytes) else {
+                if Array(bytes[0..<8]) == BlockLimits.magic {
+                    note(.badChecksum)
+                } else if bytes.contains(where: { $0 != 0 }) {
+                    note(.badMagic)
+                }
+                continue
+            }
+            guard superblock.blockSize == UInt32(device.blockSize), superblock.blockCount == device.blockCount,
+                  superblock.logEnd <= halfCapacity else {
+                note(.geometry(blockSize: superblock.blockSize, blockCount: superblock.blockCount))
+                continue
+            }
+            if best == nil || superblock.generation > best!.generation { best = superblock }
+        }
+        return (best, problem)
     }
 
     init?(decoding bytes: [UInt8]) {

@@ -49,10 +49,15 @@ public final class DurableBackend {
         return DurableBackend(database, location: directory) { database.storageState() }
     }
 
-    /// Opens (creating if needed, `size` bytes) a block file, squashing by `policy`.
-    public static func blockFile(path: String, size: UInt64?, policy: SquashPolicy = SquashPolicy()) throws -> DurableBackend {
-        let store = try BlockStore(device: try FileBlockDevice(path: path, size: size), policy: policy)
-        return DurableBackend(store, location: path) { store.isNearlyFull ? .full : .available }
+    /// Opens a block file (created with `createSize` bytes when missing; an existing one must be
+    /// `requiredSize` bytes when given), squashing by `policy`. Refuses, unchanged, a file that
+    /// holds no valid store and is not blank (see `openBlockFile`).
+    public static func blockFile(path: String, createSize: UInt64, requiredSize: UInt64?,
+                                 policy: SquashPolicy = SquashPolicy()) throws -> DurableBackend {
+        let store = try openBlockFile(path: path, createSize: createSize, requiredSize: requiredSize, policy: policy)
+        return DurableBackend(store, location: path) {
+            store.isNearlyFull ? .full : store.isReservedForDom0 ? .reservedForDom0 : .available
+        }
     }
 
     /// Builds the server through the one path every shell uses (`Server.open(from:)`): resumed

@@ -14,8 +14,12 @@ public enum ImageExitCode {
     public static let dom0RingUnavailable: Int32 = 2
     /// Under Xen with `--vchan`: the vchan could not be granted, bound or published.
     public static let vchanUnavailable: Int32 = 3
-    /// Under Xen with `--block`: the disk did not appear, or its history could not be read or started.
+    /// Under Xen with `--block`: the disk did not appear, or its history could not be read or
+    /// started (a damaged or foreign disk is refused, never formatted).
     public static let diskUnavailable: Int32 = 4
+    /// Under Xen with `--block`: a round's commits could not be written to the disk; the image
+    /// stopped before answering that round (nothing is acknowledged that is not durable).
+    public static let diskWriteFailed: Int32 = 5
     /// Self-test step n failed: `selfTestFirstFailure + n`.
     public static let selfTestFirstFailure: Int32 = SelfTest.firstFailureCode
 }
@@ -52,6 +56,8 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     // The heap is a few MiB: keep only the newest commits' trees alive (older ones keep their ids),
     // or a write-heavy client (test-xenstore writes 2000-byte values) exhausts memory.
     configuration.retainedCommits = 32
+    // ... and at most about 512 KiB of old node versions, however large the values rewritten.
+    configuration.retainedHistoryBytes = 512 << 10
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
     configuration.memoryReport = {
         SelfTest.text("heap in use KiB: ") + decimalBytes(UInt64(mm_heap_used() / 1024))
@@ -60,18 +66,22 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     }
     let loop: RingServer
     if arguments.block {
-        configuration.reportCommits = true
-        configuration.idHashBudget = nil  // every commit goes to the disk: keep the chain whole
         guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
         loop = RingServer(server: opened.server)
         let store = opened.store
         loop.afterCommits = { [loop] in
             do throws(BlockStoreError) {
-                try store.persist(head: loop.server.history.head, history: loop.server.history)
+                try loop.server.persist(to: store, state: nil)
+                loop.server.storageState = roomLeft(store)
+                return true
             } catch {
-                Console.write("xenstored: cannot write the disk; history continues in memory only\n")
+                Console.write("xenstored: FATAL: cannot write this round's commits to the disk (")
+                Console.write(error == .noSpace ? "the disk is full" : "device error")
+                Console.write("); stopping without answering them\n")
+                return false
             }
         }
+        loop.durabilityFailureCode = ImageExitCode.diskWriteFailed
     } else {
         loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
     }
@@ -88,26 +98,73 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
 }
 
 /// Opens the history on the virtual disk xvda (waiting up to 30 s for it): resumes from its head, or
-/// starts a new store and writes it there. Nil (reported) when the disk or its contents are unusable.
+/// starts a new store and writes it there. A new store is written only on a blank disk: both
+/// superblocks and the first block of each half all zero (reading a whole disk through blkfront
+/// at every boot is too slow; every store ever written has non-zero blocks among these four).
+/// Nil (reported) when the disk or its contents are unusable; a refused disk is left unchanged.
 func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, store: BlockStore<XenBlockDevice>)? {
     guard let device = XenBlockDevice(vdev: 51712, timeoutSeconds: 30) else {
         Console.write("xenstored: no virtual disk xvda\n")
         return nil
     }
+    let store: BlockStore<XenBlockDevice>
     do throws(BlockStoreError) {
-        let store = try BlockStore(device: device)
-        let history = try store.loadHistory(generations: GenerationCounter(), retainedCommits: configuration.retainedCommits)
-        if let history {
-            Console.write("xenstored: history resumed from the disk\n")
-            return (Server(configuration: configuration, history: history, time: clock_wall_seconds()), store)
-        }
-        let server = Server(configuration: configuration, time: clock_wall_seconds())
-        try store.persist(head: server.history.head, history: server.history)
-        Console.write("xenstored: new history on the disk\n")
+        store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
+        try store.reserveRoom()
+    } catch {
+        refuseDisk(error)
+        return nil
+    }
+    // The same path as the host daemon's: resume from the head, or a fresh store only on a new disk.
+    do throws(OpenStoreError<BlockStoreError>) {
+        let (server, resumedAt) = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds())
+        server.storageState = roomLeft(store)
+        Console.write(resumedAt == nil ? "xenstored: new history on the disk\n" : "xenstored: history resumed from the disk\n")
         return (server, store)
     } catch {
-        Console.write("xenstored: the disk's history cannot be used\n")
+        switch error {
+        case .store(let failure): refuseDisk(failure)
+        case .noHeadInExistingStore: Console.write("xenstored: the disk holds a store without a head; refusing it unchanged\n")
+        }
         return nil
+    }
+}
+
+/// Room left on the disk, as the server takes it (`Server.storageState`).
+func roomLeft(_ store: BlockStore<XenBlockDevice>) -> StorageState {
+    store.isNearlyFull ? .full : store.isReservedForDom0 ? .reservedForDom0 : .available
+}
+
+/// Reports a disk that cannot be used.
+func refuseDisk(_ error: BlockStoreError) {
+    Console.write("xenstored: the disk's history cannot be used, refusing it unchanged: ")
+    reportDiskProblem(error)
+    Console.write("\n")
+}
+
+/// Names what is wrong with the disk on the console.
+func reportDiskProblem(_ error: BlockStoreError) {
+    switch error {
+    case .noValidSuperblock(let problem, let dataBlock):
+        switch problem {
+        case .zeroed: Console.write("both superblocks are zero")
+        case .badMagic: Console.write("neither superblock carries the magic XSBLOCK1")
+        case .badChecksum: Console.write("both superblocks fail their checksum")
+        case .geometry: Console.write("the superblock describes another disk size or block size")
+        case .unreadable: Console.write("the superblocks cannot be read")
+        }
+        if let dataBlock {
+            Console.write(", and block ")
+            Console.write(decimal: dataBlock)
+            Console.write(" holds data (not a blank disk)")
+        }
+    case .corrupt(let offset):
+        Console.write("a log record fails its checksum at log byte ")
+        Console.write(decimal: offset)
+    case .missingObject: Console.write("an object of the stored state is missing")
+    case .badGeometry: Console.write("the disk is too small")
+    case .device: Console.write("device error")
+    case .noSpace: Console.write("the live state does not fit the disk")
     }
 }
 

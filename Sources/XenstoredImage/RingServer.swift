@@ -84,8 +84,13 @@ public final class RingServer {
     /// Local port of VIRQ_DOM_EXC, once bound.
     var domainExceptionPort: UInt32?
     /// Called once after every round of effects that committed (with `reportCommits` on): makes
-    /// the new commits durable before the next requests are read.
-    public var afterCommits: (() -> Void)?
+    /// the new commits durable before that round's replies leave. Returns false when it could
+    /// not: the loop then stops at once, with `durabilityFailureCode`, releasing no reply.
+    public var afterCommits: (() -> Bool)?
+    /// What `run` returns when `afterCommits` failed.
+    public var durabilityFailureCode: Int32 = 1
+    /// Set when `afterCommits` failed: nothing more is served.
+    var durabilityFailed = false
 
     /// Creates a loop around `server`.
     public init(server: Server) {
@@ -198,6 +203,7 @@ public final class RingServer {
             if let port = domainExceptionPort, evtchn_take_pending(port) != 0 {
                 checkDomains()
                 apply(server.takeEffects())
+                if durabilityFailed { return durabilityFailureCode }
             }
             for ring in rings { _ = evtchn_take_pending(ring.port) }
             _ = checkVchanClients()
@@ -215,6 +221,7 @@ public final class RingServer {
             }
             let served = rings.map { $0.port }
             apply(server.takeEffects())
+            if durabilityFailed { return durabilityFailureCode }  // this round's replies stay unsent
             for (index, ring) in rings.enumerated() {
                 var wrote = false
                 if let link = ring.link {
@@ -291,7 +298,7 @@ public final class RingServer {
     /// Carries out what the server asked for.
     func apply(_ effects: [ServerEffect]) {
         var committed = false
-        defer { if committed { afterCommits?() } }
+        defer { if committed, let afterCommits, !afterCommits() { durabilityFailed = true } }
         for effect in effects {
             switch effect {
             case .connectDomain(let domid, _, let eventChannel):

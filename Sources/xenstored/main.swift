@@ -24,9 +24,15 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
   --repack-every N           with --database: pack loose objects with a background
                              `git repack -d` every N objects written (default 20000; 0: never)
   --block FILE               keep the history in FILE used as a fixed-size block device
-                             (docs/block-format.md; created if missing; a restart resumes)
-  --block-size SIZE          size of a new --block file, e.g. 16M (default 16M); old
-                             history is squashed when it fills
+                             (docs/block-format.md; created if missing; a restart resumes).
+                             A file without a valid store is formatted only when it reads
+                             as all zero; a damaged, truncated or foreign one is refused,
+                             unchanged. When the store is nearly full, requests that would
+                             grow it get ENOSPC; if a batch still cannot be written the
+                             daemon stops (non-zero exit) without answering that round
+  --block-size SIZE          size of a new --block file, e.g. 16M (default 16M); if given,
+                             an existing file must have this size. Old history is squashed
+                             when the file fills
   --squash-at PERCENT        squash --block history when a batch would fill the log half
                              past PERCENT (default 90)
   --keep-last N              a squash keeps the newest N commits of the head's first-parent
@@ -35,7 +41,9 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
                              m/h/d: 90m, 12h, 7d; default: none)
   --export-block FILE --to DIR
                              write the history kept in block FILE as a git repository in DIR
-                             (same commit ids as --database), then exit
+                             (same commit ids as --database), then exit. A damaged FILE is
+                             salvaged: every commit still readable is exported, what was
+                             lost is reported, and the exit status is 1 (0: complete)
   --history N                commits kept in memory with their parents (default 4096)
   --history-bytes SIZE       and at most about SIZE of old node versions (default 64M)
   --ring-dir DIR             serve emulated domain rings: an INTRODUCEd domain D is served
@@ -76,6 +84,7 @@ var blockPath: String? = nil
 var databaseReserve = GitDatabase.defaultReserveBytes
 var databaseRepackEvery = GitDatabase.defaultRepackThreshold
 var blockSize: UInt64 = 16 << 20
+var blockSizeGiven = false
 var exportBlock: String? = nil
 var exportTarget: String? = nil
 var verbose = false
@@ -106,6 +115,7 @@ while !arguments.isEmpty {
             fail("--block-size needs a size of at least 64K, a multiple of 4K (e.g. 16M)")
         }
         blockSize = size
+        blockSizeGiven = true
     case "--export-block": exportBlock = value()
     case "--to": exportTarget = value()
     case "--history":
@@ -154,14 +164,33 @@ while !arguments.isEmpty {
 
 if let exportBlock {
     guard let exportTarget else { fail("--export-block needs --to DIR") }
+    let device: FileBlockDevice
     do {
-        let store = try BlockStore(device: try FileBlockDevice(path: exportBlock, size: nil, readOnly: true), format: false)
+        device = try FileBlockDevice(path: exportBlock, createSize: nil, readOnly: true)
+    } catch {
+        fail("export \(exportBlock): \(error)")
+    }
+    do {
+        let store = try BlockStore(device: device, format: .never)
         let count = try exportBlockStore(store, to: exportTarget)
         logLine("exported \(count) objects from \(exportBlock) to \(exportTarget)"
                 + (store.headID.map { " (head \(hexString($0)))" } ?? ""))
         exit(0)
+    } catch let error as BlockStoreError {
+        logLine("cannot export as is: " + describe(error, path: exportBlock, blockSize: device.blockSize, blockCount: device.blockCount))
     } catch {
         fail("export \(exportBlock): \(error)")
+    }
+    // The store cannot be opened as it is: salvage what still verifies.
+    logLine("salvaging \(exportBlock): scanning both halves for records that verify")
+    do {
+        let outcome = try salvageBlockFile(path: exportBlock, to: exportTarget)
+        for line in outcome.report { logLine("salvage: " + line) }
+        logLine("salvaged \(outcome.objectsWritten) objects from \(exportBlock) to \(exportTarget)"
+                + (outcome.head.map { " (head \(hexString($0)))" } ?? ""))
+        exit(outcome.lostSomething || outcome.head == nil ? 1 : 0)
+    } catch {
+        fail("salvage \(exportBlock): \(error)")
     }
 }
 if databasePath != nil && blockPath != nil { fail("--database and --block cannot be combined") }
@@ -188,11 +217,14 @@ if let ringDirectory {
 }
 do {
     if let blockPath {
-        backend = try DurableBackend.blockFile(path: blockPath, size: blockSize, policy: squashPolicy)
+        backend = try DurableBackend.blockFile(path: blockPath, createSize: blockSize,
+                                               requiredSize: blockSizeGiven ? blockSize : nil, policy: squashPolicy)
     } else if let databasePath {
         backend = try DurableBackend.gitDatabase(directory: databasePath, reserve: databaseReserve,
                                                   repackEvery: databaseRepackEvery)
     }
+} catch let refusal as BlockFileRefusal {
+    fail(refusal.description)
 } catch {
     fail("\(blockPath ?? databasePath ?? ""): \(error)")
 }

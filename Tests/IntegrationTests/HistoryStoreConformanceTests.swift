@@ -34,7 +34,7 @@ private func conformance(_ backend: ConformanceBackend, _ check: some Conformanc
         let device = SimDevice(blockSize: 4096, blockCount: 1024)
         try check.run(backend) { try BlockStore(device: device) }
     case .blockOnFile:
-        try check.run(backend) { try BlockStore(device: try FileBlockDevice(path: root + "/disk.img", size: 4 << 20)) }
+        try check.run(backend) { try openBlockFile(path: root + "/disk.img", createSize: 4 << 20, requiredSize: nil, policy: SquashPolicy()) }
     }
 }
 

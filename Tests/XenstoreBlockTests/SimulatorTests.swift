@@ -102,14 +102,15 @@ func simulate(seed: UInt64, steps: Int) throws -> SimulationResult {
         guard matches(loaded.root, match.1) else {
             throw SimulationFailure("seed \(seed): recovered tree differs from its commit's model (partial state visible)")
         }
-        // The latest keepLast acknowledged commits are all on the first-parent chain.
+        // The latest keepLast commits are all on the first-parent chain: the recovered head and
+        // the acknowledged commits before it (a squash may follow a batch that became durable).
         var chain: [ObjectID] = []
         var current: ObjectID? = loaded.id
         while let id = current, chain.count < keepLast + 1, let record = try reopened.commitRecord(id) {
             chain.append(id)
             current = record.parents.first
         }
-        for (id, _) in acked.suffix(keepLast) where !chain.contains(id) {
+        for (id, _) in acked.suffix(loaded.id == acked.last?.0 ? keepLast : keepLast - 1) where !chain.contains(id) {
             throw SimulationFailure("seed \(seed): acknowledged commit lost after recovery")
         }
         let resumed = History(resuming: loaded.record, id: loaded.id, root: loaded.root, generations: generations2,

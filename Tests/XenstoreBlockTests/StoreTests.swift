@@ -176,7 +176,7 @@ private func freshHistory(retainedCommits: Int) -> (GenerationCounter, History) 
         _ = try BlockStore(device: device)
         device.flip(block: 0, bit: 100)
         device.flip(block: 1, bit: 200)
-        #expect(throws: BlockStoreError.noValidSuperblock(hadMagic: true)) { try BlockStore(device: device) }
+        #expect(throws: BlockStoreError.noValidSuperblock(.badChecksum, dataBlock: nil)) { try BlockStore(device: device) }
         #expect(throws: BlockStoreError.badGeometry) { try BlockStore(device: SimDevice(blockSize: 512, blockCount: 4)) }
     }
 }
