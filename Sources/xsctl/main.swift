@@ -300,12 +300,11 @@ do {
         let quarantinePath = String(cString: made)
         defer { _ = shell("rm -rf \(quoted(quarantinePath))") }
         let quarantine = quoted(quarantinePath)
-        let loose = "-c fetch.unpackLimit=2147483647"  // the daemon reads loose objects
         guard shell("git init -q \(quarantine)") == 0,
               shell("echo \(quoted(database.directory + "/.git/objects")) > \(quarantine)/.git/objects/info/alternates") == 0 else {
             die("pull: cannot prepare a quarantine repository in \(quarantinePath)")
         }
-        guard shell("git -C \(quarantine) \(loose) fetch -q \(quoted(source)) +\(quoted(branch)):refs/heads/incoming") == 0 else {
+        guard shell("git -C \(quarantine) fetch -q \(quoted(source)) +\(quoted(branch)):refs/heads/incoming") == 0 else {
             die("git fetch from \(source) failed")
         }
         let ours = trimmed(capture("git -C \(dir) rev-parse main"))
@@ -321,7 +320,7 @@ do {
         } catch {
             die("pull from \(source) rejected, nothing was fetched or merged: \(error)")
         }
-        guard shell("git -C \(dir) \(loose) fetch -q \(quarantine) +refs/heads/incoming:refs/remotes/pulled/main") == 0 else {
+        guard shell("git -C \(dir) fetch -q \(quarantine) +refs/heads/incoming:refs/remotes/pulled/main") == 0 else {
             die("git fetch from the quarantine \(quarantinePath) failed")
         }
         let theirs = trimmed(capture("git -C \(dir) rev-parse refs/remotes/pulled/main"))
