@@ -93,11 +93,9 @@ public final class Server {
     var effects: [ServerEffect] = []
     var nextConnection: UInt32 = 1
     var nextTransaction: UInt32 = 1
-    /// Per privileged connection in a run of EAGAINs: the unprivileged domains whose commits
-    /// caused them (see `blameConflict`); not read while that connection's transaction is protected.
-    var conflictCulprits: [ConnectionID: Set<UInt32>] = [:]
-    /// The one transaction protected from starvation, if any (see `protectIfStarving`).
-    var protectedTransaction: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
+    /// The starvation guard: the protected transaction, the guests it holds back, its clock
+    /// (see `protectIfStarving`, `blameConflict`, `isThrottled`).
+    var starvation = StarvationGuard()
     var now: Int64
     /// Room left in the durable store. The shell sets it after opening the store, after every
     /// durable batch, and whenever it re-measures (a file system can also gain room from outside).
@@ -134,6 +132,7 @@ public final class Server {
         self.configuration = configuration
         self.now = time
         self.history = history
+        starvation.observe(wallTime: time)
         history.idHashBudget = configuration.idHashBudget
         history.retainedBytesLimit = configuration.retainedHistoryBytes
         let perms = Permissions.ownedBy(0)
@@ -162,7 +161,7 @@ public final class Server {
 
     /// Closes a connection, dropping its watches and open transactions.
     public func closeConnection(_ id: ConnectionID) {
-        conflictCulprits[id] = nil
+        starvation.forget(id)
         if let connection = connections[id] {
             for transaction in connection.transactions.values { release(transaction, of: connection) }
         }
@@ -173,7 +172,7 @@ public final class Server {
     /// Feeds bytes received on a connection; complete requests are executed at once.
     public func receive<C: Collection>(_ bytes: C, on id: ConnectionID, time: Int64) where C.Element == UInt8 {
         guard let connection = connections[id], !connection.isBroken else { return }
-        now = time
+        observe(time)
         var messages: [Message] = []
         var framingFailed = false
         do {
@@ -227,10 +226,9 @@ public final class Server {
     /// socket. The throttle ends with the protection: when the transaction ends, its connection
     /// closes, or `Limits.starvationProtectionSeconds` after it began (noticed at the next request).
     func isThrottled(_ connection: Connection) -> Bool {
-        guard !connection.caller.privileged, protectedTransaction != nil,
-              let (owner, _) = activeProtection(),
-              let culprits = conflictCulprits[owner.id] else { return false }
-        return culprits.contains(connection.caller.domid)
+        guard !connection.caller.privileged, starvation.isProtecting,
+              let (owner, _) = activeProtection() else { return false }
+        return starvation.culprits(of: owner.id).contains(connection.caller.domid)
     }
 
     /// Whether the shell should read `id` now (`wantsInput`), and if not because of conflict
@@ -260,7 +258,7 @@ public final class Server {
     /// The domain shut down (poweroff, crash, suspend) but still exists: fire `@releaseDomain`
     /// once, as C xenstored does, so the toolstack notices and destroys it.
     public func domainShutDown(_ domid: UInt32, time: Int64) {
-        now = time
+        observe(time)
         guard domid != 0, var record = domains[domid], !record.shutDown else { return }
         record.shutDown = true
         domains[domid] = record
@@ -269,7 +267,7 @@ public final class Server {
 
     /// The domain is dying or gone: fire `@releaseDomain` and forget it.
     public func domainDied(_ domid: UInt32, time: Int64) {
-        now = time
+        observe(time)
         guard domid != 0, domains[domid] != nil else { return }
         forgetDomain(domid)
     }
@@ -451,7 +449,7 @@ public final class Server {
                 connection.consecutiveConflicts += 1
             } else {
                 connection.consecutiveConflicts = 0
-                conflictCulprits[connection.id] = nil
+                starvation.setCulprits([], of: connection.id)
             }
             return outcome
         case .getDomainPath:
@@ -569,19 +567,25 @@ public final class Server {
     func protectIfStarving(_ connection: Connection, transaction id: UInt32) {
         guard connection.caller.privileged, connection.consecutiveConflicts >= Limits.starvationConflicts else { return }
         if activeProtection() != nil { return }
-        protectedTransaction = (connection.id, id, now)
+        starvation.protect(connection.id, transaction: id)
     }
 
     /// The protected transaction and its connection, dropping a protection that ended or expired.
     func activeProtection() -> (Connection, Transaction)? {
-        guard let protection = protectedTransaction else { return nil }
-        guard now - protection.since <= Limits.starvationProtectionSeconds,
-              let connection = connections[protection.connection],
+        guard let protection = starvation.current() else { return nil }
+        guard let connection = connections[protection.connection],
               let transaction = connection.transactions[protection.transaction] else {
-            protectedTransaction = nil
+            starvation.end()
             return nil
         }
         return (connection, transaction)
+    }
+
+    /// Takes the wall-clock time of an input: commit timestamps use it as it is, the
+    /// starvation guard's expiry a monotonic clock derived from it.
+    func observe(_ time: Int64) {
+        now = time
+        starvation.observe(wallTime: time)
     }
 
     /// Whether committing `newRoot` would make the protected transaction (other than `ending`)

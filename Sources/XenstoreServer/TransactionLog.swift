@@ -264,7 +264,7 @@ extension Server {
     /// so each costs what it changed.
     func blameConflict(_ transaction: Transaction, of connection: Connection) {
         guard connection.caller.privileged else { return }
-        var culprits = conflictCulprits[connection.id] ?? []
+        var culprits = starvation.culprits(of: connection.id)
         var commit = history.head
         var examined = 0
         while commit !== transaction.base, examined < Limits.conflictBlameCommits,
@@ -285,7 +285,7 @@ extension Server {
             commit = parent
         }
         counters.conflictsBlamed += 1
-        conflictCulprits[connection.id] = culprits.isEmpty ? nil : culprits
+        starvation.setCulprits(culprits, of: connection.id)
     }
 
     /// Forgets the bytes an ended or dropped transaction held against its domain's `memory` quota.

@@ -80,4 +80,17 @@ import XenstoreWire
         winner.time += Limits.starvationProtectionSeconds + 1
         #expect(readModifyWrite(winner, "rival").error == nil, "a stalled protected client holds others back only for a while")
     }
+
+    /// The protection's window is measured on a clock that never goes back: a wall clock
+    /// stepped back an hour neither stretches it nor ends it early.
+    @Test func protectionWindowIgnoresClockStepsBack() {
+        let (loser, winner) = starvedLoser()
+        let protected = loser.start()
+        _ = loser.read("/counter", tx: protected)
+        winner.time -= 3600  // the host's clock was stepped back
+        #expect(readModifyWrite(winner, "rival").error == .EAGAIN, "still protected right after the step")
+        winner.time += Limits.starvationProtectionSeconds + 1
+        #expect(readModifyWrite(winner, "rival").error == nil,
+                "the window ends after starvationProtectionSeconds of elapsed time, not an hour later")
+    }
 }
