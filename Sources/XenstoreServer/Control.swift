@@ -29,9 +29,7 @@ extension Server {
             out += Payload.bytes("\ncommits: ") + Payload.decimal(history.commitCount)
             out += Payload.bytes("\nconnections: ") + Payload.decimal(connections.count)
             out += Payload.bytes("\ndomains: ") + Payload.decimal(domains.count)
-            var held = 0
-            for (_, bytes) in transactionBytes { held += bytes }
-            out += Payload.bytes("\ntransaction bytes: ") + Payload.decimal(held)
+            out += Payload.bytes("\ntransaction bytes: ") + Payload.decimal(domains.totalHeldBytes)
             out += Payload.bytes("\ndirectory_part entries visited: ") + Payload.decimal(counters.directoryPartEntriesVisited)
             out += Payload.bytes("\ntransaction requests replayed: ") + Payload.decimal(counters.transactionRequestsReplayed)
             if let extra = configuration.memoryReport?() { out += [0x0A] + extra }
@@ -61,7 +59,7 @@ extension Server {
             counted[node.permissions.owner, default: 0] += 1
             for child in node.children { stack.append(child.node) }
         }
-        return counted == ownedNodes
+        return counted == domains.ownedNodes
     }
 
     func quotaReport(_ arguments: [[UInt8]]) -> Outcome {
@@ -71,9 +69,9 @@ extension Server {
             let id = UInt32(domid)
             guard domainExists(id) else { return .failure(.ENOENT) }
             out += Payload.bytes("Domain ") + Payload.decimal(id) + Payload.bytes(":\n")
-            out += Payload.bytes("nodes: ") + Payload.decimal(ownedNodes[id] ?? 0) + [0x0A]
+            out += Payload.bytes("nodes: ") + Payload.decimal(domains.ownedNodes[id] ?? 0) + [0x0A]
             out += Payload.bytes("watches: ") + Payload.decimal(watchCount(of: id)) + [0x0A]
-            out += Payload.bytes("memory: ") + Payload.decimal(transactionBytes[id] ?? 0) + [0x0A]
+            out += Payload.bytes("memory: ") + Payload.decimal(domains.heldBytes(of: id)) + [0x0A]
             return Server.text(out)
         }
         for name in Quotas.names {

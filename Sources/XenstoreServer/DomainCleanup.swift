@@ -25,7 +25,7 @@ extension Server {
         }
         if removals.isEmpty && edits.isEmpty { return }
         var workspace = Workspace(root: history.head.root)
-        let context = OperationContext(caller: .dom0, quotas: configuration.quotas, committedOwnedNodes: ownedNodes,
+        let context = OperationContext(caller: .dom0, quotas: configuration.quotas, committedOwnedNodes: domains.ownedNodes,
                                        generations: history.generations, domainExists: { _ in true })
         for (path, permissions) in edits {
             _ = NodeOperations.execute(.setPerms(path, permissions), in: &workspace, context)

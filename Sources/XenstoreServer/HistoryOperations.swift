@@ -54,12 +54,7 @@ extension Server {
         let parents = secondParent.map { [history.head, $0] } ?? [history.head]
         let commit = history.makeCommit(root: root, parents: parents, author: author, message: message, time: now)
         history.advanceHead(to: commit)
-        ownedNodes.removeAll()
-        var stack: [Node] = [root]
-        while let node = stack.popLast() {
-            ownedNodes[node.permissions.owner, default: 0] += 1
-            for child in node.children { stack.append(child.node) }
-        }
+        domains.recountOwnership(from: root)
         if configuration.reportCommits { effects.append(.committed(sequence: commit.sequence)) }
         for trigger in triggers { fire(trigger) }
     }

@@ -64,18 +64,6 @@ public enum StorageState: Equatable, Sendable {
     }
 }
 
-/// A domain the server knows about.
-struct DomainRecord {
-    var gfn: UInt64 = 0
-    var eventChannel: UInt32 = 0
-    var introduced = false
-    var target: UInt32?
-    var features: UInt32 = 0
-    var quotas: Quotas?
-    /// Set when the domain shut down (and `@releaseDomain` fired for it); cleared by RESUME.
-    var shutDown = false
-}
-
 /// The Xenstore server state machine. It performs no I/O: the shell feeds it bytes with
 /// `receive`, writes out what `takeOutput` returns, and carries out `takeEffects`.
 public final class Server {
@@ -85,10 +73,8 @@ public final class Server {
     public private(set) var configuration: ServerConfiguration
     var connections: [ConnectionID: Connection] = [:]
     var connectionOrder: [ConnectionID] = []
-    var domains: [UInt32: DomainRecord] = [:]
-    var ownedNodes: [UInt32: Int] = [:]
-    /// Bytes each domain holds in its open transactions (see `runInTransaction`).
-    var transactionBytes: [UInt32: Int] = [:]
+    /// Known domains, their ownership counts and the bytes their transactions hold.
+    var domains = DomainTable()
     var specialPermissions: [[UInt8]: Permissions] = [:]
     var effects: [ServerEffect] = []
     var nextConnection: UInt32 = 1
@@ -136,11 +122,7 @@ public final class Server {
         history.idHashBudget = configuration.idHashBudget
         history.retainedBytesLimit = configuration.retainedHistoryBytes
         let perms = Permissions.ownedBy(0)
-        var stack: [Node] = [history.head.root]
-        while let node = stack.popLast() {
-            ownedNodes[node.permissions.owner, default: 0] += 1
-            for child in node.children { stack.append(child.node) }
-        }
+        domains.recountOwnership(from: history.head.root)
         domains[0] = DomainRecord(introduced: true)
         specialPermissions[Server.introduceDomain] = perms
         specialPermissions[Server.releaseDomain] = perms
@@ -289,7 +271,7 @@ public final class Server {
 
     /// The quotas in force for a caller.
     func quotas(for caller: Caller) -> Quotas {
-        domains[caller.domid]?.quotas ?? configuration.quotas
+        domains.quotas(of: caller.domid, defaults: configuration.quotas)
     }
 
     // MARK: - Requests
@@ -495,7 +477,7 @@ public final class Server {
 
     func context(for connection: Connection) -> OperationContext {
         OperationContext(caller: connection.caller, quotas: quotas(for: connection.caller),
-                         committedOwnedNodes: ownedNodes, generations: history.generations,
+                         committedOwnedNodes: domains.ownedNodes, generations: history.generations,
                          domainExists: { [unowned(unsafe) self] in self.domainExists($0) }, counters: counters)
     }
 
@@ -533,10 +515,7 @@ public final class Server {
 
     /// Makes a committed workspace's accounting and watch events take effect.
     func apply(_ workspace: Workspace) {
-        for (domid, delta) in workspace.ownedNodesDelta {
-            let count = (ownedNodes[domid] ?? 0) + delta
-            ownedNodes[domid] = count == 0 ? nil : count
-        }
+        domains.applyOwnership(workspace.ownedNodesDelta)
         if configuration.reportCommits { effects.append(.committed(sequence: history.head.sequence)) }
         for trigger in workspace.triggers { fire(trigger) }
     }

@@ -105,7 +105,7 @@ extension Server {
         out.u32(nextConnection)
         out.u32(nextTransaction)
         out.u32(UInt32(domains.count))
-        for domid in domains.keys.sorted() {
+        for domid in domains.ids {
             let record = domains[domid]!
             out.u32(domid)
             out.u64(record.gfn)

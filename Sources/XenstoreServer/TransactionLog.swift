@@ -234,7 +234,7 @@ extension Server {
         }
         let domid = connection.caller.domid
         if !connection.caller.privileged,
-           Quotas.exceeds((transactionBytes[domid] ?? 0) + delta, context.quotas.memory) {
+           Quotas.exceeds(domains.heldBytes(of: domid) + delta, context.quotas.memory) {
             workspace.root = savedRoot
             workspace.ownedNodesDelta = savedOwnedNodesDelta
             workspace.triggers.removeSubrange(triggersBefore...)
@@ -248,7 +248,7 @@ extension Server {
         transaction.workspace = workspace
         transaction.log.record(operation, outcome, at: placement)
         transaction.heldBytes += delta
-        transactionBytes[domid, default: 0] += delta
+        domains.hold(delta, by: domid)
         return outcome
     }
 
@@ -291,8 +291,7 @@ extension Server {
     /// Forgets the bytes an ended or dropped transaction held against its domain's `memory` quota.
     func release(_ transaction: Transaction, of connection: Connection) {
         let domid = connection.caller.domid
-        let remaining = (transactionBytes[domid] ?? 0) - transaction.heldBytes
-        transactionBytes[domid] = remaining > 0 ? remaining : nil
+        domains.hold(-transaction.heldBytes, by: domid)
         transaction.heldBytes = 0
     }
 }

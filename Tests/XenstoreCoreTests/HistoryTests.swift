@@ -199,9 +199,9 @@ import XenstoreWire
         let c = TestClient(server)
         c.write("/acct/a", "")
         #expect(c.request(.control, args("check")).text == "OK\0")
-        server.ownedNodes[0, default: 0] += 1
+        server.domains.applyOwnership([0: 1])
         #expect(c.request(.control, args("check")).error == .EIO)
-        server.ownedNodes[0, default: 0] -= 1
+        server.domains.applyOwnership([0: -1])
         #expect(c.request(.control, args("check")).text == "OK\0")
     }
 
@@ -265,6 +265,6 @@ import XenstoreWire
         // The per-owner count the server keeps equals a recount of the final tree.
         var counted: [UInt32: Int] = [:]
         Tree.walk(server.history.head.root) { _, node in counted[node.permissions.owner, default: 0] += 1 }
-        #expect(counted == server.ownedNodes)
+        #expect(counted == server.domains.ownedNodes)
     }
 }

@@ -103,7 +103,7 @@ import XenstoreWire
         admin.setPerms("/local/domain/5/other", "n5")
     }
 
-    var guestTransactionBytes: Int { server.transactionBytes[5] ?? 0 }
+    var guestTransactionBytes: Int { server.domains.heldBytes(of: 5) }
 
     /// Attack: one guest transaction rewrites one node 100,000 times (the probe grew the daemon
     /// by 231 MB). The transaction holds one log entry, a few hundred bytes; its commit, rebased

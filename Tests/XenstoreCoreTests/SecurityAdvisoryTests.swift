@@ -21,11 +21,11 @@ import XenstoreWire
         #expect(dom0.setPerms("/shared", "n0", "r7").isOK)
         let guest = TestClient(server, caller: guestCaller)
         #expect(guest.read("/shared").payload == b("secret"))
-        #expect(server.ownedNodes[7] == 2)
+        #expect(server.domains.ownedNodes[7] == 2)
         #expect(dom0.request(.release, args("7")).isOK)
         #expect(dom0.read("/local/domain/7").error == .ENOENT)
         #expect(dom0.getPerms("/shared").strings == ["n0"])
-        #expect(server.ownedNodes[7] == nil)
+        #expect(server.domains.ownedNodes[7] == nil)
         #expect(s(server.history.head.summary) == "Domain 0: clean up after domain 7")
         #expect(dom0.request(.introduce, args("7", "1", "6")).isOK)
         let reborn = TestClient(server, caller: guestCaller)
@@ -130,7 +130,7 @@ import XenstoreWire
         for i in 0..<10 where guest.write("k\(i)", "v", tx: tx).error == .ENOSPC { failures += 1 }
         #expect(failures == 6)  // the home node itself counts: 1 + 4 new nodes fit
         #expect(guest.end(tx).isOK)
-        #expect(server.ownedNodes[7] == 5)
+        #expect(server.domains.ownedNodes[7] == 5)
         #expect(guest.write("more", "v").error == .ENOSPC)
     }
 

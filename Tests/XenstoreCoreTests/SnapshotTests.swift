@@ -81,7 +81,7 @@ import XenstoreWire
         #expect(restarted.domains[5]?.eventChannel == 17)
         #expect(restarted.domains[5]?.introduced == true)
         // quota accounting is recounted from the tree: the guest still owns its home
-        #expect(restarted.ownedNodes[5] == scene.server.ownedNodes[5])
+        #expect(restarted.domains.ownedNodes[5] == scene.server.domains.ownedNodes[5])
     }
 
     @Test func damagedSnapshotsAreRejectedWithoutChangingTheServer() {
