@@ -32,9 +32,12 @@ public struct ServerConfiguration {
     public var reportCommits = false
     /// Asks the hypervisor whether a domain exists, for domains the server has not met yet
     /// (libxl makes a new domain the owner of its nodes before INTRODUCE). Nil: only dom0,
-    /// introduced and connected domains exist.
+    /// introduced and connected domains exist. A synchronous port, on purpose: the answer is
+    /// needed in the middle of a SET_PERMS or WRITE naming an unknown domain and cannot be
+    /// pushed in before it (the stub answers with one hypercall, the host with a file check).
     public var domainExists: ((UInt32) -> Bool)? = nil
-    /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use).
+    /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use). A
+    /// synchronous port: it reads counters only, when dom0 asks for the report.
     public var memoryReport: (() -> [UInt8])? = nil
 
     /// The defaults of C xenstored 4.17.

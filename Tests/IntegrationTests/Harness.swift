@@ -25,8 +25,16 @@ enum Programs {
             .deletingLastPathComponent().path
     }()
 
-    /// The daemon under test, built by `swift build`.
-    static let daemon = packageRoot + "/.build/debug/xenstored"
+    /// Where the build system put the products of this build: the directory of the test
+    /// bundle itself (`swift build --show-bin-path`), whatever the configuration or triple.
+    static let binDirectory: String = {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        return bundle.deletingLastPathComponent().path
+    }()
+    /// The daemon under test, built by `swift build` next to the tests.
+    static let daemon = binDirectory + "/xenstored"
+    /// The command-line client, built next to the tests.
+    static let xsctl = binDirectory + "/xsctl"
     /// GNU coreutils `timeout`: every child process runs under it.
     static let timeout = "/usr/bin/timeout"
     /// Xen 4.17 tools (Debian `xen-utils-4.17`).
@@ -430,7 +438,7 @@ func runCapturing(_ program: String, _ arguments: [String], mergingStandardError
 
 /// Runs xsctl (built next to the daemon) and returns its exit status and output.
 func xsctl(socket: String, _ arguments: String...) throws -> (status: Int32, output: String) {
-    try runCapturing(Programs.packageRoot + "/.build/debug/xsctl", ["--socket", socket] + arguments, mergingStandardError: true)
+    try runCapturing(Programs.xsctl, ["--socket", socket] + arguments, mergingStandardError: true)
 }
 
 /// Runs git with arguments; returns exit status and standard output.
