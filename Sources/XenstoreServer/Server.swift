@@ -154,7 +154,9 @@ public final class Server {
         if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
     }
 
-    /// Feeds bytes received on a connection; complete requests are executed at once.
+    /// Feeds bytes received on a connection; complete requests are executed at once. Call it
+    /// for every read of the round, before `takeEffects`; `time` is the wall clock (commit
+    /// timestamps; the starvation guard derives a monotonic clock from it).
     public func receive<C: Collection>(_ bytes: C, on id: ConnectionID, time: Int64) where C.Element == UInt8 {
         guard let connection = connections[id], !connection.isBroken else { return }
         observe(time)
@@ -176,7 +178,8 @@ public final class Server {
         }
     }
 
-    /// Whether output is waiting for a connection.
+    /// Whether output is waiting for a connection: ask it when deciding whether to poll the
+    /// connection for writing (after the round's batch is durable).
     public func hasOutput(_ id: ConnectionID) -> Bool {
         !(connections[id]?.output.isEmpty ?? true)
     }
@@ -198,7 +201,8 @@ public final class Server {
     }
 
     /// Whether the shell should read more requests from a connection (back-pressure on a
-    /// client that does not read its replies).
+    /// client that does not read its replies; throttled guests). Ask it before every read:
+    /// when false, leave the bytes in the socket or ring.
     public func wantsInput(_ id: ConnectionID) -> Bool {
         guard let connection = connections[id] else { return false }
         if isThrottled(connection) { return false }
@@ -223,12 +227,15 @@ public final class Server {
         return isThrottled(connection)
     }
 
-    /// Removes and returns up to `maxBytes` of output for a connection.
+    /// Removes and returns up to `maxBytes` of output for a connection. Call it only after the
+    /// round's effects were carried out and its commits made durable: the output may report them.
     public func takeOutput(_ id: ConnectionID, maxBytes: Int = Int.max) -> [UInt8] {
         connections[id]?.output.take(maxBytes: maxBytes) ?? []
     }
 
-    /// Removes and returns the effects produced so far.
+    /// Removes and returns the effects produced so far. Call it once per round after every
+    /// input was fed, carry them out in order, then make the round durable (`.committed`:
+    /// `persist(to:state:)`) before taking any output.
     public func takeEffects() -> [ServerEffect] {
         let taken = effects
         effects.removeAll()
