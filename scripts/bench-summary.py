@@ -130,6 +130,12 @@ for mode, title, what in (("scale", "Store growth", "writes (domains x 50 nodes)
 block = os.path.join(out, "block-history.txt")
 if os.path.exists(block) and open(block).read().strip():
     lines += ["", "`--block` (64 MiB device) after the history run: " + open(block).read().strip()]
+dbpack = read_csv("dbpack.csv")
+if dbpack:
+    lines += ["", "### `--database` before and after packing (`xsctl gc` while the daemon runs)", "",
+              "| phase | commits | files in .git | loose objects | packs | writes/s (1 client) |", "|---|---|---|---|---|---|"]
+    for r in dbpack:
+        lines.append(f"| {r['phase']} | {int(r['commits']):,} | {int(r['files']):,} | {int(r['loose_objects']):,} | {r['packs']} | {r['writes_per_s']} |")
 bad = [r for r in runs if r["errors"] not in ("0", "") or "children_failed" in r["check"]]
 for r in bad:
     lines.append(f"- {r['peer']} {r['mode']}: errors={r['errors']} {r['check']}")
