@@ -15,8 +15,9 @@
 #   each growth/history run stops after GROW_SECONDS (default 90) and reports how far it got.
 #   BENCH_SCALE=F multiplies SCALE_DOMAINS and HISTORY_COMMITS (e.g. 0.1 for a quick run).
 # Last, --database packing (dbpack.csv): DB_COMMITS (100000) commits on --database with background
-#   repacking off, then the repository's file count and a 'write -n 1' point, `xsctl gc` while
-#   the daemon runs, and the file count and the same point again. DB_PACK=0 skips it.
+#   repacking off, then the repository's file count and a 'write -n 1' point (DUR_DB s, default 5,
+#   after a sync), `xsctl gc` while the daemon runs, and the file count and the same point again.
+#   DB_PACK=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -186,7 +187,8 @@ if [ "${DB_PACK:-1}" != 0 ]; then
         files=$(find "$run/db/.git" -type f | wc -l)
         loose=$(git -C "$run/db" count-objects -v | awk '/^count:/{print $2}')
         packs=$(git -C "$run/db" count-objects -v | awk '/^packs:/{print $2}')
-        rate=$(timeout 120 "$WORK/xsbench" -P swift-db -m write -n 1 -d "$DUR" 2>>"$run/bench.log" | tail -1 | awk -F, '{print $8}')
+        sync  # measure both points without the writeback of what came before (100k commits, or the repack)
+        rate=$(timeout 120 "$WORK/xsbench" -P swift-db -m write -n 1 -d "${DUR_DB:-5}" 2>>"$run/bench.log" | tail -1 | awk -F, '{print $8}')
         echo "$1,$commits,$files,$loose,$packs,${rate:-FAILED}" >> "$OUT/dbpack.csv"
         echo "  $1: $commits commits, $files files ($loose loose objects, $packs packs), ${rate:-FAILED} writes/s"
     }
