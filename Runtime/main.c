@@ -20,6 +20,8 @@ void start_kernel(void *boot_info, int mode)
         console_puts(boot.heap_note);
         console_puts(")");
     }
+    if (boot.heap_probe_shrank)
+        console_puts(" (lowered: the last pages given as RAM did not keep data)");
     console_puts(" KiB, cmdline '");
     console_puts(boot.cmdline);
     console_puts("'\n");

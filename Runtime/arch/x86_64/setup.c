@@ -53,12 +53,101 @@ static void setup_pv(start_info_t *si)
     boot.console_evtchn = si->console.domU.evtchn;
 }
 
+/* Frames libxenguest populates for a PVH domain outside its RAM (X86_HVM_NR_SPECIAL_PAGES in
+ * Xen's xenguest.h: console, store, ident_pt, ... just below the MMIO hole). */
+#define XEN_HVM_SPECIAL_PAGES 8
+/* Most entries of the memory map read from Xen (init-xenstore-domain sets 2 or 3). */
+#define XEN_MEMORY_MAP_MAX 16
+
+/* One entry of the memory map XENMEM_memory_map returns (the e820 layout). */
+struct e820_entry {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+} __attribute__((packed));
+
+/*
+ * Under Xen, without a start-info memory map: where the populated RAM holding `start` ends.
+ * The domain's reservation counts every populated frame, including the special pages the
+ * toolstack populated outside RAM (the memory map's reserved entries), and RAM is populated
+ * from guest-physical 0 upwards with no hole (no device model, no VGA hole). So RAM ends at
+ * (reservation - pages of reserved entries), and never past the memory map's RAM entry (which
+ * covers --maxmem, more than is populated). Taking the whole reservation as RAM (the old
+ * rule) ran the heap 8 pages past the populated RAM; see docs/stubdom.md.
+ */
+static uint64_t xen_pvh_ram_end(uint64_t start)
+{
+    domid_t self = DOMID_SELF;
+    long pages = HYPERVISOR_memory_op(XENMEM_current_reservation, &self);
+    if (pages <= 0)
+        return 0;
+    static struct e820_entry map[XEN_MEMORY_MAP_MAX];
+    struct xen_memory_map memmap = { .nr_entries = XEN_MEMORY_MAP_MAX };
+    set_xen_guest_handle(memmap.buffer, map);
+    uint64_t outside_ram = 0, map_ram_end = 0;
+    if (HYPERVISOR_memory_op(XENMEM_memory_map, &memmap) == 0 && memmap.nr_entries <= XEN_MEMORY_MAP_MAX) {
+        for (unsigned i = 0; i < memmap.nr_entries; i++) {
+            if (map[i].type != XEN_HVM_MEMMAP_TYPE_RAM)
+                outside_ram += map[i].size >> PAGE_SHIFT;
+            else if (map[i].addr <= start && start < map[i].addr + map[i].size)
+                map_ram_end = map[i].addr + map[i].size;
+        }
+    } else {
+        outside_ram = XEN_HVM_SPECIAL_PAGES; /* no map: assume libxenguest's layout */
+    }
+    if ((uint64_t)pages <= outside_ram)
+        return 0;
+    uint64_t end = ((uint64_t)pages - outside_ram) << PAGE_SHIFT;
+    return map_ram_end && map_ram_end < end ? map_ram_end : end;
+}
+
+/*
+ * Whether the page at `addr` is RAM: a write must read back. A guest-physical frame that is not
+ * populated reads as all ones under Xen (its accesses are emulated as MMIO with nobody behind
+ * them) and drops writes; QEMU's unassigned memory does not keep them either.
+ */
+static int page_holds_data(uint64_t addr)
+{
+    volatile uint64_t *word = (volatile uint64_t *)(uintptr_t)addr;
+    uint64_t saved = *word;
+    *word = 0x5a5a5a5a5a5a5a5aull;
+    int ok = *word == 0x5a5a5a5a5a5a5a5aull;
+    *word = 0xa5a5a5a5a5a5a5a5ull;
+    ok = ok && *word == 0xa5a5a5a5a5a5a5a5ull;
+    *word = saved;
+    return ok;
+}
+
+/*
+ * The end of the RAM really present in [start, end): `end` when its last page holds data, else
+ * the end of the highest page that does, found by bisection (RAM is one range from `start`).
+ */
+static uint64_t probe_ram_end(uint64_t start, uint64_t end)
+{
+    uint64_t first = (start + PAGE_SIZE - 1) >> PAGE_SHIFT, last = end >> PAGE_SHIFT; /* pages [first, last) */
+    if (last <= first || page_holds_data((last - 1) << PAGE_SHIFT))
+        return end;
+    boot.heap_probe_shrank = 1;
+    uint64_t good = first, bad = last - 1; /* invariant: pages below `good` hold data, page `bad` does not */
+    if (!page_holds_data(first << PAGE_SHIFT))
+        return start;
+    while (bad - good > 1) {
+        uint64_t mid = good + (bad - good) / 2;
+        if (page_holds_data(mid << PAGE_SHIFT))
+            good = mid;
+        else
+            bad = mid;
+    }
+    return (good + 1) << PAGE_SHIFT;
+}
+
 /*
  * PVH: the heap may grow into the RAM after the image (identity-mapped by boot.S up to 4 GiB),
  * past everything Xen or the loader placed there (start info, command line, memory map), up to
- * the end of that RAM: the RAM entry of the memory map when there is one (QEMU), else the
- * domain's reservation (init-xenstore-domain gives a PVH domain no memory map). Needs the
- * hypercall page for the latter.
+ * the end of that RAM: the RAM entry of the start-info memory map when there is one (QEMU), else
+ * what Xen says (init-xenstore-domain gives a PVH domain no start-info memory map; see
+ * xen_pvh_ram_end). Either way the last page is checked to hold data before the heap trusts it.
+ * Needs the hypercall page, and must run before shared_info takes a RAM frame of ours.
  */
 static void find_heap_extra(const struct hvm_start_info *si)
 {
@@ -86,19 +175,13 @@ static void find_heap_extra(const struct hvm_start_info *si)
             if (map[i].type == XEN_HVM_MEMMAP_TYPE_RAM && map[i].addr <= start && start < map[i].addr + map[i].size)
                 end = map[i].addr + map[i].size;
     } else if (boot.xen) {
-        /*
-         * libxenguest populates a PVH domain's RAM from guest-physical 0 upwards, below the MMIO
-         * hole; its special pages (console, store) lie outside that range. RAM therefore ends at
-         * the reservation's size at the latest: stopping there can undercount (a populate hole
-         * below the image), never overrun.
-         */
-        domid_t self = DOMID_SELF;
-        long pages = HYPERVISOR_memory_op(XENMEM_current_reservation, &self);
-        if (pages > 0)
-            end = (uint64_t)pages << PAGE_SHIFT;
+        end = xen_pvh_ram_end(start);
     }
     if (end > 0xF0000000ull)
         end = 0xF0000000ull;
+    end &= ~(uint64_t)(PAGE_SIZE - 1);
+    if (end > start)
+        end = probe_ram_end(start, end);
     boot.heap_note = "no RAM after the image";
     if (end > start + PAGE_SIZE) {
         boot.heap_extra_start = start;
