@@ -44,7 +44,7 @@ embedded-check:
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap smoke-arm32 smoke-arm32-trap test-xen test-xen-arm test-xen-dom0 fuzz-short
+	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap test-xen test-xen-arm test-xen-dom0 fuzz-short
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
