@@ -28,6 +28,7 @@ static size_t total_pages = MM_HEAP_PAGES;
 static uint64_t page_bitmap[(MM_MAX_PAGES + 63) / 64];   /* bit set = page in use */
 static size_t pages_in_use;
 static size_t peak_pages_in_use;
+static size_t highest_page_used;            /* one past the highest page index ever handed out */
 
 static uint8_t *page_address(size_t i)
 {
@@ -101,6 +102,8 @@ void *mm_alloc_pages(size_t count)
                 if (pages_in_use > peak_pages_in_use)
                     peak_pages_in_use = pages_in_use;
                 search_hint = i + 1;
+                if (i + 1 > highest_page_used)
+                    highest_page_used = i + 1;
                 void *p = page_address(first);
                 memset(p, 0, count * PAGE_SIZE);
                 return p;
@@ -125,6 +128,7 @@ void mm_free_pages(void *pages, size_t count)
 size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
 size_t mm_heap_size(void) { return total_pages * PAGE_SIZE; }
 size_t mm_heap_peak(void) { return peak_pages_in_use * PAGE_SIZE; }
+size_t mm_heap_reach(void) { return highest_page_used * PAGE_SIZE; }
 
 /* Takes one block of class c, refilling the class from a fresh page when empty. */
 static void *class_take(unsigned c)

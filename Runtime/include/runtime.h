@@ -68,6 +68,13 @@ size_t mm_heap_used(void);
 size_t mm_heap_size(void);
 /** Highest number of heap bytes ever in use (page granularity). */
 size_t mm_heap_peak(void);
+/** One past the highest heap byte ever handed out, counted from the heap's start (page granularity):
+ *  how close allocations came to the heap's end. */
+size_t mm_heap_reach(void);
+/** Deepest use of the boot stack so far, in bytes (the unused part is painted at boot). */
+size_t rt_stack_peak(void);
+/** Size of the boot stack in bytes. */
+size_t rt_stack_size(void);
 
 /* ---- event channels ------------------------------------------------------------------- */
 

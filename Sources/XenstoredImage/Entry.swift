@@ -66,6 +66,9 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         SelfTest.text("heap in use KiB: ") + decimalBytes(UInt64(mm_heap_used() / 1024))
             + SelfTest.text("\nheap size KiB: ") + decimalBytes(UInt64(mm_heap_size() / 1024))
             + SelfTest.text("\nheap peak KiB: ") + decimalBytes(UInt64(mm_heap_peak() / 1024))
+            + SelfTest.text("\nheap reach KiB: ") + decimalBytes(UInt64(mm_heap_reach() / 1024))
+            + SelfTest.text("\nstack peak KiB: ") + decimalBytes(UInt64(rt_stack_peak() / 1024))
+            + SelfTest.text(" of ") + decimalBytes(UInt64(rt_stack_size() / 1024))
     }
     let loop: RingServer
     if arguments.block {
