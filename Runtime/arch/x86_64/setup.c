@@ -75,6 +75,9 @@ struct e820_entry {
  * covers --maxmem, more than is populated). Taking the whole reservation as RAM (the old
  * rule) ran the heap 8 pages past the populated RAM; see docs/stubdom.md.
  */
+/* What xen_pvh_ram_end and check_past_ram found, for arch_report's line. */
+static uint64_t xen_reservation_pages, past_ram_checked, past_ram_unbacked, ram_end_found;
+
 static uint64_t xen_pvh_ram_end(uint64_t start)
 {
     domid_t self = DOMID_SELF;
@@ -95,6 +98,7 @@ static uint64_t xen_pvh_ram_end(uint64_t start)
     } else {
         outside_ram = XEN_HVM_SPECIAL_PAGES; /* no map: assume libxenguest's layout */
     }
+    xen_reservation_pages = (uint64_t)pages;
     if ((uint64_t)pages <= outside_ram)
         return 0;
     uint64_t end = ((uint64_t)pages - outside_ram) << PAGE_SHIFT;
@@ -142,6 +146,20 @@ static uint64_t probe_ram_end(uint64_t start, uint64_t end)
 }
 
 /*
+ * The pages the reservation reaches past the end of RAM (where the heap used to end): checked
+ * like the heap's last page, and counted for the boot report (at most PAST_RAM_CHECK of them).
+ */
+#define PAST_RAM_CHECK 64
+static void check_past_ram(uint64_t ram_end)
+{
+    ram_end_found = ram_end;
+    for (uint64_t page = ram_end >> PAGE_SHIFT; page < xen_reservation_pages && past_ram_checked < PAST_RAM_CHECK; page++) {
+        past_ram_checked++;
+        past_ram_unbacked += !page_holds_data(page << PAGE_SHIFT);
+    }
+}
+
+/*
  * PVH: the heap may grow into the RAM after the image (identity-mapped by boot.S up to 4 GiB),
  * past everything Xen or the loader placed there (start info, command line, memory map), up to
  * the end of that RAM: the RAM entry of the start-info memory map when there is one (QEMU), else
@@ -176,6 +194,8 @@ static void find_heap_extra(const struct hvm_start_info *si)
                 end = map[i].addr + map[i].size;
     } else if (boot.xen) {
         end = xen_pvh_ram_end(start);
+        if (end)
+            check_past_ram(end);
     }
     if (end > 0xF0000000ull)
         end = 0xF0000000ull;
@@ -207,8 +227,21 @@ static void setup_pvh(const struct hvm_start_info *si)
 
 const char *arch_boot_description(void) { return boot.mode == BOOT_MODE_PV ? "PV entry" : "PVH entry"; }
 
-/* The banner says everything x86 found. */
-void arch_report(void) {}
+/* PVH under Xen: where RAM ends against the reservation, and whether the pages past it keep data. */
+void arch_report(void)
+{
+    if (!xen_reservation_pages)
+        return;
+    console_puts("xenstore-stubdom: reservation ");
+    console_put_dec(xen_reservation_pages);
+    console_puts(" pages, RAM ends at ");
+    console_put_dec(ram_end_found >> 10);
+    console_puts(" KiB; ");
+    console_put_dec(past_ram_unbacked);
+    console_puts(" of the ");
+    console_put_dec(past_ram_checked);
+    console_puts(" pages the reservation reaches past it keep no data (not RAM)\n");
+}
 
 void arch_init(void *boot_info, int mode)
 {
