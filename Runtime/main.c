@@ -42,7 +42,7 @@ void start_kernel(void *boot_info, int mode)
     console_puts(boot.xen ? ", Xen present" : ", no Xen (QEMU)");
     console_puts(", heap ");
     console_put_dec(mm_heap_size() >> 10);
-    if (boot.heap_note && mode != BOOT_MODE_PV) {
+    if (boot.heap_note) {
         console_puts(" (static only: ");
         console_puts(boot.heap_note);
         console_puts(")");

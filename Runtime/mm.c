@@ -18,7 +18,8 @@
 /*
  * Page index space: [0, MM_HEAP_PAGES) is heap_area in .bss (always there, PV and PVH);
  * [MM_HEAP_PAGES, MM_HEAP_PAGES + extra_pages) is the domain's RAM after the image, when the
- * boot code found some (boot.heap_extra_*; PVH, where all RAM below 4 GiB is identity-mapped).
+ * boot code found some (boot.heap_extra_*: PVH, where all RAM below 4 GiB is identity-mapped;
+ * PV, once the boot code has mapped the domain's pages beyond Xen's bootstrap area).
  * No multi-page run crosses from one region into the other.
  */
 static uint8_t heap_area[MM_HEAP_PAGES * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE), section(".bss.heap")));

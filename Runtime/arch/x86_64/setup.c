@@ -40,6 +40,69 @@ uint64_t mfn_to_pfn(uint64_t mfn)
     return mfn;
 }
 
+#define PTE_FRAME_MASK 0x000ffffffffff000ull
+#define PTE_PRESENT 0x001ull
+#define PTE_DATA 0x063ull                  /* present, writable, accessed, dirty */
+#define PTE_READ_ONLY 0x021ull             /* present, accessed */
+#define PTE_TABLE 0x067ull                 /* present, writable, user, accessed, dirty: a lower table */
+#define PV_L1_PAGES 512ull                 /* pages one L1 table maps (2 MiB) */
+
+/* PV: the virtual address of the page table an entry points to (page tables are in the bootstrap map). */
+static uint64_t *pv_table_of(uint64_t entry) { return pfn_to_virt(mfn_to_pfn((entry & PTE_FRAME_MASK) >> PAGE_SHIFT)); }
+
+/*
+ * PV: the heap may use every page of the domain, like PVH's. Xen maps (virtual == pseudo-physical,
+ * VIRT_BASE 0) only the bootstrap area: the image, start info, store and console pages, p2m
+ * list, page tables and boot stack, then at least 512 KiB of padding, up to a 4 MiB boundary.
+ * The pages after the boot stack are free; RAM beyond the mapped area gets new L1 tables, taken
+ * from the first free (mapped) pages: filled while writable, made read-only, then hooked into
+ * the L2 table with mmu_update, as Xen requires of a page table. The heap gets what follows.
+ */
+static void find_heap_extra_pv(const start_info_t *si)
+{
+    boot.heap_note = "no RAM after the boot area";
+    uint64_t first_free = virt_to_pfn((const void *)si->pt_base) + si->nr_pt_frames + 1; /* + boot stack */
+    uint64_t last = si->nr_pages;                                                      /* pages [first_free, last) */
+    uint64_t *l4 = (uint64_t *)si->pt_base;
+    if (!(l4[0] & PTE_PRESENT) || last <= first_free)
+        return;
+    uint64_t *l3 = pv_table_of(l4[0]);
+    if (!(l3[0] & PTE_PRESENT) || last > (1ull << (30 - PAGE_SHIFT)))
+        last = 1ull << (30 - PAGE_SHIFT); /* one L2: the first GiB */
+    uint64_t *l2 = pv_table_of(l3[0]);
+    uint64_t l2_machine = pfn_to_mfn(virt_to_pfn(l2)) << PAGE_SHIFT;
+    uint64_t next_table = first_free; /* the L1 tables come first */
+    for (uint64_t region = 0; region * PV_L1_PAGES < last; region++) {
+        uint64_t from = region * PV_L1_PAGES;
+        if (l2[region] & PTE_PRESENT)
+            continue; /* mapped by the bootstrap tables */
+        if (!(l2[next_table / PV_L1_PAGES] & PTE_PRESENT) || next_table >= from) {
+            last = from; /* no mapped page left for a table: the heap stops here */
+            break;
+        }
+        uint64_t *table = pfn_to_virt(next_table);
+        for (uint64_t i = 0; i < PV_L1_PAGES; i++)
+            table[i] = from + i < last ? pfn_to_mfn(from + i) << PAGE_SHIFT | PTE_DATA : 0;
+        uint64_t table_mfn = pfn_to_mfn(next_table);
+        struct mmu_update hook = { .ptr = (l2_machine + region * sizeof(uint64_t)) | MMU_NORMAL_PT_UPDATE,
+                                   .val = table_mfn << PAGE_SHIFT | PTE_TABLE };
+        unsigned done = 0;
+        next_table++; /* spent even on failure: it may be read-only now */
+        if (HYPERVISOR_update_va_mapping((unsigned long)table, table_mfn << PAGE_SHIFT | PTE_READ_ONLY, UVMF_INVLPG) != 0
+            || HYPERVISOR_mmu_update(&hook, 1, &done, DOMID_SELF) != 0) {
+            boot.heap_note = "page tables for more RAM refused";
+            last = from;
+            break;
+        }
+    }
+    uint64_t start = next_table << PAGE_SHIFT, end = last << PAGE_SHIFT;
+    if (end > start + PAGE_SIZE) {
+        boot.heap_extra_start = start;
+        boot.heap_extra_end = end;
+        boot.heap_note = NULL;
+    }
+}
+
 static void setup_pv(start_info_t *si)
 {
     boot.pv_start_info = si;
@@ -51,6 +114,7 @@ static void setup_pv(start_info_t *si)
         boot.shared_info = (shared_info_t *)shared_info_page;
     boot.console_pfn = mfn_to_pfn(si->console.domU.mfn);
     boot.console_evtchn = si->console.domU.evtchn;
+    find_heap_extra_pv(si);
 }
 
 /* Frames libxenguest populates for a PVH domain outside its RAM (X86_HVM_NR_SPECIAL_PAGES in
