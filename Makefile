@@ -50,6 +50,9 @@ test: packages embedded-check build
 bench:
 	scripts/bench.sh
 
+## make soak-xen RUNS=N: boot each x86 stub-domain image N times under Xen in QEMU with a long workload
+## (test-xenstore random mode, 50 guest create/destroy cycles, the store filled to 90 % of the heap); mk/image.mk.
+
 ## make test-sim SEED=N [SIM_STEPS=20000]: one long seeded run of the block-device crash simulator.
 test-sim: build
 	SEED=$(SEED) SIM_STEPS=$(or $(SIM_STEPS),20000) $(SWIFT) test --filter XenstoreBlockTests.SimulatorTests

@@ -8,6 +8,7 @@
 #   make smoke-x86-trap  same, with a deliberate Swift trap: pass = crash reported and exit code 106
 #   make smoke-x86-overflow / smoke-x86-badaccess   a stack overflow (exit 98) / a read of page 0 (exit 114)
 #   make test-xen        boot real Xen + dom0 in QEMU and run both images as the xenstore stub domain
+#   make soak-xen RUNS=N boot each image N times under Xen in QEMU with a long dom0 workload (not in make test)
 #                        (scripts/test-xen.sh; downloads the Xen and kernel packages once, ~1 min per image)
 #   V=1                  show the full compiler command lines
 #
@@ -171,5 +172,12 @@ $(eval $(call IMAGE_FAULT_TEST,badaccess,--selftest-badaccess,114,cr2=0x00000000
 test-xen: $(IMAGE_PVH) $(IMAGE_PV)
 	scripts/test-xen.sh pvh
 	scripts/test-xen.sh pv
+
+# Soak (not part of `make test`; many minutes per run under TCG): RUNS boots of each image under Xen in
+# QEMU, each with test-xenstore random mode, 50 guest create/destroy cycles and a store filled to 90 %
+# of the heap (scripts/soak-xen.sh); prints the tally.
+.PHONY: soak-xen
+soak-xen: $(IMAGE_PVH) $(IMAGE_PV)
+	scripts/soak-xen.sh $(or $(RUNS),1)
 
 include mk/image-arm32.mk

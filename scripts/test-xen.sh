@@ -6,6 +6,7 @@
 #   scripts/test-xen.sh [pvh|pv]      (default pvh; needs `make image` first)
 #   DOM0_EXTRA="XSDOM_ARGS=--param=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
 #       this one passes --selftest-trap to the image to see a crash report under Xen)
+#   XSTEST_SCRIPT=<dom0 script> XEN_LOG=<log>   another dom0 test and log (scripts/soak-xen.sh uses them)
 #
 # The image runs the core self-test, then serves dom0's ring; dom0 then runs scripts/test-xen-dom0.sh
 # (xenstore-write/read/ls/rm, xl list, xl create of a PV guest, test-xenstore, xl create of a PVH guest). Pass = SELFTEST: PASS and the dom0 test passing. The PVH
@@ -37,7 +38,7 @@ fi
 # dom0 initramfs with our image as /guests/<name>
 rm -rf "$WORK/payload" && mkdir -p "$WORK/payload/guests"
 cp "$IMAGE" "$WORK/payload/guests/"
-cp scripts/test-xen-dom0.sh "$WORK/payload/test.sh"
+cp "${XSTEST_SCRIPT:-scripts/test-xen-dom0.sh}" "$WORK/payload/test.sh"
 # the harness's tiny PV and PVH guests and their xl configs, to check that guests can be created on top of us
 mkdir -p "$WORK/payload/etc/xen"
 for guest in tiny-pv tiny-pvh; do
@@ -49,7 +50,7 @@ mkdir -p "$WORK/payload/usr/lib/xen-4.17/bin"
 cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
 "$HARNESS/make-initramfs.sh" "$WORK/x" "$KVER" "$WORK/initrd.cpio.gz" "$WORK/payload" >/dev/null
 
-LOG=$WORK/xen-$VARIANT.log
+LOG=${XEN_LOG:-$WORK/xen-$VARIANT.log}
 echo "test-xen: booting Xen + dom0 with xentest.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 set +e
 XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-300} \
