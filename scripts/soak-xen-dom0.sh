@@ -72,5 +72,10 @@ if [ $rc -eq 0 ]; then
     fi
 fi
 echo "@@SOAK info memreport at the end: $(timeout 30 xenstore-control memreport | tr '\n' ' ')"
+# the consoles of the stub domain and the guests (test-xen.sh looks for the PV image's SELFTEST line there)
+for f in /var/log/xen/console/*; do
+    [ -e "$f" ] || continue
+    echo "---- $f"; cat "$f"
+done
 [ $rc -eq 0 ] && echo "@@SOAK PASS" || echo "@@SOAK FAIL (see above)"
 exit $rc
