@@ -53,7 +53,7 @@ cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
 LOG=${XEN_LOG:-$WORK/xen-$VARIANT.log}
 echo "test-xen: booting Xen + dom0 with xentest.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 set +e
-XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-300} \
+XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} \
 DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${DOM0_EXTRA:-}" \
     "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
 status=${PIPESTATUS[0]}
