@@ -44,11 +44,14 @@ embedded-check:
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap smoke-arm32 smoke-arm32-trap test-xen test-xen-arm test-xen-dom0 fuzz-short
+	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap test-xen test-xen-arm test-xen-dom0 fuzz-short
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
 	scripts/bench.sh
+
+## make soak-xen RUNS=N: boot each x86 stub-domain image N times under Xen in QEMU with a long workload
+## (test-xenstore random mode, 50 guest create/destroy cycles, the store filled to 90 % of the heap); mk/image.mk.
 
 ## make test-sim SEED=N [SIM_STEPS=20000]: one long seeded run of the block-device crash simulator.
 test-sim: build

@@ -18,7 +18,8 @@
 /*
  * Page index space: [0, MM_HEAP_PAGES) is heap_area in .bss (always there, PV and PVH);
  * [MM_HEAP_PAGES, MM_HEAP_PAGES + extra_pages) is the domain's RAM after the image, when the
- * boot code found some (boot.heap_extra_*; PVH, where all RAM below 4 GiB is identity-mapped).
+ * boot code found some (boot.heap_extra_*: PVH, where all RAM below 4 GiB is identity-mapped;
+ * PV, once the boot code has mapped the domain's pages beyond Xen's bootstrap area).
  * No multi-page run crosses from one region into the other.
  */
 static uint8_t heap_area[MM_HEAP_PAGES * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE), section(".bss.heap")));
@@ -28,6 +29,7 @@ static size_t total_pages = MM_HEAP_PAGES;
 static uint64_t page_bitmap[(MM_MAX_PAGES + 63) / 64];   /* bit set = page in use */
 static size_t pages_in_use;
 static size_t peak_pages_in_use;
+static size_t highest_page_used;            /* one past the highest page index ever handed out */
 
 static uint8_t *page_address(size_t i)
 {
@@ -101,6 +103,8 @@ void *mm_alloc_pages(size_t count)
                 if (pages_in_use > peak_pages_in_use)
                     peak_pages_in_use = pages_in_use;
                 search_hint = i + 1;
+                if (i + 1 > highest_page_used)
+                    highest_page_used = i + 1;
                 void *p = page_address(first);
                 memset(p, 0, count * PAGE_SIZE);
                 return p;
@@ -125,6 +129,7 @@ void mm_free_pages(void *pages, size_t count)
 size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
 size_t mm_heap_size(void) { return total_pages * PAGE_SIZE; }
 size_t mm_heap_peak(void) { return peak_pages_in_use * PAGE_SIZE; }
+size_t mm_heap_reach(void) { return highest_page_used * PAGE_SIZE; }
 
 /* Takes one block of class c, refilling the class from a fresh page when empty. */
 static void *class_take(unsigned c)

@@ -6,7 +6,9 @@
 #   make image ARCH=arm32  build/xenstore-stubdom-arm32 (zImage) and its ELF instead (mk/image-arm32.mk)
 #   make smoke-x86       boot the PVH image in QEMU (microvm, no Xen); pass = SELFTEST: PASS and guest exit code 0
 #   make smoke-x86-trap  same, with a deliberate Swift trap: pass = crash reported and exit code 106
+#   make smoke-x86-overflow / smoke-x86-badaccess   a stack overflow (exit 98) / a read of page 0 (exit 114)
 #   make test-xen        boot real Xen + dom0 in QEMU and run both images as the xenstore stub domain
+#   make soak-xen RUNS=N boot each image N times under Xen in QEMU with a long dom0 workload (not in make test)
 #                        (scripts/test-xen.sh; downloads the Xen and kernel packages once, ~1 min per image)
 #   V=1                  show the full compiler command lines
 #
@@ -38,7 +40,7 @@ IMAGE_SWIFTFLAGS := -target x86_64-unknown-none-elf -enable-experimental-feature
     -wmo $(IMAGE_OPT) -parse-as-library -Xfrontend -disable-stack-protector \
     -Xfrontend -function-sections -Xcc -mno-red-zone -I Runtime/include
 IMAGE_CFLAGS := --target=x86_64-unknown-none-elf -ffreestanding -fno-builtin -nostdlib \
-    -fno-stack-protector -mno-red-zone -fno-pic -Os -Wall -Wextra -Werror \
+    -fno-stack-protector -mno-red-zone -fno-pic -fno-omit-frame-pointer -Os -Wall -Wextra -Werror \
     -ffunction-sections -fdata-sections -IRuntime/include -IRuntime/arch/x86_64 \
     -idirafter /usr/include -DMM_HEAP_PAGES=$(IMAGE_HEAP_PAGES)
 IMAGE_LDFLAGS := -static -nostdlib --gc-sections --orphan-handling=error -T Linker/x86_64.ld
@@ -117,7 +119,7 @@ $(IMAGE_PV): $(IMAGE_RUNTIME_OBJS) $(IMAGE_DIR)/rt/Runtime/arch/x86_64/notes-pv.
 $(IMAGE_DIR)/shims $(IMAGE_DIR)/single $(IMAGE_DIR)/modules:
 	mkdir -p $@
 
-.PHONY: image image-x86_64 smoke-x86 smoke-x86-trap test-xen
+.PHONY: image image-x86_64 smoke-x86 test-xen
 # `make image ARCH=arm32` builds the armv7 image; x86_64 is the default. Only ARCH given on the command
 # line counts: an ARCH left in the environment by a kernel cross-build must not change what `make image` does.
 IMAGE_ARCH := $(if $(filter command line,$(origin ARCH)),$(ARCH),x86_64)
@@ -143,20 +145,40 @@ smoke-x86: $(IMAGE_PVH)
 	if [ $$status -eq 1 ] && grep -q '^SELFTEST: PASS' $(IMAGE_SMOKE_LOG); then echo "smoke-x86: PASS"; \
 	else echo "smoke-x86: FAIL"; exit 1; fi
 
-# Crash reporting: --selftest-trap makes Swift trap after the self-test; the IDT must report #UD and
-# exit with RT_EXIT_TRAP_BASE + 6 = 106, i.e. QEMU status 213 (not a triple fault, which gives 0).
-smoke-x86-trap: SHELL := /bin/bash
-smoke-x86-trap: $(IMAGE_PVH)
-	@set +e; timeout 30 $(IMAGE_QEMU) -accel tcg -M microvm -m 64M -display none -nodefaults \
+# Crash reporting: each test boots the PVH image with a word that makes it fault on purpose after the
+# self-test; the runtime must print the exception, the registers and a backtrace, and exit with the
+# documented code (runtime.h), i.e. QEMU status (code << 1) | 1 — a triple fault gives 0, a hang 124.
+#   smoke-x86-trap       --selftest-trap: a Swift trap (#UD), exit 106
+#   smoke-x86-overflow   --selftest-overflow: unbounded recursion hits the guard page below the stack, exit 98
+#   smoke-x86-badaccess  --selftest-badaccess: a read of address 8 (page 0 is unmapped), #PF, exit 114
+# $(call IMAGE_FAULT_TEST,name,command-line word,exit code,line the report must contain)
+define IMAGE_FAULT_TEST
+.PHONY: smoke-x86-$(1)
+smoke-x86-$(1): SHELL := /bin/bash
+smoke-x86-$(1): $$(IMAGE_PVH)
+	@set +e; timeout 30 $$(IMAGE_QEMU) -accel tcg -M microvm -m 64M -display none -nodefaults \
 	    -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-	    -kernel $(IMAGE_PVH) -append "--selftest-trap" > $(IMAGE_DIR)/smoke-x86-trap.log 2>&1; \
-	status=$$?; tail -n 6 $(IMAGE_DIR)/smoke-x86-trap.log; echo "smoke-x86-trap: QEMU exit status $$status (213 = guest exit code 106, #UD)"; \
-	if [ $$status -eq 213 ] && grep -q 'CRASH: CPU exception 6' $(IMAGE_DIR)/smoke-x86-trap.log; then echo "smoke-x86-trap: PASS"; \
-	else echo "smoke-x86-trap: FAIL"; exit 1; fi
+	    -kernel $$(IMAGE_PVH) -append "$(2)" 2>&1 | tr -d '\r' > $$(IMAGE_DIR)/smoke-x86-$(1).log; \
+	status=$$$${PIPESTATUS[0]}; log=$$(IMAGE_DIR)/smoke-x86-$(1).log; sed -n '/CRASH/,$$$$p' $$$$log; \
+	echo "smoke-x86-$(1): QEMU exit status $$$$status ($$$$(( ($(3) << 1) | 1 )) = guest exit code $(3))"; \
+	if [ $$$$status -eq $$$$(( ($(3) << 1) | 1 )) ] && grep -q '$(4)' $$$$log && grep -q ' rsp=0x' $$$$log \
+	    && grep -q 'backtrace: 0x' $$$$log && grep -q '^\*\*\* exit code $(3)$$$$' $$$$log; then echo "smoke-x86-$(1): PASS"; \
+	else echo "smoke-x86-$(1): FAIL"; exit 1; fi
+endef
+$(eval $(call IMAGE_FAULT_TEST,trap,--selftest-trap,106,CRASH: CPU exception 6 ))
+$(eval $(call IMAGE_FAULT_TEST,overflow,--selftest-overflow,98,CRASH: CPU exception 14 .*stack overflow))
+$(eval $(call IMAGE_FAULT_TEST,badaccess,--selftest-badaccess,114,cr2=0x0000000000000008))
 
 # Real Xen 4.17 in QEMU (harness: ../shared/xen-qemu): both images as the xenstore stub domain.
 test-xen: $(IMAGE_PVH) $(IMAGE_PV)
 	scripts/test-xen.sh pvh
 	scripts/test-xen.sh pv
+
+# Soak (not part of `make test`; many minutes per run under TCG): RUNS boots of each image under Xen in
+# QEMU, each with test-xenstore random mode, 50 guest create/destroy cycles and a store filled to 90 %
+# of the heap (scripts/soak-xen.sh); prints the tally.
+.PHONY: soak-xen
+soak-xen: $(IMAGE_PVH) $(IMAGE_PV)
+	scripts/soak-xen.sh $(or $(RUNS),1)
 
 include mk/image-arm32.mk

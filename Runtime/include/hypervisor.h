@@ -29,6 +29,7 @@ void hvm_setup_shared_pages(void *shared_info_page);
 extern char hypercall_page[];
 long HYPERVISOR_set_trap_table(const struct trap_info *table);
 long HYPERVISOR_update_va_mapping(unsigned long va, uint64_t pte, unsigned long flags);
+long HYPERVISOR_mmu_update(const struct mmu_update *req, unsigned int count, unsigned int *done, domid_t domid);
 /* Makes Xen fill hypercall_page (PVH: via the MSR from CPUID leaf base+2). */
 void hypervisor_install_page(uint32_t cpuid_base);
 #endif

@@ -31,6 +31,7 @@ struct boot_state {
     uint64_t heap_extra_start;      /* RAM after the image the heap may use: [start, end) */
     uint64_t heap_extra_end;        /* (physical = virtual; 0, 0 if none), set by arch_init */
     const char *heap_note;          /* why there is no extra heap, for the boot line (or NULL) */
+    int heap_probe_shrank;          /* the RAM end Xen or the loader gave did not hold data: lowered */
     uint64_t store_pfn;             /* our own Xenstore client ring (HVM param; an ordinary guest's), 0 if none */
     uint32_t store_evtchn;
     uint64_t grant_table_gpfn;      /* where our own grant table frame may be mapped (ARM: the xen,xen region), 0 if unknown */

@@ -22,6 +22,7 @@ enum rt_exit_code {
     RT_EXIT_OK = 0,          /**< clean shutdown */
     RT_EXIT_PANIC = 96,      /**< runtime panic (rt_panic) */
     RT_EXIT_OOM = 97,        /**< heap exhausted */
+    RT_EXIT_STACK_OVERFLOW = 98, /**< x86: a fault in the guard page below the stack */
     RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (x86: 106 = #UD, a Swift trap;
                                   ARM: + exception vector index, 101 = undefined instruction, a Swift trap) */
 };
@@ -67,6 +68,13 @@ size_t mm_heap_used(void);
 size_t mm_heap_size(void);
 /** Highest number of heap bytes ever in use (page granularity). */
 size_t mm_heap_peak(void);
+/** One past the highest heap byte ever handed out, counted from the heap's start (page granularity):
+ *  how close allocations came to the heap's end. */
+size_t mm_heap_reach(void);
+/** Deepest use of the boot stack so far, in bytes (the unused part is painted at boot). */
+size_t rt_stack_peak(void);
+/** Size of the boot stack in bytes. */
+size_t rt_stack_size(void);
 
 /* ---- event channels ------------------------------------------------------------------- */
 

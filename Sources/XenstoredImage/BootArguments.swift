@@ -9,6 +9,10 @@ public struct BootArguments {
     public var internalDatabase = false
     /// `--selftest-trap`: trap on purpose after the self-test, to check crash reporting.
     public var selfTestTrap = false
+    /// `--selftest-overflow`: recurse without end after the self-test, to check stack-overflow reporting.
+    public var selfTestOverflow = false
+    /// `--selftest-badaccess`: read through a null pointer after the self-test, to check fault reporting.
+    public var selfTestBadAccess = false
     /// `--vchan`: as an ordinary guest (no `--event`), offer dom0 a vchan and serve its clients on it.
     public var vchan = false
     /// `--block`: keep the history on the virtual disk xvda (XenstoreBlock's format) and resume from it.
@@ -42,6 +46,10 @@ public struct BootArguments {
                 internalDatabase = true
             } else if word == SelfTest.text("--selftest-trap") {
                 selfTestTrap = true
+            } else if word == SelfTest.text("--selftest-overflow") {
+                selfTestOverflow = true
+            } else if word == SelfTest.text("--selftest-badaccess") {
+                selfTestBadAccess = true
             } else if word == SelfTest.text("--vchan") {
                 vchan = true
             } else if word == SelfTest.text("--block") {

@@ -51,6 +51,15 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         Console.write("xenstored: trapping on purpose (--selftest-trap)\n")
         trapOnPurpose([1, 2, 3])
     }
+    if arguments.selfTestOverflow {
+        Console.write("xenstored: overflowing the stack on purpose (--selftest-overflow)\n")
+        var sink: UInt64 = 0
+        Console.write(decimal: recurseOnPurpose(1, &sink))
+    }
+    if arguments.selfTestBadAccess {
+        Console.write("xenstored: reading address 8 on purpose (--selftest-badaccess)\n")
+        Console.write(decimal: readOnPurpose(8))
+    }
     guard code == 0, xen_present() != 0 else { return code }
     var configuration = ServerConfiguration()
     // The heap is a few MiB: keep only the newest commits' trees alive (older ones keep their ids),
@@ -63,6 +72,9 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         SelfTest.text("heap in use KiB: ") + decimalBytes(UInt64(mm_heap_used() / 1024))
             + SelfTest.text("\nheap size KiB: ") + decimalBytes(UInt64(mm_heap_size() / 1024))
             + SelfTest.text("\nheap peak KiB: ") + decimalBytes(UInt64(mm_heap_peak() / 1024))
+            + SelfTest.text("\nheap reach KiB: ") + decimalBytes(UInt64(mm_heap_reach() / 1024))
+            + SelfTest.text("\nstack peak KiB: ") + decimalBytes(UInt64(rt_stack_peak() / 1024))
+            + SelfTest.text(" of ") + decimalBytes(UInt64(rt_stack_size() / 1024))
     }
     let loop: RingServer
     if arguments.block {
@@ -174,6 +186,27 @@ func trapOnPurpose(_ values: [Int]) {
     var index = values.count
     withUnsafeMutablePointer(to: &index) { _ in }  // keep the optimizer from proving the trap statically
     Console.write(decimal: UInt64(values[index]))
+}
+
+/// Calls itself with a 256-byte frame until `depth` wraps (never): overflows any stack.
+/// Unoptimized, or the optimizer turns the recursion into a loop.
+@_optimize(none)
+func recurseOnPurpose(_ depth: UInt64, _ sink: UnsafeMutablePointer<UInt64>) -> UInt64 {
+    if depth == 0 { return 0 }
+    var frame = (depth, depth, depth, depth, depth, depth, depth, depth,
+                 depth, depth, depth, depth, depth, depth, depth, depth,
+                 depth, depth, depth, depth, depth, depth, depth, depth,
+                 depth, depth, depth, depth, depth, depth, depth, depth)
+    withUnsafeMutablePointer(to: &frame) { sink.pointee &+= $0.pointee.31 }  // the frame must exist
+    return recurseOnPurpose(depth &+ 1, sink) &+ frame.0  // not a tail call
+}
+
+/// Reads the word at `address`: a fault when nothing is mapped there (page 0 is not, on x86).
+@inline(never)
+func readOnPurpose(_ address: UInt) -> UInt64 {
+    var target = address
+    withUnsafeMutablePointer(to: &target) { _ in }  // keep the optimizer from folding the address
+    return UnsafePointer<UInt64>(bitPattern: target)?.pointee ?? 0
 }
 
 /// The decimal digits of a number.

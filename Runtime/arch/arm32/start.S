@@ -196,6 +196,7 @@ exception_vectors:
         .balign 16384
 boot_ttb:       .skip 16384             /* 4096 section descriptors */
         .balign 16
+        .globl boot_stack, boot_stack_top       /* main.c measures the stack's use */
 boot_stack:     .skip BOOT_STACK_SIZE
 boot_stack_top:
 und_stack:      .skip EXC_STACK_SIZE

@@ -124,13 +124,18 @@ boot_gdt_desc:
 hypercall_page:
         .fill 4096, 1, 0xcc
 
+/*
+ * The stack grows down towards a guard page that traps.c unmaps (PVH: a 4 KiB page table for its
+ * 2 MiB; PV: update_va_mapping), so an overflow faults instead of rewriting the page tables that
+ * used to lie right below it (the entry for the console page was 72 bytes below the stack's end).
+ */
         .section .bss.boot, "aw", @nobits
         .balign 4096
+        .globl boot_pd, boot_stack_guard, boot_stack, boot_stack_top
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4 * 4096
-        .balign 16
-        .globl boot_stack, boot_stack_top
+boot_stack_guard: .skip 4096
 boot_stack: .skip BOOT_STACK_SIZE
 boot_stack_top:
 

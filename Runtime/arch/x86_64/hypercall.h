@@ -32,4 +32,13 @@
                      : "rcx", "r11", "memory");                                 \
     r_; })
 
+#define hypercall4(name, a1, a2, a3, a4) ({                                     \
+    long r_, d1_, d2_, d3_;                                                     \
+    register long d4_ __asm__("r10") = (long)(a4);                              \
+    __asm__ volatile(HYPERCALL_CALL(name)                                       \
+                     : "=a"(r_), "=D"(d1_), "=S"(d2_), "=d"(d3_), "+r"(d4_)     \
+                     : "1"((long)(a1)), "2"((long)(a2)), "3"((long)(a3))        \
+                     : "rcx", "r11", "memory");                                 \
+    r_; })
+
 #endif

@@ -9,6 +9,11 @@ long HYPERVISOR_update_va_mapping(unsigned long va, uint64_t pte, unsigned long 
     return hypercall3(update_va_mapping, va, pte, flags);
 }
 
+long HYPERVISOR_mmu_update(const struct mmu_update *req, unsigned int count, unsigned int *done, domid_t domid)
+{
+    return hypercall4(mmu_update, req, count, done, domid);
+}
+
 void hypervisor_install_page(uint32_t cpuid_base)
 {
     uint32_t eax, msr, ecx, edx;

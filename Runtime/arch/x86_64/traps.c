@@ -1,4 +1,4 @@
-/* traps.c: installs CPU exception handlers (IDT for PVH/native, trap table for Xen PV) and reports a crash on the console. */
+/* traps.c: installs CPU exception handlers (IDT with IST stacks for PVH/native, trap table for Xen PV), the stack guard page, and reports a crash on the console. */
 #include "os.h"
 #include "hypervisor.h"
 
@@ -26,9 +26,40 @@ struct idt_gate {
     uint32_t reserved;
 } __attribute__((packed));
 
+/* The 64-bit task-state segment: only its interrupt stack table (IST) is used. */
+struct tss64 {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];                        /* ist[n - 1] is the stack of IST index n */
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap_base;
+} __attribute__((packed));
+
+/*
+ * Known-good stacks for reporting (PVH and native; a PV guest has no IST): no exception handler
+ * runs on the stack that faulted, so a stack overflow, or a corrupt stack pointer, is still
+ * reported. The double fault, NMI and machine check get stacks of their own, so a fault while
+ * another is being reported (on the first stack) cannot destroy them.
+ */
+enum { IST_FAULT = 1, IST_DOUBLE_FAULT = 2, IST_NMI = 3, IST_MACHINE_CHECK = 4, NR_IST_STACKS = 4 };
+#define IST_STACK_SIZE 8192
+
+static uint8_t ist_stacks[NR_IST_STACKS][IST_STACK_SIZE] __attribute__((aligned(16)));
+static struct tss64 tss __attribute__((aligned(16)));
+
+/* The runtime's GDT (boot.S's has no TSS): null, 64-bit code 0x08, data 0x10, the TSS at 0x18. */
+#define TSS_SELECTOR 0x18
+static uint64_t gdt[5] __attribute__((aligned(16))) = { 0, 0x00af9a000000ffffull, 0x00cf92000000ffffull, 0, 0 };
+
 static struct idt_gate idt[NR_EXCEPTIONS] __attribute__((aligned(16)));
 static struct trap_info pv_trap_table[NR_EXCEPTIONS + 1];
 static int in_trap;
+
+/* boot.S: the page directories of the identity map, the unmapped page below the stack, the stack. */
+extern uint64_t boot_pd[4 * 512];
+extern char boot_stack_guard[], boot_stack[], boot_stack_top[];
 
 static const char *const trap_names[NR_EXCEPTIONS] = {
     "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow", "#BR bound range",
@@ -40,14 +71,44 @@ static const char *const trap_names[NR_EXCEPTIONS] = {
     "#VC VMM communication", "#SX security", "reserved",
 };
 
+static unsigned ist_index(int vector)
+{
+    switch (vector) {
+    case 2: return IST_NMI;
+    case 8: return IST_DOUBLE_FAULT;
+    case 18: return IST_MACHINE_CHECK;
+    default: return IST_FAULT;
+    }
+}
+
+/* Loads the runtime GDT with the TSS whose IST holds the report stacks. */
+static void init_tss(void)
+{
+    for (int n = 0; n < NR_IST_STACKS; n++)
+        tss.ist[n] = (uint64_t)(uintptr_t)(ist_stacks[n] + IST_STACK_SIZE);
+    tss.iomap_base = sizeof(tss); /* no I/O permission bitmap */
+    uint64_t base = (uint64_t)(uintptr_t)&tss, limit = sizeof(tss) - 1;
+    gdt[3] = (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 /* present, 64-bit TSS */
+             | ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+    gdt[4] = base >> 32;
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) desc = { sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt };
+    /* same selectors, same descriptors: the segment registers need no reload */
+    __asm__ volatile("lgdt %0" :: "m"(desc) : "memory");
+    __asm__ volatile("ltr %w0" :: "r"(TSS_SELECTOR));
+}
+
 static void init_idt(void)
 {
+    init_tss();
     for (int v = 0; v < NR_EXCEPTIONS; v++) {
         uint64_t handler = trap_entry_table[v];
         idt[v] = (struct idt_gate){
             .offset_low = (uint16_t)handler,
-            .selector = 0x08,              /* boot_gdt 64-bit code */
-            .ist = 0,
+            .selector = 0x08,              /* 64-bit code */
+            .ist = (uint8_t)ist_index(v),
             .type_attr = 0x8E,             /* present, DPL 0, interrupt gate */
             .offset_mid = (uint16_t)(handler >> 16),
             .offset_high = (uint32_t)(handler >> 32),
@@ -58,6 +119,41 @@ static void init_idt(void)
         uint64_t base;
     } __attribute__((packed)) desc = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" :: "m"(desc));
+}
+
+#define PTE_PRESENT_WRITABLE 0x003ull
+#define PAGE_TABLE_ENTRIES 512
+
+/* 4 KiB page tables replacing the 2 MiB mappings of the guard page and of page 0. */
+static uint64_t split_tables[2][PAGE_TABLE_ENTRIES] __attribute__((aligned(PAGE_SIZE)));
+
+/* PVH: maps the 2 MiB around `hole` with 4 KiB pages, all present but `hole`'s (and page 0's). */
+static void unmap_page_pvh(uintptr_t hole, uint64_t *table)
+{
+    uintptr_t region = hole >> 21;
+    if ((boot_pd[region] & 0x80) == 0)
+        table = (uint64_t *)(uintptr_t)(boot_pd[region] & ~0xfffull); /* already split */
+    else
+        for (uintptr_t i = 0; i < PAGE_TABLE_ENTRIES; i++)
+            table[i] = ((region << 21) + (i << PAGE_SHIFT)) | PTE_PRESENT_WRITABLE;
+    table[(hole >> PAGE_SHIFT) & (PAGE_TABLE_ENTRIES - 1)] = 0;
+    boot_pd[region] = (uint64_t)(uintptr_t)table | PTE_PRESENT_WRITABLE;
+    __asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
+}
+
+/*
+ * Unmaps the stack's guard page and page 0, so that a stack overflow and a null-pointer access
+ * fault (and are reported) instead of silently writing what lies there.
+ */
+static void unmap_guard_pages(void)
+{
+    if (boot.mode == BOOT_MODE_PV) {
+        HYPERVISOR_update_va_mapping((unsigned long)boot_stack_guard, 0, UVMF_INVLPG);
+        HYPERVISOR_update_va_mapping(0, 0, UVMF_INVLPG);
+    } else {
+        unmap_page_pvh((uintptr_t)boot_stack_guard, split_tables[0]);
+        unmap_page_pvh(0, split_tables[1]);
+    }
 }
 
 static void init_pv_trap_table(void)
@@ -81,6 +177,7 @@ void init_traps(void)
         init_pv_trap_table();
     else
         init_idt();
+    unmap_guard_pages();
 }
 
 static void put_reg(const char *name, uint64_t v)
@@ -89,27 +186,72 @@ static void put_reg(const char *name, uint64_t v)
     console_put_hex(v);
 }
 
-/* Called from traps.S with interrupts off; prints the crash and exits RT_EXIT_TRAP_BASE + vector. */
+static uint64_t fault_address(void)
+{
+    return boot.mode == BOOT_MODE_PV && boot.shared_info ? boot.shared_info->vcpu_info[0].arch.cr2 : read_cr2();
+}
+
+static int in_guard_page(uint64_t address)
+{
+    return address >= (uintptr_t)boot_stack_guard && address < (uintptr_t)boot_stack;
+}
+
+/* A frame pointer worth following: on the boot stack, aligned, with room for the saved pair. */
+static int frame_on_stack(uint64_t rbp)
+{
+    return rbp >= (uintptr_t)boot_stack && rbp + 16 <= (uintptr_t)boot_stack_top && (rbp & 7) == 0;
+}
+
+#define BACKTRACE_FRAMES 12
+
+/* The faulting rip, then return addresses found by following saved frame pointers (rbp chain). */
+static void put_backtrace(const struct trap_frame *f)
+{
+    console_puts("\n    backtrace: ");
+    console_put_hex(f->rip);
+    uint64_t rbp = f->rbp;
+    for (int n = 0; n < BACKTRACE_FRAMES && frame_on_stack(rbp); n++) {
+        const uint64_t *frame = (const uint64_t *)(uintptr_t)rbp;
+        console_puts(" ");
+        console_put_hex(frame[1]);
+        if (frame[0] <= rbp)
+            break; /* frames only go up the stack */
+        rbp = frame[0];
+    }
+}
+
+/*
+ * Called from traps.S with interrupts off, on an IST stack (PVH) or the faulting stack (PV);
+ * prints the crash (vector, all registers, cr2, a backtrace) and exits: RT_EXIT_STACK_OVERFLOW
+ * when the fault is in the guard page below the stack, else RT_EXIT_TRAP_BASE + vector.
+ */
 void trap_report(const struct trap_frame *f) __attribute__((noreturn));
 void trap_report(const struct trap_frame *f)
 {
     unsigned v = (unsigned)(f->vector & 31);
-    if (in_trap++) /* a fault while reporting: do not recurse */
-        rt_exit(RT_EXIT_TRAP_BASE + (int)v);
+    uint64_t cr2 = fault_address();
+    int overflow = (v == 14 && in_guard_page(cr2)) || in_guard_page(f->rsp);
+    int code = overflow ? RT_EXIT_STACK_OVERFLOW : RT_EXIT_TRAP_BASE + (int)v;
+    int depth = in_trap++;
+    if (depth >= 2)
+        arch_exit(code); /* faulting while exiting: no console any more */
+    if (depth == 1) {
+        console_puts("\n*** CRASH: another CPU exception while reporting one\n");
+        rt_exit(code);
+    }
     console_puts("\n*** CRASH: CPU exception ");
     console_put_dec(v);
     console_puts(" ");
     console_puts(trap_names[v]);
+    if (overflow)
+        console_puts(": stack overflow (guard page below the stack)");
     put_reg("\n    rip=", f->rip);
-    put_reg(" rsp=", f->rsp);
-    put_reg(" error=", f->error);
+    put_reg(" cs=", f->cs);
     put_reg(" rflags=", f->rflags);
-    if (v == 14) {
-        uint64_t cr2 = boot.mode == BOOT_MODE_PV && boot.shared_info
-                           ? boot.shared_info->vcpu_info[0].arch.cr2
-                           : read_cr2();
-        put_reg(" cr2=", cr2);
-    }
+    put_reg(" error=", f->error);
+    put_reg("\n    rsp=", f->rsp);
+    put_reg(" ss=", f->ss);
+    put_reg(" cr2=", cr2);
     put_reg("\n    rax=", f->rax);
     put_reg(" rbx=", f->rbx);
     put_reg(" rcx=", f->rcx);
@@ -117,8 +259,19 @@ void trap_report(const struct trap_frame *f)
     put_reg("\n    rsi=", f->rsi);
     put_reg(" rdi=", f->rdi);
     put_reg(" rbp=", f->rbp);
+    put_reg(" r8=", f->r8);
+    put_reg("\n    r9=", f->r9);
+    put_reg(" r10=", f->r10);
+    put_reg(" r11=", f->r11);
+    put_reg(" r12=", f->r12);
+    put_reg("\n    r13=", f->r13);
+    put_reg(" r14=", f->r14);
+    put_reg(" r15=", f->r15);
+    put_reg("\n    stack=", (uintptr_t)boot_stack);
+    put_reg("..", (uintptr_t)boot_stack_top);
+    put_backtrace(f);
     console_puts("\n*** exit code ");
-    console_put_dec(RT_EXIT_TRAP_BASE + v);
+    console_put_dec((uint64_t)code);
     console_puts("\n");
-    rt_exit(RT_EXIT_TRAP_BASE + (int)v);
+    rt_exit(code);
 }
