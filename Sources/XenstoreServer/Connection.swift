@@ -18,6 +18,8 @@ public struct ConnectionID: Hashable, Sendable, Comparable {
 /// A FIFO of encoded messages waiting to be written to a connection, with a byte count.
 struct OutputQueue {
     private var messages: [[UInt8]] = []
+    /// Whether each message is a reply (not a watch event), parallel to `messages`.
+    private var isReply: [Bool] = []
     private var head = 0
     private var frontOffset = 0
     /// Bytes not yet taken.
@@ -28,9 +30,15 @@ struct OutputQueue {
 
     /// Number of whole or partly sent messages waiting.
     var count: Int { messages.count - head }
+    /// Replies (not watch events) waiting, whole or partly sent: the requests still
+    /// outstanding for their client (the `outstanding` quota).
+    private(set) var replyCount = 0
 
-    mutating func append(_ message: [UInt8]) {
+    /// Queues one encoded message; `reply` tells a reply from a watch event.
+    mutating func append(_ message: [UInt8], reply: Bool = false) {
         messages.append(message)
+        isReply.append(reply)
+        if reply { replyCount += 1 }
         byteCount += message.count
     }
 
@@ -45,6 +53,7 @@ struct OutputQueue {
             frontOffset += wanted
             if frontOffset == message.count {
                 messages[head] = []
+                if isReply[head] { replyCount -= 1 }
                 head += 1
                 frontOffset = 0
             }
@@ -52,6 +61,7 @@ struct OutputQueue {
         byteCount -= out.count
         if head > 64 && head * 2 > messages.count {
             messages.removeFirst(head)
+            isReply.removeFirst(head)
             head = 0
         }
         return out

@@ -206,6 +206,10 @@ public final class Server {
     public func wantsInput(_ id: ConnectionID) -> Bool {
         guard let connection = connections[id] else { return false }
         if isThrottled(connection) { return false }
+        // The `outstanding` quota: an unprivileged client with that many replies unread is
+        // not read further (as C xenstored stops reading a domain over its quota).
+        if !connection.caller.privileged,
+           connection.output.replyCount >= quotas(for: connection.caller).outstanding { return false }
         return !connection.isBroken && connection.output.count < Limits.maxQueuedRepliesBeforeBackpressure
     }
 
@@ -313,7 +317,7 @@ public final class Server {
         }
         let out = Message(type: type, requestID: message.header.requestID,
                           transactionID: message.header.transactionID, payload: payload)
-        connection.output.append(out.encoded)
+        connection.output.append(out.encoded, reply: true)
     }
 
     func handle(_ message: Message, on connection: Connection) {

@@ -322,3 +322,39 @@ import XenstoreWire
         #expect(dom0.write("/local/domain/7/z", "1").error == .ENOSPC)
     }
 }
+
+/// The `outstanding` quota: a guest that does not read its replies is not read further once
+/// that many replies wait (the shells ask `wantsInput` before every read); dom0 is not limited.
+@Suite struct OutstandingQuotaTests {
+    @Test func unreadRepliesStopReadingAGuestAtTheQuota() {
+        let server = Server(configuration: ServerConfiguration(), time: 1_700_000_000)
+        let guest = server.openConnection(caller: Caller(domid: 9, privileged: false))
+        let dom0 = server.openConnection(caller: .dom0)
+        let quota = Limits.defaultOutstandingPerDomain
+        var sent = 0
+        while server.wantsInput(guest) && sent < 10 * quota {
+            server.receive(Message(.read, requestID: UInt32(sent), payload: args("/local")).encoded, on: guest, time: 1_700_000_000)
+            sent += 1
+        }
+        #expect(sent == quota, "the guest was read until \(sent) replies waited, quota \(quota)")
+        for index in 0..<(2 * quota) {
+            #expect(server.wantsInput(dom0))
+            server.receive(Message(.read, requestID: UInt32(index), payload: args("/local")).encoded, on: dom0, time: 1_700_000_000)
+        }
+        #expect(server.wantsInput(dom0), "dom0 has no outstanding quota (only the general back-pressure bound)")
+        // Reading its replies lets the guest in again.
+        _ = server.takeOutput(guest)
+        #expect(server.wantsInput(guest))
+        // A raised quota for the (introduced) domain applies at once.
+        let admin = TestClient(server)
+        #expect(admin.request(.introduce, args("9", "1", "1")).error == nil)
+        #expect(admin.request(.setQuota, args("9", "outstanding", String(2 * quota))).error == nil)
+        _ = server.takeOutput(guest)
+        sent = 0
+        while server.wantsInput(guest) && sent < 10 * quota {
+            server.receive(Message(.read, requestID: UInt32(sent), payload: args("/local")).encoded, on: guest, time: 1_700_000_000)
+            sent += 1
+        }
+        #expect(sent == 2 * quota)
+    }
+}
