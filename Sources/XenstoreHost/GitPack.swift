@@ -53,6 +53,17 @@ final class GitPack {
     /// Pack object types (git's `object_type`).
     enum EntryType: UInt8 {
         case commit = 1, tree = 2, blob = 3, tag = 4, offsetDelta = 6, referenceDelta = 7
+
+        /// The object's type word; nil for the two delta kinds.
+        var word: String? {
+            switch self {
+            case .commit: return "commit"
+            case .tree: return "tree"
+            case .blob: return "blob"
+            case .tag: return "tag"
+            case .offsetDelta, .referenceDelta: return nil
+            }
+        }
     }
 
     /// The pack's file name without extension, e.g. `pack-1234…`.
@@ -192,9 +203,8 @@ final class GitPack {
             guard deltas.count <= GitPack.maximumDeltaDepth, let header = entryHeader(at: offset) else { return nil }
             switch header.type {
             case .commit, .tree, .blob, .tag:
-                guard let body = inflate(from: header.dataStart, size: header.size) else { return nil }
-                let names: [EntryType: String] = [.commit: "commit", .tree: "tree", .blob: "blob", .tag: "tag"]
-                base = (names[header.type]!, body)
+                guard let word = header.type.word, let body = inflate(from: header.dataStart, size: header.size) else { return nil }
+                base = (word, body)
             case .offsetDelta:
                 // Base offset: big-endian base-128 with an implicit +1 per continuation byte.
                 var position = header.dataStart

@@ -238,16 +238,11 @@ public final class HistoryBrowser {
     /// load them: the commit must parse and its tree must pass `TreeValidation`. Subtrees shared
     /// between the commits are read once.
     public func validateImport(_ commits: [ObjectID]) throws(ImportError) {
-        try HistoryBrowser.validateImport(commits) { self.database.readObject($0) }
-    }
-
-    /// `validateImport` over objects from `read` (e.g. a quarantine repository, then the database).
-    public static func validateImport(_ commits: [ObjectID],
-                                      reading read: (ObjectID) -> (type: String, body: [UInt8])?) throws(ImportError) {
+        let read: (ObjectID) -> (type: String, body: [UInt8])? = { self.database.readObject($0) }
         var checked = TreeValidation.Checked()
         for id in commits {
             guard let (type, body) = read(id) else {
-                throw ImportError("commit \(hexString(id)) is missing (or packed: only loose objects are read)")
+                throw ImportError("commit \(hexString(id)) is missing")
             }
             guard type == "commit", let record = try? GitDecoding.parseCommit(body, id: id) else {
                 throw ImportError("commit \(hexString(id)): not a commit this daemon can read")

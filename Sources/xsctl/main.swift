@@ -316,7 +316,8 @@ do {
         let staged: GitDatabase
         do { staged = try GitDatabase(directory: quarantinePath) } catch { die("pull: \(error)") }
         do {
-            try HistoryBrowser.validateImport(incoming) { staged.readObject($0) ?? database.readObject($0) }
+            // The quarantine borrows the database's objects through its alternates file.
+            try HistoryBrowser(database: staged).validateImport(incoming)
         } catch {
             die("pull from \(source) rejected, nothing was fetched or merged: \(error)")
         }
