@@ -29,7 +29,12 @@ extension Server {
             out += Payload.bytes("\ncommits: ") + Payload.decimal(history.commitCount)
             out += Payload.bytes("\nconnections: ") + Payload.decimal(connections.count)
             out += Payload.bytes("\ndomains: ") + Payload.decimal(domains.count)
-            out += Payload.bytes("\ntransaction bytes: ") + Payload.decimal(domains.totalHeldBytes)
+            out += Payload.bytes("\nnode bytes: ") + Payload.decimal(domains.total(in: .nodes))
+            out += Payload.bytes("\ntransaction bytes: ") + Payload.decimal(domains.total(in: .transactions))
+            out += Payload.bytes("\nwatch bytes: ") + Payload.decimal(domains.total(in: .watches))
+            out += Payload.bytes("\noutput bytes: ") + Payload.decimal(domains.total(in: .output))
+            out += Payload.bytes("\nguest bytes: ") + Payload.decimal(domains.guestBytes)
+            out += Payload.bytes(" of ") + Payload.decimal(configuration.guestMemoryLimit)
             out += Payload.bytes("\ndirectory_part entries visited: ") + Payload.decimal(counters.directoryPartEntriesVisited)
             out += Payload.bytes("\ntransaction requests replayed: ") + Payload.decimal(counters.transactionRequestsReplayed)
             if let extra = configuration.memoryReport?() { out += [0x0A] + extra }
@@ -51,15 +56,30 @@ extension Server {
         }
     }
 
-    /// Recounts node ownership and compares it with the incremental accounting.
+    /// Recounts node ownership and every domain's memory and compares them with the
+    /// incremental accounting.
     func checkStore() -> Bool {
-        var counted: [UInt32: Int] = [:]
-        var stack: [Node] = [history.head.root]
-        while let node = stack.popLast() {
-            counted[node.permissions.owner, default: 0] += 1
-            for child in node.children { stack.append(child.node) }
+        let (nodes, bytes) = DomainTable.ownership(of: history.head.root)
+        guard nodes == domains.ownedNodes, bytes == domains.ownedBytes else { return false }
+        var watches: [UInt32: Int] = [:]
+        var output: [UInt32: Int] = [:]
+        var transactions: [UInt32: Int] = [:]
+        for connection in connections.values {
+            let domid = connection.caller.domid
+            watches[domid, default: 0] += Server.watchBytes(connection.watches)
+            output[domid, default: 0] += connection.output.byteCount
+            for transaction in connection.transactions.values { transactions[domid, default: 0] += transaction.heldBytes }
         }
-        return counted == domains.ownedNodes
+        var guests = 0
+        for (domid, owned) in bytes where domid != 0 { guests += owned }
+        for (use, table) in [(MemoryUse.watches, watches), (.output, output), (.transactions, transactions)] {
+            for (domid, held) in table {
+                if domains.usage(of: domid, in: use) != held { return false }
+                if domid != 0 { guests += held }
+            }
+            if domains.total(in: use) != table.values.reduce(0, +) { return false }
+        }
+        return guests == domains.guestBytes
     }
 
     func quotaReport(_ arguments: [[UInt8]]) -> Outcome {
@@ -71,7 +91,11 @@ extension Server {
             out += Payload.bytes("Domain ") + Payload.decimal(id) + Payload.bytes(":\n")
             out += Payload.bytes("nodes: ") + Payload.decimal(domains.ownedNodes[id] ?? 0) + [0x0A]
             out += Payload.bytes("watches: ") + Payload.decimal(watchCount(of: id)) + [0x0A]
-            out += Payload.bytes("memory: ") + Payload.decimal(domains.heldBytes(of: id)) + [0x0A]
+            out += Payload.bytes("memory: ") + Payload.decimal(domains.usage(of: id)) + [0x0A]
+            out += Payload.bytes("memory nodes: ") + Payload.decimal(domains.usage(of: id, in: .nodes)) + [0x0A]
+            out += Payload.bytes("memory transactions: ") + Payload.decimal(domains.usage(of: id, in: .transactions)) + [0x0A]
+            out += Payload.bytes("memory watches: ") + Payload.decimal(domains.usage(of: id, in: .watches)) + [0x0A]
+            out += Payload.bytes("memory output: ") + Payload.decimal(domains.usage(of: id, in: .output)) + [0x0A]
             return Server.text(out)
         }
         for name in Quotas.names {

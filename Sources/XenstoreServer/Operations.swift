@@ -75,6 +75,8 @@ public struct Workspace {
     public var root: Node
     /// Change in the number of nodes each domain owns, relative to the committed count.
     public var ownedNodesDelta: [UInt32: Int] = [:]
+    /// Change in the accounted bytes of the nodes each domain owns (`NodeOperations.footprint`).
+    public var ownedBytesDelta: [UInt32: Int] = [:]
     /// Watch triggers of the successful changes, in order.
     public var triggers: [WatchTrigger] = []
 
@@ -105,6 +107,8 @@ struct OperationContext {
     let quotas: Quotas
     let committedOwnedNodes: [UInt32: Int]
     let generations: GenerationCounter
+    /// What the caller's domain and all guests hold, and the bounds on it.
+    var memory = MemoryBudget()
     /// Whether a domain exists (owners named in SET_PERMS must).
     let domainExists: (UInt32) -> Bool
     /// Where the work done is counted (a private counter when the caller does not care).
@@ -115,8 +119,51 @@ struct OperationContext {
     }
 }
 
+/// The memory an unprivileged caller may still make the daemon hold, as of the request.
+struct MemoryBudget {
+    /// Bytes the caller's domain holds in every use (`DomainTable.usage`).
+    var callerHolds = 0
+    /// Bytes all unprivileged domains hold together (`DomainTable.guestBytes`).
+    var guestsHold = 0
+    /// The caller's `memory` quota (0: unlimited).
+    var quota = 0
+    /// `ServerConfiguration.guestMemoryLimit` (0: unlimited).
+    var guestLimit = 0
+}
+
 /// Executes node operations against a workspace with C xenstored's semantics.
 enum NodeOperations {
+    /// Bytes a node is accounted for against its owner's `memory` quota: the estimated
+    /// allocations of a node (`Limits.nodeMemoryOverhead`), its value, 8 bytes per
+    /// permission and its name in its parent's child list.
+    static func footprint(valueBytes: Int, permissions: Int, nameBytes: Int) -> Int {
+        Limits.nodeMemoryOverhead + valueBytes + 8 * permissions + nameBytes
+    }
+
+    /// `footprint` of an existing node whose name is `nameBytes` long.
+    static func footprint(of node: Node, nameBytes: Int) -> Int {
+        footprint(valueBytes: node.value.count, permissions: node.permissions.entries.count, nameBytes: nameBytes)
+    }
+
+    /// Records `bytes` more (or fewer) node bytes owned by `owner`. Growth caused by an
+    /// unprivileged caller is refused with ENOMEM (and nothing recorded) when it would take the
+    /// caller over its `memory` quota (for its own nodes) or all guests over `guestLimit`.
+    static func charge(_ bytes: Int, to owner: UInt32, in workspace: inout Workspace,
+                       _ context: OperationContext) -> XenstoreError? {
+        if bytes > 0, !context.caller.privileged, owner != 0 {
+            let budget = context.memory
+            if owner == context.caller.domid,
+               Quotas.exceeds(budget.callerHolds + (workspace.ownedBytesDelta[owner] ?? 0) + bytes, budget.quota) {
+                return .ENOMEM
+            }
+            var guestDelta = 0
+            for (domid, change) in workspace.ownedBytesDelta where domid != 0 { guestDelta += change }
+            if Quotas.exceeds(budget.guestsHold + guestDelta + bytes, budget.guestLimit) { return .ENOMEM }
+        }
+        workspace.ownedBytesDelta[owner, default: 0] += bytes
+        return nil
+    }
+
     /// Size of a node as C xenstored's `node-size` quota counts it: record header,
     /// 8 bytes per permission, the value, and every child name with its NUL.
     /// C refuses a record whose size *reaches* the quota, hence the `+ 1` at the call sites.
@@ -206,6 +253,10 @@ enum NodeOperations {
                            childNameBytes: existing.children.nameBytes) + 1, context.quotas.nodeSize) {
                 return .failure(.ENOSPC)
             }
+            if let error = charge(value.count - existing.value.count, to: existing.permissions.owner,
+                                  in: &workspace, context) {
+                return .failure(error)
+            }
             let replacement = existing.withValue(value, generation: context.generations.take())
             workspace.root = Tree.replacing(workspace.root, at: path.components, with: replacement,
                                             generations: context.generations)
@@ -240,6 +291,11 @@ enum NodeOperations {
                 return .failure(.ENOSPC)
             }
         }
+        var createdBytes = value.count
+        for name in path.components[existingDepth...] {
+            createdBytes += footprint(valueBytes: 0, permissions: inherited.entries.count, nameBytes: name.count)
+        }
+        if let error = charge(createdBytes, to: owner, in: &workspace, context) { return .failure(error) }
         var chain = Node(value: value, permissions: inherited, generation: context.generations.take())
         var level = path.components.count - 1
         while level > existingDepth {
@@ -273,15 +329,14 @@ enum NodeOperations {
         }
         if path.isRoot { return .failure(.EINVAL) }
         let parent = Tree.lookup(workspace.root, path.parent.components)!
-        var removedPerOwner: [UInt32: Int] = [:]
-        var stack: [Node] = [node]
-        while let current = stack.popLast() {
-            removedPerOwner[current.permissions.owner, default: 0] += 1
-            for child in current.children { stack.append(child.node) }
-        }
+        let (removedNodes, removedBytes) = DomainTable.ownership(of: node)
+        // The walk counts the subtree's root without its name; its name leaves the parent too.
+        let nameBytes = path.components.last?.count ?? 0
         workspace.root = Tree.replacing(workspace.root, at: path.components, with: nil,
                                         generations: context.generations)
-        for (owner, count) in removedPerOwner { workspace.ownedNodesDelta[owner, default: 0] -= count }
+        for (owner, count) in removedNodes { workspace.ownedNodesDelta[owner, default: 0] -= count }
+        for (owner, bytes) in removedBytes { workspace.ownedBytesDelta[owner, default: 0] -= bytes }
+        workspace.ownedBytesDelta[node.permissions.owner, default: 0] -= nameBytes
         workspace.triggers.append(WatchTrigger(path: path, visibleThrough: [node.permissions, parent.permissions],
                                                removedSubtree: node))
         return .ok
@@ -303,13 +358,23 @@ enum NodeOperations {
             context.quotas.nodeSize) {
             return .failure(.ENOSPC)
         }
-        let replacement = node.withPermissions(permissions, generation: context.generations.take())
-        workspace.root = Tree.replacing(workspace.root, at: path.components, with: replacement,
-                                        generations: context.generations)
-        if node.permissions.owner != permissions.owner {
+        let nameBytes = path.components.last?.count ?? 0
+        let oldBytes = footprint(of: node, nameBytes: nameBytes)
+        let newBytes = footprint(valueBytes: node.value.count, permissions: permissions.entries.count, nameBytes: nameBytes)
+        if node.permissions.owner == permissions.owner {
+            if let error = charge(newBytes - oldBytes, to: permissions.owner, in: &workspace, context) {
+                return .failure(error)
+            }
+        } else {
+            // Only a privileged caller can give a node away: nothing to refuse.
+            _ = charge(-oldBytes, to: node.permissions.owner, in: &workspace, context)
+            _ = charge(newBytes, to: permissions.owner, in: &workspace, context)
             workspace.ownedNodesDelta[node.permissions.owner, default: 0] -= 1
             workspace.ownedNodesDelta[permissions.owner, default: 0] += 1
         }
+        let replacement = node.withPermissions(permissions, generation: context.generations.take())
+        workspace.root = Tree.replacing(workspace.root, at: path.components, with: replacement,
+                                        generations: context.generations)
         let parentPermissions = path.isRoot ? permissions : Tree.lookup(workspace.root, path.parent.components)!.permissions
         workspace.triggers.append(WatchTrigger(path: path,
                                                visibleThrough: [permissions, node.permissions, parentPermissions],

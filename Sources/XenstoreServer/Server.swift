@@ -28,6 +28,11 @@ public struct ServerConfiguration {
     /// Hashing budget of one commit-id request in memory (`History.idHashBudget`); nil when a
     /// durable backend stores every commit (its chain must stay complete).
     public var idHashBudget: Int? = Limits.inMemoryIDHashBudget
+    /// Bound on what all unprivileged domains hold together (`Limits.defaultGuestMemoryTotal`):
+    /// past it a guest's growing request gets ENOMEM, a guest's further watch events are
+    /// dropped, and a guest with unread replies is not read; dom0 is never limited by it, so
+    /// the rest of the memory is dom0's reserve. 0: unlimited.
+    public var guestMemoryLimit = Limits.defaultGuestMemoryTotal
     /// Whether to emit `.committed` effects.
     public var reportCommits = false
     /// Asks the hypervisor whether a domain exists, for domains the server has not met yet
@@ -149,6 +154,8 @@ public final class Server {
         starvation.forget(id)
         if let connection = connections[id] {
             for transaction in connection.transactions.values { release(transaction, of: connection) }
+            setWatches([], of: connection)
+            domains.hold(-connection.output.byteCount, in: .output, by: connection.caller.domid)
         }
         connections[id] = nil
         if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
@@ -210,6 +217,12 @@ public final class Server {
         // not read further (as C xenstored stops reading a domain over its quota).
         if !connection.caller.privileged,
            connection.output.replyCount >= quotas(for: connection.caller).outstanding { return false }
+        // With no room left under the guests' memory bound for one more message, a guest is
+        // read only once its replies were taken.
+        if !connection.caller.privileged, connection.output.replyCount > 0,
+           guestsOverMemoryLimit(adding: Limits.headerSize + Limits.payloadMax) {
+            return false
+        }
         return !connection.isBroken && connection.output.count < Limits.maxQueuedRepliesBeforeBackpressure
     }
 
@@ -234,7 +247,35 @@ public final class Server {
     /// Removes and returns up to `maxBytes` of output for a connection. Call it only after the
     /// round's effects were carried out and its commits made durable: the output may report them.
     public func takeOutput(_ id: ConnectionID, maxBytes: Int = Int.max) -> [UInt8] {
-        connections[id]?.output.take(maxBytes: maxBytes) ?? []
+        guard let connection = connections[id] else { return [] }
+        let taken = connection.output.take(maxBytes: maxBytes)
+        domains.hold(-taken.count, in: .output, by: connection.caller.domid)
+        return taken
+    }
+
+    /// Queues an encoded message for a connection, accounting it to the connection's domain.
+    func enqueue(_ encoded: [UInt8], reply: Bool, on connection: Connection) {
+        connection.output.append(encoded, reply: reply)
+        domains.hold(encoded.count, in: .output, by: connection.caller.domid)
+    }
+
+    /// Replaces a connection's watches, accounting their bytes to its domain.
+    func setWatches(_ watches: [Watch], of connection: Connection) {
+        let before = Server.watchBytes(connection.watches)
+        connection.watches = watches
+        domains.hold(Server.watchBytes(watches) - before, in: .watches, by: connection.caller.domid)
+    }
+
+    /// Accounted bytes of watches: path, token and `Limits.watchMemoryOverhead` each.
+    static func watchBytes(_ watches: [Watch]) -> Int {
+        var total = 0
+        for watch in watches { total += Limits.watchMemoryOverhead + watch.path.count + watch.token.count }
+        return total
+    }
+
+    /// Whether all guests together would hold more than `guestMemoryLimit` with `bytes` more.
+    func guestsOverMemoryLimit(adding bytes: Int) -> Bool {
+        Quotas.exceeds(domains.guestBytes + bytes, configuration.guestMemoryLimit)
     }
 
     /// Removes and returns the effects produced so far. Call it once per round after every
@@ -317,7 +358,7 @@ public final class Server {
         }
         let out = Message(type: type, requestID: message.header.requestID,
                           transactionID: message.header.transactionID, payload: payload)
-        connection.output.append(out.encoded, reply: true)
+        enqueue(out.encoded, reply: true, on: connection)
     }
 
     func handle(_ message: Message, on connection: Connection) {
@@ -424,7 +465,7 @@ public final class Server {
         case .unwatch:
             return unwatch(payload, on: connection)
         case .resetWatches:
-            connection.watches.removeAll()
+            setWatches([], of: connection)
             for open in connection.transactions.values { release(open, of: connection) }
             connection.transactions.removeAll()
             connection.abortedTransactions.removeAll()
@@ -490,9 +531,12 @@ public final class Server {
     }
 
     func context(for connection: Connection) -> OperationContext {
-        OperationContext(caller: connection.caller, quotas: quotas(for: connection.caller),
-                         committedOwnedNodes: domains.ownedNodes, generations: history.generations,
-                         domainExists: { [unowned(unsafe) self] in self.domainExists($0) }, counters: counters)
+        let quotas = quotas(for: connection.caller)
+        let memory = MemoryBudget(callerHolds: domains.usage(of: connection.caller.domid), guestsHold: domains.guestBytes,
+                                  quota: quotas.memory, guestLimit: configuration.guestMemoryLimit)
+        return OperationContext(caller: connection.caller, quotas: quotas,
+                                committedOwnedNodes: domains.ownedNodes, generations: history.generations, memory: memory,
+                                domainExists: { [unowned(unsafe) self] in self.domainExists($0) }, counters: counters)
     }
 
     /// Runs a node operation: inside a transaction on its branch, else directly on the head
@@ -529,7 +573,7 @@ public final class Server {
 
     /// Makes a committed workspace's accounting and watch events take effect.
     func apply(_ workspace: Workspace) {
-        domains.applyOwnership(workspace.ownedNodesDelta)
+        domains.applyOwnership(of: workspace)
         if configuration.reportCommits { effects.append(.committed(sequence: history.head.sequence)) }
         for trigger in workspace.triggers { fire(trigger) }
     }

@@ -233,8 +233,11 @@ extension Server {
         for (domid, record) in restoredDomains { domains[domid] = record }
         for (name, permissions) in restoredSpecial { specialPermissions[name] = permissions }
         for connection in restored {
+            if connections[connection.id] != nil { closeConnection(connection.id) }
             connections[connection.id] = connection
             connectionOrder.append(connection.id)
+            domains.hold(connection.output.byteCount, in: .output, by: connection.caller.domid)
+            domains.hold(Server.watchBytes(connection.watches), in: .watches, by: connection.caller.domid)
             nextConnection = max(nextConnection, connection.id.raw &+ 1)
         }
         connectionOrder.sort()

@@ -203,9 +203,9 @@ extension Server {
     }
 
     /// Runs a request inside a transaction: executes it on the transaction's branch and logs it,
-    /// unless the bytes the caller's domain holds in open transactions would exceed its `memory`
-    /// quota (then ENOMEM, as C xenstored answers over its hard memory quota, and the transaction
-    /// is unchanged). Privileged callers are not limited.
+    /// unless what it adds to the log would take the caller's domain over its `memory` quota or
+    /// all guests over `guestMemoryLimit` (then ENOMEM, as C xenstored answers over its hard
+    /// memory quota, and the transaction is unchanged). Privileged callers are not limited.
     func runInTransaction(_ operation: NodeOperation, _ transaction: Transaction, on connection: Connection,
                           _ context: OperationContext) -> Outcome {
         // Take the workspace out of the transaction so that it is changed in place (a second
@@ -215,6 +215,7 @@ extension Server {
         transaction.workspace = Workspace(root: workspace.root)
         let savedRoot = workspace.root
         let savedOwnedNodesDelta = workspace.ownedNodesDelta
+        let savedOwnedBytesDelta = workspace.ownedBytesDelta
         let triggersBefore = workspace.triggers.count
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
         let placement = transaction.log.placement(of: operation, outcome)
@@ -234,9 +235,11 @@ extension Server {
         }
         let domid = connection.caller.domid
         if !connection.caller.privileged,
-           Quotas.exceeds(domains.heldBytes(of: domid) + delta, context.quotas.memory) {
+           Quotas.exceeds(domains.usage(of: domid) + delta, context.quotas.memory)
+            || Quotas.exceeds(domains.guestBytes + delta, configuration.guestMemoryLimit) {
             workspace.root = savedRoot
             workspace.ownedNodesDelta = savedOwnedNodesDelta
+            workspace.ownedBytesDelta = savedOwnedBytesDelta
             workspace.triggers.removeSubrange(triggersBefore...)
             transaction.workspace = workspace
             return .failure(.ENOMEM)
@@ -248,7 +251,7 @@ extension Server {
         transaction.workspace = workspace
         transaction.log.record(operation, outcome, at: placement)
         transaction.heldBytes += delta
-        domains.hold(delta, by: domid)
+        domains.hold(delta, in: .transactions, by: domid)
         return outcome
     }
 
@@ -291,7 +294,7 @@ extension Server {
     /// Forgets the bytes an ended or dropped transaction held against its domain's `memory` quota.
     func release(_ transaction: Transaction, of connection: Connection) {
         let domid = connection.caller.domid
-        domains.hold(-transaction.heldBytes, by: domid)
+        domains.hold(-transaction.heldBytes, in: .transactions, by: domid)
         transaction.heldBytes = 0
     }
 }

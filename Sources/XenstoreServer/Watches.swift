@@ -33,7 +33,12 @@ extension Server {
         if !caller.privileged && Quotas.exceeds(watchCount(of: caller.domid) + 1, quotas(for: caller).watches) {
             return .failure(.E2BIG)
         }
-        connection.watches.append(watch)
+        let bytes = Server.watchBytes([watch])
+        if !caller.privileged && (Quotas.exceeds(domains.usage(of: caller.domid) + bytes, quotas(for: caller).memory)
+                                  || guestsOverMemoryLimit(adding: bytes)) {
+            return .failure(.ENOMEM)
+        }
+        setWatches(connection.watches + [watch], of: connection)
         return .ok
     }
 
@@ -46,7 +51,9 @@ extension Server {
         guard let index = connection.watches.firstIndex(where: { $0.path == path && $0.token == strings[1] }) else {
             return .failure(.ENOENT)
         }
-        connection.watches.remove(at: index)
+        var remaining = connection.watches
+        remaining.remove(at: index)
+        setWatches(remaining, of: connection)
         return .ok
     }
 
@@ -65,18 +72,21 @@ extension Server {
         return rest
     }
 
-    /// Queues a WATCH_EVENT unless it is oversized or the connection's output is over its bound.
+    /// Queues a WATCH_EVENT unless it is oversized, the connection's output is over its bound,
+    /// or (for a guest) all guests are over `guestMemoryLimit`.
     func queueEvent(on connection: Connection, path: [UInt8], token: [UInt8]) {
         let payload = Payload.join([path, token])
         guard payload.count <= Limits.payloadMax else { return }
-        if connection.output.byteCount + payload.count + Limits.headerSize > connection.outputBound {
+        let size = payload.count + Limits.headerSize
+        if connection.output.byteCount + size > connection.outputBound
+            || (!connection.caller.privileged && guestsOverMemoryLimit(adding: size)) {
             connection.droppedEvents += 1
             if connection.droppedEvents == 1 {
                 effects.append(.log(Payload.bytes("dropping watch events for a connection whose output is full")))
             }
             return
         }
-        connection.output.append(Message(.watchEvent, payload: payload).encoded)
+        enqueue(Message(.watchEvent, payload: payload).encoded, reply: false, on: connection)
     }
 
     func canSee(_ caller: Caller, _ permissionLists: [Permissions]) -> Bool {

@@ -34,9 +34,22 @@ public enum Limits {
     /// Default `outstanding` quota: requests of an unprivileged domain awaiting a reply.
     public static let defaultOutstandingPerDomain = 20
     /// Default `memory` quota in bytes for an unprivileged domain (2.5 MB, C xenstored's hard
-    /// quota): bounds what the domain's open transactions hold (request logs, pending watch
-    /// triggers); a request over it gets ENOMEM, as in C. Privileged callers are not limited.
+    /// quota): bounds what the domain makes the daemon hold — the nodes it owns, its open
+    /// transactions' logs, its watches and its undelivered output, as C xenstored 4.17 counts
+    /// them; a request over it gets ENOMEM, as in C. Privileged callers are not limited.
     public static let defaultMemoryPerDomain = 2_621_440
+    /// Bytes one node is accounted for beyond its value, name and permissions: an estimate of
+    /// its allocations (the node object, the value, permission and child-name arrays with their
+    /// headers, the slot in its parent's child list). Counted against the owner's `memory`.
+    public static let nodeMemoryOverhead = 256
+    /// Bytes one watch is accounted for beyond its path and token (the record, its parsed path).
+    public static let watchMemoryOverhead = 64
+    /// Default bound on the sum of what every unprivileged domain holds (nodes they own, their
+    /// transactions, watches and undelivered output, as the `memory` quota counts them): a guest
+    /// request that would grow the sum past it gets ENOMEM, whatever its own quota, so no set
+    /// of guests can take the memory dom0 needs. The stub domain sets it from its heap
+    /// (`ServerConfiguration.guestMemoryLimit`); 0 means unlimited.
+    public static let defaultGuestMemoryTotal = 256 << 20
 
     /// Bytes of undelivered output (replies and watch events) kept for a privileged connection
     /// before further watch events for it are dropped and counted.

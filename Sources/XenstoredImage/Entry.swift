@@ -67,6 +67,9 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     configuration.retainedCommits = 32
     // ... and at most about 512 KiB of old node versions, however large the values rewritten.
     configuration.retainedHistoryBytes = 512 << 10
+    // Guests together may make the store hold at most half the heap (docs/quotas.md): the rest
+    // stays for dom0, the history window and the runtime.
+    configuration.guestMemoryLimit = Int(mm_heap_size() / 2)
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
     configuration.memoryReport = {
         SelfTest.text("heap in use KiB: ") + decimalBytes(UInt64(mm_heap_used() / 1024))

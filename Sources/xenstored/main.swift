@@ -46,6 +46,9 @@ Serves the Xenstore protocol on a Unix socket; every change is a git-style commi
                              lost is reported, and the exit status is 1 (0: complete)
   --history N                commits kept in memory with their parents (default 4096)
   --history-bytes SIZE       and at most about SIZE of old node versions (default 64M)
+  --guest-memory SIZE        bound on what all guests together make the daemon hold (nodes
+                             they own, transactions, watches, queued output; default 256M,
+                             0: none); past it guests get ENOMEM, dom0 never (docs/quotas.md)
   --ring-dir DIR             serve emulated domain rings: an INTRODUCEd domain D is served
                              through DIR/D/page (a shared xenstore ring page) and the FIFOs
                              DIR/D/to-store, DIR/D/to-domain (event channel). With --database
@@ -126,6 +129,11 @@ while !arguments.isEmpty {
             fail("--history-bytes needs a size of at least 64K, e.g. 64M")
         }
         configuration.retainedHistoryBytes = Int(size)
+    case "--guest-memory":
+        guard let size = parseByteSize(value()), size <= UInt64(Int.max) else {
+            fail("--guest-memory needs a size, e.g. 256M (0: no bound)")
+        }
+        configuration.guestMemoryLimit = Int(size)
     case "--quota", "-Q":
         let setting = value()
         guard let equals = setting.firstIndex(of: "="), let number = Int(setting[setting.index(after: equals)...]),

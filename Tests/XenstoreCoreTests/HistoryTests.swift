@@ -199,10 +199,23 @@ import XenstoreWire
         let c = TestClient(server)
         c.write("/acct/a", "")
         #expect(c.request(.control, args("check")).text == "OK\0")
-        server.domains.applyOwnership([0: 1])
+        var skew = Workspace(root: server.history.head.root)
+        skew.ownedNodesDelta = [0: 1]
+        server.domains.applyOwnership(of: skew)
         #expect(c.request(.control, args("check")).error == .EIO)
-        server.domains.applyOwnership([0: -1])
+        skew.ownedNodesDelta = [0: -1]
+        server.domains.applyOwnership(of: skew)
         #expect(c.request(.control, args("check")).text == "OK\0")
+        // Bytes are checked too, including what guests hold in all.
+        skew.ownedNodesDelta = [:]
+        skew.ownedBytesDelta = [7: 100]
+        server.domains.applyOwnership(of: skew)
+        #expect(c.request(.control, args("check")).error == .EIO)
+        skew.ownedBytesDelta = [7: -100]
+        server.domains.applyOwnership(of: skew)
+        #expect(c.request(.control, args("check")).text == "OK\0")
+        server.domains.hold(64, in: .watches, by: 7)
+        #expect(c.request(.control, args("check")).error == .EIO)
     }
 
     @Test func longHistoryIsBoundedAndTearsDown() {
