@@ -9,7 +9,7 @@ CLIENT_PACKAGES := xenstore-utils
 BUILD_PACKAGES := zlib1g-dev libxen-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
-.PHONY: all build release run test unit-test integration-test embedded-check packages bench test-sim clean
+.PHONY: all build release run test unit-test integration-test embedded-check packages bench bench-compare test-sim clean
 .DEFAULT_GOAL := build
 
 build:
@@ -44,11 +44,15 @@ embedded-check:
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build
 	$(SWIFT) test
-	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap test-xen test-xen-arm test-xen-dom0 fuzz-short
+	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap smoke-arm32-overflow test-xen test-xen-arm test-xen-dom0 fuzz-short
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:
 	scripts/bench.sh
+
+## make bench-compare BASE=REV: this tree's daemon against REV's, same run, alternating -> bench/results/compare.md.
+bench-compare:
+	BASE=$(or $(BASE),HEAD~1) scripts/bench-compare.sh
 
 ## make soak-xen RUNS=N: boot each x86 stub-domain image N times under Xen in QEMU with a long workload
 ## (test-xenstore random mode, 50 guest create/destroy cycles, the store filled to 90 % of the heap); mk/image.mk.

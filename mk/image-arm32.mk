@@ -8,6 +8,7 @@
 #                           path: loaded at RAM + 0x10000, so start.S relocates it; r2 = device tree with -append
 #                           as /chosen/bootargs), semihosting exit; pass = SELFTEST: PASS and exit status exactly 0
 #   make smoke-arm32-trap   same with a deliberate Swift trap: pass = crash reported and exit status 101 (undefined instruction)
+#   make smoke-arm32-overflow  same with unbounded recursion: the stack's guard page faults, exit status 98
 #   make test-xen-arm       real Xen 4.17 armhf + dom0 in qemu-system-arm (scripts/test-xen-arm.sh)
 #
 # C is compiled with gcc-arm-none-eabi (armv7-a, ARM state, NEON, soft-float calling convention like Swift's
@@ -78,7 +79,7 @@ $(ARM_ZIMAGE): $(ARM_ELF)
 	$(IMAGE_Q)$(ARM_OBJCOPY) -O binary $< $@
 	@ls -l $@ | awk '{print "zImage size: " $$5 " bytes"}'
 
-.PHONY: image-arm32 smoke-arm32 smoke-arm32-trap test-xen-arm
+.PHONY: image-arm32 smoke-arm32 smoke-arm32-trap smoke-arm32-overflow test-xen-arm
 image-arm32: $(ARM_ZIMAGE) $(ARM_ELF)
 
 # Semihosting SYS_EXIT_EXTENDED makes QEMU exit with the guest's code itself: success is exactly 0,
@@ -103,6 +104,16 @@ smoke-arm32-trap: $(ARM_ZIMAGE)
 	status=$$?; tail -n 8 $(ARM_DIR)/smoke-arm32-trap.log; echo "smoke-arm32-trap: QEMU exit status $$status (101 = undefined instruction)"; \
 	if [ $$status -eq 101 ] && grep -q 'CRASH: CPU exception 1 undefined instruction' $(ARM_DIR)/smoke-arm32-trap.log; then echo "smoke-arm32-trap: PASS"; \
 	else echo "smoke-arm32-trap: FAIL"; exit 1; fi
+
+# Stack overflow: --selftest-overflow recurses without end; the guard page below the stack (start.S) must
+# turn it into a data abort reported as a stack overflow, exit RT_EXIT_STACK_OVERFLOW = 98.
+smoke-arm32-overflow: SHELL := /bin/bash
+smoke-arm32-overflow: $(ARM_ZIMAGE)
+	@set +e; $(ARM_SMOKE_QEMU) -append "--selftest-overflow" > $(ARM_DIR)/smoke-arm32-overflow.log 2>&1; \
+	status=$$?; tail -n 8 $(ARM_DIR)/smoke-arm32-overflow.log; echo "smoke-arm32-overflow: QEMU exit status $$status (98 = stack overflow)"; \
+	if [ $$status -eq 98 ] && grep -q 'CRASH: CPU exception 4 data abort: stack overflow' $(ARM_DIR)/smoke-arm32-overflow.log \
+	    && tr -d '\r' < $(ARM_DIR)/smoke-arm32-overflow.log | grep -q '^\*\*\* exit code 98$$'; then echo "smoke-arm32-overflow: PASS"; \
+	else echo "smoke-arm32-overflow: FAIL"; exit 1; fi
 
 test-xen-arm: $(ARM_ZIMAGE)
 	scripts/test-xen-arm.sh

@@ -22,7 +22,7 @@ enum rt_exit_code {
     RT_EXIT_OK = 0,          /**< clean shutdown */
     RT_EXIT_PANIC = 96,      /**< runtime panic (rt_panic) */
     RT_EXIT_OOM = 97,        /**< heap exhausted */
-    RT_EXIT_STACK_OVERFLOW = 98, /**< x86: a fault in the guard page below the stack */
+    RT_EXIT_STACK_OVERFLOW = 98, /**< a fault in the guard page below the stack (x86_64, arm32) */
     RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (x86: 106 = #UD, a Swift trap;
                                   ARM: + exception vector index, 101 = undefined instruction, a Swift trap) */
 };

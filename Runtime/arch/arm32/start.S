@@ -1,4 +1,4 @@
-/* start.S (arm32): zImage header and entry (r2 = device tree), .bss, VFP/NEON, a 1:1 MMU map with caches, exception vectors and stacks. */
+/* start.S (arm32): zImage header and entry (r2 = device tree), .bss, VFP/NEON, a 1:1 MMU map with caches and a stack guard page, exception vectors and stacks. */
 
 #define BOOT_STACK_SIZE   0x10000
 #define EXC_STACK_SIZE    0x1000
@@ -11,6 +11,9 @@
 /* Short-descriptor 1 MiB sections: AP=11 (read-write), domain 0. */
 #define SECT_NORMAL_WB    0x00011c0e    /* TEX=001 C=1 B=1 S=1: normal, write-back write-allocate, shareable */
 #define SECT_DEVICE       0x00000c16    /* TEX=000 C=0 B=1 XN: shared device */
+/* Short-descriptor 4 KiB small page with the attributes of SECT_NORMAL_WB (AP=11, TEX=001 C=1 B=1 S=1). */
+#define PAGE_NORMAL_WB    0x0000047e
+#define COARSE_TABLE      0x00000001    /* first-level descriptor of a second-level table, domain 0 */
 #define NORMAL_FIRST_MB   0x380         /* 0x38000000: Xen's grant-table and magic pages, then guest RAM */
 #define NORMAL_END_MB     0x800         /* up to 0x7fffffff; everything else (QEMU's PL011) is device */
 
@@ -127,6 +130,26 @@ relocated:
         add     r1, r1, #1
         cmp     r1, #4096
         blo     3b
+
+        /* The MiB holding the stack's guard page is mapped by 4 KiB pages, the guard page left
+         * out: a stack overflow is a data abort (reported as such, exit 98), not a silent write
+         * into whatever lies below the stack. */
+        ldr     r5, =stack_guard
+        mov     r6, r5, lsr #20         /* the guard page's MiB */
+        ldr     r7, =guard_l2
+        ldr     r3, =PAGE_NORMAL_WB
+        mov     r1, #0
+8:      mov     r2, r6, lsl #20
+        orr     r2, r2, r1, lsl #12     /* the page's (1:1) address */
+        cmp     r2, r5
+        orrne   r2, r2, r3
+        moveq   r2, #0                  /* the guard page: translation fault */
+        str     r2, [r7, r1, lsl #2]
+        add     r1, r1, #1
+        cmp     r1, #256
+        blo     8b
+        orr     r2, r7, #COARSE_TABLE
+        str     r2, [r0, r6, lsl #2]
         dsb
         mov     r1, #0
         mcr     p15, 0, r1, c2, c0, 2   /* TTBCR = 0: TTBR0 translates everything */
@@ -195,7 +218,10 @@ exception_vectors:
         .section .bss.boot, "aw", %nobits
         .balign 16384
 boot_ttb:       .skip 16384             /* 4096 section descriptors */
-        .balign 16
+guard_l2:       .skip 1024              /* 256 page descriptors for the guard page's MiB (1 KiB aligned) */
+        .balign 4096
+        .globl stack_guard                      /* unmapped; traps.c names a fault here */
+stack_guard:    .skip 4096
         .globl boot_stack, boot_stack_top       /* main.c measures the stack's use */
 boot_stack:     .skip BOOT_STACK_SIZE
 boot_stack_top:

@@ -1,4 +1,4 @@
-/* traps.c (arm32): reports a CPU exception (undefined instruction = Swift trap, aborts) on the console and exits RT_EXIT_TRAP_BASE + vector. */
+/* traps.c (arm32): reports a CPU exception (undefined instruction = Swift trap, aborts) on the console and exits RT_EXIT_TRAP_BASE + vector, or RT_EXIT_STACK_OVERFLOW for a fault in the stack's guard page. */
 #include "os.h"
 
 /* What the vector stubs in start.S push: r0-r12, then the faulting instruction's address. */
@@ -17,6 +17,9 @@ static const char *const vector_names[NR_VECTORS] = {
 };
 
 static int in_trap;
+
+/* The unmapped page below the boot stack (start.S). */
+extern char stack_guard[];
 
 /* The vectors are installed by start.S (VBAR) before anything can fault. */
 void init_traps(void) {}
@@ -40,16 +43,22 @@ void trap_report(const struct trap_frame *f, unsigned vector)
     vector &= NR_VECTORS - 1;
     if (in_trap++) /* a fault while reporting: do not recurse */
         rt_exit(RT_EXIT_TRAP_BASE + (int)vector);
+    uint32_t dfar = 0;
+    if (vector == VECTOR_DATA_ABORT)
+        __asm__ volatile("mrc p15, 0, %0, c6, c0, 0" : "=r"(dfar));
+    int overflow = vector == VECTOR_DATA_ABORT && dfar - (uint32_t)(uintptr_t)stack_guard < 4096u;
+    int code = overflow ? RT_EXIT_STACK_OVERFLOW : RT_EXIT_TRAP_BASE + (int)vector;
     console_puts("\n*** CRASH: CPU exception ");
     console_put_dec(vector);
     console_puts(" ");
     console_puts(vector_names[vector]);
+    if (overflow)
+        console_puts(": stack overflow (guard page below the stack)");
     put_reg("\n    pc=", f->pc);
     put_reg(" cpsr=", read_spsr());
     if (vector == VECTOR_DATA_ABORT) {
-        uint32_t dfsr, dfar;
+        uint32_t dfsr;
         __asm__ volatile("mrc p15, 0, %0, c5, c0, 0" : "=r"(dfsr));
-        __asm__ volatile("mrc p15, 0, %0, c6, c0, 0" : "=r"(dfar));
         put_reg(" dfsr=", dfsr);
         put_reg(" dfar=", dfar);
     } else if (vector == VECTOR_PREFETCH_ABORT) {
@@ -65,7 +74,7 @@ void trap_report(const struct trap_frame *f, unsigned vector)
         put_reg("=", f->r[i]);
     }
     console_puts("\n*** exit code ");
-    console_put_dec(RT_EXIT_TRAP_BASE + vector);
+    console_put_dec((uint64_t)code);
     console_puts("\n");
-    rt_exit(RT_EXIT_TRAP_BASE + (int)vector);
+    rt_exit(code);
 }
