@@ -159,8 +159,10 @@ if attack:
               "(`conflict-burst-limit` 5.0 from the harness's oxenstored.conf); C xenstored has no conflict-based limit but "
               "limits an unprivileged domain's write rate (its built-in limiter, 200 writes/s with a burst).", ""]
     if os.path.exists(conditions):
-        lines += ["Machine: " + " ".join(open(conditions).read().split()) +
-                  " (load average before/after the section; the cores are shared with other work, so rates are under contention).", ""]
+        c = dict(part.split("=", 1) for part in open(conditions).read().split())
+        lines += [f"Machine: {c.get('cpus', '?')} CPUs, load average (1/5/15 min) {c.get('load_before', '?')} before the section and "
+                  f"{c.get('load_after', '?')} after it; {c.get('duration_s', '?')} s per run, {c.get('runs_per_point', '?')} runs per point. "
+                  "A load above the CPU count means the daemons and clients ran under contention.", ""]
     lines += ["| peer | attacker | attacker privilege | dom0 commits/s: no attacker | under attack | ratio | retries/commit: no attacker -> attack "
               "| worst transaction's retries | commit p99 / max under attack | attacker writes/s | gave up |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
