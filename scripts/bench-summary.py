@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns bench.csv into summary.md (a side-by-side table with ratios) and PNG plots; adds the
 slow-watcher table (slowwatch.csv), the store-growth and long-history tables and plots
-(growth.csv, growth-runs.csv, block-history.txt) when bench.sh wrote them."""
+(growth.csv, growth-runs.csv, block-history.txt) and the under-attack table (attack.csv,
+attack-conditions.txt) when bench.sh wrote them."""
 import csv
 import os
 import sys
@@ -139,6 +140,44 @@ if dbpack:
 bad = [r for r in runs if r["errors"] not in ("0", "") or "children_failed" in r["check"]]
 for r in bad:
     lines.append(f"- {r['peer']} {r['mode']}: errors={r['errors']} {r['check']}")
+
+attack = read_csv("attack.csv")
+if attack:
+    conditions = os.path.join(out, "attack-conditions.txt")
+    lines += ["", "## Under attack (XSA-206 pattern)", "",
+              "dom0 `vmstart` with 8 clients (40 writes, 5 shared reads and the attacked node per transaction) while one guest "
+              "rewrites `/local/domain/7/data/attack`, a node it owns that every dom0 transaction reads, as fast as it can (one "
+              "request in flight), and the same point without the attacker. The guest is domain 7 on an emulated xenstore ring "
+              "(a shared page and two FIFOs standing in for the grant and the event channel): our daemon serves it with "
+              "`--ring-dir`, C xenstored and oxenstored through `bench/ringshim.c` in front of the peers shim; the attacker code "
+              "is the same for all three. `attacker privilege` is probed before each run: the attacker rewrites a dom0-owned "
+              "node, EACCES = unprivileged. Each cell is the run with the median dom0 commit rate of the runs of a point (fresh "
+              "daemon each), or a run that failed a check. Differences from the table above: oxenstored runs *without* "
+              "`--no-domain-init` here (it polls its event channel only then; dom0's ring is an idle page), and every "
+              "transaction reads one more node. Mitigations in play: ours, conflict blame and protection "
+              "([docs/quotas.md](../../docs/quotas.md#conflict-based-rate-limiting-xsa-206)); oxenstored, conflict credit "
+              "(`conflict-burst-limit` 5.0 from the harness's oxenstored.conf); C xenstored has no conflict-based limit but "
+              "limits an unprivileged domain's write rate (its built-in limiter, 200 writes/s with a burst).", ""]
+    if os.path.exists(conditions):
+        c = dict(part.split("=", 1) for part in open(conditions).read().split())
+        lines += [f"Machine: {c.get('cpus', '?')} CPUs, load average (1/5/15 min) {c.get('load_before', '?')} before the section and "
+                  f"{c.get('load_after', '?')} after it; {c.get('duration_s', '?')} s per run, {c.get('runs_per_point', '?')} runs per point. "
+                  "A load above the CPU count means the daemons and clients ran under contention.", ""]
+    lines += ["| peer | attacker | attacker privilege | dom0 commits/s: no attacker | under attack | ratio | retries/commit: no attacker -> attack "
+              "| worst transaction's retries | commit p99 / max under attack | attacker writes/s | gave up |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in [q for q in ("swift", "cx", "ox") if any(r["peer"] == q for r in attack)] + \
+             sorted({r["peer"] for r in attack} - {"swift", "cx", "ox"}):
+        base = next((r for r in attack if r["peer"] == p and r["attacker"] == "none"), None)
+        for a in (r for r in attack if r["peer"] == p and r["attacker"] != "none"):
+            b = float(base["commits_per_s"]) if base else 0
+            c = float(a["commits_per_s"])
+            base_retries = f"{float(base['retries_per_commit']):.1f}" if base else "-"
+            note = "" if a["check"].split(";")[0] == "ok" and "attacker_err" not in a["check"] else f" ({a['check']})"
+            lines.append(f"| {p} | {a['attacker']} | {a['attacker_privilege']} | {b:.0f} | {c:.0f} | "
+                         f"{c / b if b else 0:.2f} | {base_retries} -> {float(a['retries_per_commit']):.1f} | "
+                         f"{check_field(a, 'most_retries') or '-'} | {int(a['p99_us']) / 1000:.0f} ms / {int(a['max_us']) / 1000:.0f} ms | "
+                         f"{float(a['attacker_writes_per_s']):.0f} | {a['gaveup']}{note} |")
 
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -18,6 +18,15 @@
 #   repacking off, then the repository's file count and a 'write -n 1' point (DUR_DB s, default 5,
 #   after a sync), `xsctl gc` while the daemon runs, and the file count and the same point again.
 #   DB_PACK=0 skips it.
+# Under attack (attack.csv, issue 21): dom0 `vmstart` N=8 (40 writes, 5 shared reads + the attacked
+#   node per transaction) without and with one guest rewriting, as fast as it can, a node it owns
+#   that every dom0 transaction reads (the XSA-206 pattern). The guest is an UNPRIVILEGED domain on
+#   an emulated xenstore ring (a shared page and two FIFOs under RUNDIR/rings): our daemon serves
+#   it with --ring-dir, C xenstored and oxenstored through bench/ringshim.c in front of the peers
+#   shim (oxenstored then runs without --no-domain-init, so that it polls its event channel).
+#   ATTACK=0 skips it; ATTACK_PEERS (default "swift cx ox"); DUR_ATTACK s per run (5);
+#   ATTACK_REPEAT runs per point, fresh daemon each (3; the median dom0 commit rate is kept);
+#   ATTACKER=dom0 makes the attacker a privileged socket client instead (attacker_privilege says which).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,22 +47,24 @@ gcc -O2 -Wall -shared -fPIC -o "$WORK/libxenshim.so" "$PEERS_SRC/shim/xenshim.c"
 swift build -c release --product xenstored >/dev/null
 OURS=$(swift build -c release --show-bin-path)/xenstored
 
+RINGS=""                          # the attack section sets 1: serve emulated guest rings in RUNDIR/rings
+NO_DOMAIN_INIT=--no-domain-init   # oxenstored; the attack section clears it (see there)
 start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid in RUNDIR/daemon.pid
     local name=$1 run=$2
     rm -rf "$run" && mkdir -p "$run"
     case $name in
-        swift) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" >"$run/out" 2>&1 </dev/null & ;;
+        swift) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" ${RINGS:+--ring-dir "$run/rings"} >"$run/out" 2>&1 </dev/null & ;;
         swift-block) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --block "$run/history.img" --block-size 64M >"$run/out" 2>&1 </dev/null & ;;
         swift-db) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" >"$run/out" 2>&1 </dev/null & ;;
         swift-db-loose) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" --repack-every 0 >"$run/out" 2>&1 </dev/null & ;;
-        cx) XENSTORED_RUNDIR=$run XENSTORED_PATH=$run/socket LD_PRELOAD=$WORK/libxenshim.so \
+        cx) XENSTORED_RUNDIR=$run XENSTORED_PATH=$run/socket LD_PRELOAD=${RINGS:+$WORK/libringshim.so:}$WORK/libxenshim.so XS_SHIM_RING_DIR=$run/rings \
                 setsid timeout 900 /usr/lib/xen-4.17/bin/xenstored -N >"$run/out" 2>&1 </dev/null &
             echo $! > "$run/wrapper.pid" ;;
         ox) sed "s#shared/peers/run/ox#$run#g" "$PEERS_SRC/oxenstored-test.conf" > "$run/oxenstored.conf"
             # oxenstored's socket and dump paths are compiled in: give it a private /run.
-            XS_SHIM_SOCKET=$run/socket LD_PRELOAD=$WORK/libxenshim.so setsid timeout 900 \
+            XS_SHIM_SOCKET=$run/socket LD_PRELOAD=${RINGS:+$WORK/libringshim.so:}$WORK/libxenshim.so XS_SHIM_RING_DIR=$run/rings setsid timeout 900 \
                 unshare -m --propagation private sh -c 'mount -t tmpfs -o size=16m xsrun /run && exec "$0" "$@"' \
-                /usr/lib/xen-4.17/bin/oxenstored --config-file "$run/oxenstored.conf" --no-fork --no-domain-init --no-access-log \
+                /usr/lib/xen-4.17/bin/oxenstored --config-file "$run/oxenstored.conf" --no-fork $NO_DOMAIN_INIT --no-access-log \
                 >"$run/out" 2>&1 </dev/null &
             echo $! > "$run/wrapper.pid" ;;
     esac
@@ -71,6 +82,23 @@ start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid i
 stop() { # stop RUNDIR
     local pid; pid=$(cat "$1/daemon.pid" 2>/dev/null || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null; sleep 0.3; [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+}
+
+# pick_run RATE_FIELD: of the CSV lines of a point's runs (stdin), prints the run with the median
+# rate in column RATE_FIELD, or the first run that failed a check (gave up, errors, a failed child,
+# lost watch events) so that a median never hides a failure.
+pick_run() {
+    sort -t, -k"$1,$1"g | awk -F, '
+        function failed(l,   f, c, ev, wr) {
+            split(l, f, ","); c = f[19]
+            if (f[13] > 0 || f[14] > 0 || c ~ /MISMATCH|children_failed|first_err/) return 1
+            if (c ~ /^events=/) { ev = c; sub(/^events=/, "", ev); sub(/;.*/, "", ev)
+                                  wr = c; sub(/.*writes=/, "", wr); sub(/;.*/, "", wr)
+                                  return ev + 0 < wr + 0 }
+            return 0
+        }
+        NF { a[n++] = $0; if (bad == "" && failed($0)) bad = $0 }
+        END { if (bad != "") print bad; else if (n) print a[int((n - 1) / 2)] }'
 }
 
 CSV=$OUT/bench.csv
@@ -91,17 +119,7 @@ for peer in $PEERS; do
             one=$(timeout 120 "$WORK/xsbench" -P "$peer" -d "$DUR" -p "$pid" "$@" 2>>"$run/bench.log" | tail -1) || one=""
             [ -n "$one" ] && runs+="$one"$'\n'
         done
-        line=$(printf '%s' "$runs" | sort -t, -k${rate_field},${rate_field}g | awk -F, '
-            function failed(l,   f, c, ev, wr) {
-                split(l, f, ","); c = f[19]
-                if (f[13] > 0 || f[14] > 0 || c ~ /MISMATCH|children_failed|first_err/) return 1
-                if (c ~ /^events=/) { ev = c; sub(/^events=/, "", ev); sub(/;.*/, "", ev)
-                                      wr = c; sub(/.*writes=/, "", wr); sub(/;.*/, "", wr)
-                                      return ev + 0 < wr + 0 }
-                return 0
-            }
-            NF { a[n++] = $0; if (bad == "" && failed($0)) bad = $0 }
-            END { if (bad != "") print bad; else if (n) print a[int((n - 1) / 2)] }')
+        line=$(printf '%s' "$runs" | pick_run "$rate_field")
         [ -n "$line" ] && echo "$line,$(awk '/VmRSS/{print $2}' /proc/$pid/status 2>/dev/null)" >> "$CSV"
         echo "  $* -> ${line:-FAILED}" | cut -c1-160
     }
@@ -198,6 +216,40 @@ if [ "${DB_PACK:-1}" != 0 ]; then
     echo "  xsctl gc took $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
     dbpoint after-packing
     stop "$run"
+fi
+
+# ---- under attack (issue 21): dom0's vmstart while a guest rewrites a node its transactions read ----
+attack_section() {
+    local peers=${ATTACK_PEERS-swift cx ox} dur=${DUR_ATTACK:-5} repeat=${ATTACK_REPEAT:-3} kind=${ATTACKER:-ring}
+    local csv=$OUT/attack.csv peer attacker run pid one runs line
+    gcc -O2 -Wall -shared -fPIC -o "$WORK/libringshim.so" bench/ringshim.c -ldl
+    echo "peer,mode,clients,duration_s,writes_per_tx,shared_reads,ops,ops_per_s,commits,commits_per_s,eagain_retries,retries_per_commit,gaveup,errors,p50_us,p99_us,max_us,daemon_cpu_s,check,attacker,attacker_privilege,attacker_writes,attacker_writes_per_s,attacker_errors,rss_kb" > "$csv"
+    # The guest's ring needs an event channel the daemon polls: oxenstored polls its own only when
+    # it also sets up dom0's ring, so here it runs without --no-domain-init.
+    RINGS=1 NO_DOMAIN_INIT=""
+    echo "cpus=$(nproc) load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) duration_s=$dur runs_per_point=$repeat" > "$OUT/attack-conditions.txt"
+    for peer in $peers; do
+        for attacker in none "$kind"; do
+            runs=""
+            run=$WORK/attack-$peer
+            for _ in $(seq 1 "$repeat"); do
+                start "$peer" "$run"; pid=$(cat "$run/daemon.pid")
+                one=$(XENSTORED_PATH=$run/socket timeout $((dur + 90)) "$WORK/xsbench" -P "$peer" -m vmstart -n 8 -w 40 -r 5 \
+                      -d "$dur" -p "$pid" -a 7 -g "$attacker" -R "$run/rings" 2>>"$WORK/attack-$peer.log" | tail -1) || one=""
+                [ -n "$one" ] && runs+="$one,$(awk '/VmRSS/{print $2}' /proc/$pid/status 2>/dev/null)"$'\n'
+                stop "$run"
+            done
+            line=$(printf '%s' "$runs" | pick_run 10)
+            [ -n "$line" ] && echo "$line" >> "$csv"
+            echo "  attack $peer attacker=$attacker -> ${line:-FAILED}" | cut -c1-200
+        done
+    done
+    echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >> "$OUT/attack-conditions.txt"
+    RINGS="" NO_DOMAIN_INIT=--no-domain-init
+}
+if [ "${ATTACK:-1}" != 0 ]; then
+    echo "bench: under attack"
+    attack_section
 fi
 
 python3 scripts/bench-summary.py "$CSV" "$OUT"
