@@ -320,6 +320,91 @@ public struct ChildList: RandomAccessCollection, Sendable {
         return changed
     }
 
+    /// Calls `body` for every name whose child differs between `a` and `b`, in name order: the
+    /// old and new node (nil when the name is only on one side). Children the two versions share
+    /// are skipped without a lookup: shared chunks as a whole, and in the rest the entries whose
+    /// node is the same object. Costs one pass over the unshared entries, no allocation per name
+    /// (a per-commit walk calls it for every changed directory).
+    public static func forEachChange(_ a: ChildList, _ b: ChildList,
+                                     _ body: (_ name: [UInt8], _ old: Node?, _ new: Node?) -> Void) {
+        // The common case of a rewritten value: two flat lists with the same names in place.
+        if case .flat(let left) = a.storage, case .flat(let right) = b.storage, left.count == right.count {
+            var index = 0
+            while index < left.count, left[index].name == right[index].name { index += 1 }
+            if index == left.count {
+                for index in 0..<left.count where left[index].node !== right[index].node {
+                    body(right[index].name, left[index].node, right[index].node)
+                }
+                return
+            }
+        }
+        var shared: Set<ObjectIdentifier> = []
+        if case .chunked(let left, _, _) = a.storage, case .chunked(let right, _, _) = b.storage {
+            var leftChunks: Set<ObjectIdentifier> = []
+            for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
+            for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
+                shared.insert(ObjectIdentifier(chunk))
+            }
+        }
+        func runs(_ list: ChildList) -> [[Child]] {
+            switch list.storage {
+            case .flat(let entries):
+                return [entries]
+            case .chunked(let chunks, _, _):
+                var out: [[Child]] = []
+                for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) { out.append(chunk.entries) }
+                return out
+            }
+        }
+        // Each side's unshared entries are sorted: merge the two runs by name.
+        let left = runs(a)
+        let right = runs(b)
+        var (li, le, ri, re) = (0, 0, 0, 0)
+        func skipEmpty(_ runs: [[Child]], _ run: inout Int, _ entry: inout Int) {
+            while run < runs.count && entry == runs[run].count { run += 1; entry = 0 }
+        }
+        while true {
+            skipEmpty(left, &li, &le)
+            skipEmpty(right, &ri, &re)
+            let x: Child? = li < left.count ? left[li][le] : nil
+            let y: Child? = ri < right.count ? right[ri][re] : nil
+            guard x != nil || y != nil else { return }
+            if let x, let y, x.name == y.name {
+                if x.node !== y.node { body(y.name, x.node, y.node) }
+                le += 1
+                re += 1
+            } else if let x, y == nil || x.name.lexicographicallyPrecedes(y!.name) {
+                body(x.name, x.node, nil)
+                le += 1
+            } else if let y {
+                body(y.name, nil, y.node)
+                re += 1
+            }
+        }
+    }
+
+    /// Estimated bytes of the child entries `b` does not share with `a`: every entry of a flat
+    /// list (the array is copied whole on a change), the entries of unshared chunks otherwise;
+    /// `entryBytes` each plus the name.
+    public static func copiedEntryBytes(_ b: ChildList, since a: ChildList, entryBytes: Int) -> Int {
+        switch b.storage {
+        case .flat(let entries):
+            var bytes = 0
+            for entry in entries { bytes += entryBytes + entry.name.count }
+            return bytes
+        case .chunked(let chunks, _, _):
+            var old: Set<ObjectIdentifier> = []
+            if case .chunked(let previous, _, _) = a.storage {
+                for chunk in previous { old.insert(ObjectIdentifier(chunk)) }
+            }
+            var bytes = 0
+            for chunk in chunks where !old.contains(ObjectIdentifier(chunk)) {
+                bytes += (entryBytes - 1) * chunk.entries.count + chunk.nameBytes
+            }
+            return bytes
+        }
+    }
+
     /// The names, sorted, that may differ between `a` and `b`: every name of either list except
     /// those in chunks the two lists share (a shared chunk maps its names to the same nodes in
     /// both). For small lists that is simply the union of both lists' names.

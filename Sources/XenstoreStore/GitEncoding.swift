@@ -161,11 +161,9 @@ public enum GitEncoding {
             if let id = current.cachedID, known(id) { continue }
             stack.append((current, nil, true))
             if let old = entry.previous {
-                for name in ChildList.unsharedNames(old.children, current.children) {
-                    guard let child = current.child(name) else { continue }
-                    let oldChild = old.child(name)
-                    if child === oldChild { continue }
-                    if let id = child.cachedID, known(id) { continue }
+                ChildList.forEachChange(old.children, current.children) { _, oldChild, newChild in
+                    guard let child = newChild else { return }
+                    if let id = child.cachedID, known(id) { return }
                     stack.append((child, oldChild, false))
                 }
             } else {

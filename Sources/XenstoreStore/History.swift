@@ -272,8 +272,8 @@ public final class History {
             if node === old || node.cachedID != nil { continue }
             entries += node.children.count + 2
             if let old {
-                for name in ChildList.unsharedNames(old.children, node.children) {
-                    if let child = node.child(name) { stack.append((child, old.child(name))) }
+                ChildList.forEachChange(old.children, node.children) { _, oldChild, newChild in
+                    if let newChild { stack.append((newChild, oldChild)) }
                 }
             } else {
                 for child in node.children { stack.append((child.node, nil)) }
@@ -286,8 +286,8 @@ public final class History {
     static let nodeOverheadBytes = 96
 
     /// Estimated bytes of the node versions in `root` that `parent` does not share: for each
-    /// new node its value, permissions and the child entries of its unshared child chunks.
-    /// Costs a walk of the changed nodes only.
+    /// new node its value, permissions and the child entries it copied (`copiedEntryBytes`).
+    /// Costs a walk of the changed nodes only (`ChildList.forEachChange`).
     public static func changedBytes(_ root: Node, since parent: Node?) -> Int {
         var bytes = 0
         var stack: [(Node, Node?)] = [(root, parent)]
@@ -295,9 +295,9 @@ public final class History {
             if node === old { continue }
             bytes += nodeOverheadBytes + node.value.count + 8 * node.permissions.entries.count
             if let old {
-                for name in ChildList.unsharedNames(old.children, node.children) {
-                    bytes += 24 + name.count
-                    if let child = node.child(name) { stack.append((child, old.child(name))) }
+                bytes += ChildList.copiedEntryBytes(node.children, since: old.children, entryBytes: 24)
+                ChildList.forEachChange(old.children, node.children) { _, oldChild, newChild in
+                    if let newChild { stack.append((newChild, oldChild)) }
                 }
             } else {
                 for child in node.children {

@@ -41,6 +41,39 @@ import XenstoreStore
         #expect(model.count < 700, "the run shrank the list again")
     }
 
+    /// `forEachChange` reports exactly the names whose child differs (added, removed, replaced),
+    /// once each, in name order, for flat and chunked lists and the change of one into the other.
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func forEachChangeReportsExactlyTheDifferences(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let gen = GenerationCounter()
+        var list = ChildList()
+        for _ in 0..<(seed % 2 == 0 ? 60 : 600) {
+            list = list.setting(b(String(rng.below(3000))), to: node("", gen: gen))!
+        }
+        for _ in 0..<200 {
+            var changed = list
+            for _ in 0..<(1 + rng.below(rng.chance(80) ? 2 : 150)) {
+                let name = b(String(rng.below(3000)))
+                changed = changed.setting(name, to: rng.chance(30) ? nil : node("", gen: gen)) ?? changed
+            }
+            var expected: [String] = []
+            var all = Set(list.map { s($0.name) })
+            for child in changed { all.insert(s(child.name)) }
+            for name in all.sorted(by: { b($0).lexicographicallyPrecedes(b($1)) })
+            where list.node(named: b(name)) !== changed.node(named: b(name)) {
+                expected.append(name)
+            }
+            var reported: [String] = []
+            ChildList.forEachChange(list, changed) { name, old, new in
+                #expect(old === list.node(named: name) && new === changed.node(named: name))
+                reported.append(s(name))
+            }
+            #expect(reported == expected)
+            list = changed
+        }
+    }
+
     /// One change to a 10,000-entry list leaves all but one chunk shared, so comparing the two
     /// versions looks at one chunk's names, not 10,000.
     @Test func versionsShareUnchangedChunks() {
