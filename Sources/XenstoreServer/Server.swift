@@ -227,14 +227,12 @@ public final class Server {
     }
 
     /// Conflict-based rate limiting (XSA-206): an unprivileged domain blamed for the EAGAINs of
-    /// a starving privileged connection is not read while that connection's protected
-    /// transaction is open, so it cannot invalidate it again; its requests wait in its ring or
-    /// socket. The throttle ends with the protection: when the transaction ends, its connection
-    /// closes, or `Limits.starvationProtectionSeconds` after it began (noticed at the next request).
+    /// a privileged connection is not read until that connection's next transaction commits
+    /// (or closes, or `Limits.starvationProtectionSeconds` pass, noticed at the next input), so
+    /// it cannot invalidate the retry; its requests wait in its ring or socket. Every dom0
+    /// connection's retry is covered at once, not only the one protected transaction.
     func isThrottled(_ connection: Connection) -> Bool {
-        guard !connection.caller.privileged, starvation.isProtecting,
-              let (owner, _) = activeProtection() else { return false }
-        return starvation.culprits(of: owner.id).contains(connection.caller.domid)
+        !connection.caller.privileged && starvation.isBlamed(connection.caller.domid)
     }
 
     /// Whether the shell should read `id` now (`wantsInput`), and if not because of conflict

@@ -4,7 +4,8 @@ import XenstoreWire
 
 /// The starvation guard's state, owned by `Server`: the one protected transaction (a dom0
 /// client's, after `Limits.starvationConflicts` EAGAINs in a row), the guests blamed for each
-/// privileged connection's EAGAINs, and a monotonic clock for the protection's expiry.
+/// privileged connection's EAGAINs (not read until that connection commits), and a monotonic
+/// clock for the expiry of both.
 ///
 /// The clock advances by the forward steps of the wall-clock times the shell passes in; a wall
 /// clock stepped back does not move it back (so a protection cannot be stretched by a clock
@@ -12,8 +13,9 @@ import XenstoreWire
 struct StarvationGuard {
     /// The protected transaction and when (monotonic seconds) it became protected.
     private var protected: (connection: ConnectionID, transaction: UInt32, since: Int64)? = nil
-    /// Unprivileged domains blamed for each privileged connection's EAGAINs.
-    private var culprits: [ConnectionID: Set<UInt32>] = [:]
+    /// Unprivileged domains blamed for each privileged connection's EAGAINs, and when
+    /// (monotonic seconds) the latest blame was laid.
+    private var culprits: [ConnectionID: (domains: Set<UInt32>, since: Int64)] = [:]
     /// Seconds since the first observed time, never decreasing.
     private(set) var monotonic: Int64 = 0
     private var lastWall: Int64? = nil
@@ -47,11 +49,27 @@ struct StarvationGuard {
     mutating func end() { protected = nil }
 
     /// The guests blamed for `connection`'s EAGAINs.
-    func culprits(of connection: ConnectionID) -> Set<UInt32> { culprits[connection] ?? [] }
+    func culprits(of connection: ConnectionID) -> Set<UInt32> { culprits[connection]?.domains ?? [] }
 
-    /// Replaces the guests blamed for `connection`'s EAGAINs (empty: none).
+    /// Replaces the guests blamed for `connection`'s EAGAINs (empty: none); the blame holds from
+    /// now for at most `Limits.starvationProtectionSeconds`.
     mutating func setCulprits(_ domains: Set<UInt32>, of connection: ConnectionID) {
-        culprits[connection] = domains.isEmpty ? nil : domains
+        culprits[connection] = domains.isEmpty ? nil : (domains, monotonic)
+    }
+
+    /// Whether `domid` is blamed for the EAGAINs of a privileged connection that has not
+    /// committed since, within `Limits.starvationProtectionSeconds` of the blame (older blames
+    /// are dropped here).
+    mutating func isBlamed(_ domid: UInt32) -> Bool {
+        var blamed = false
+        for (connection, blame) in culprits {
+            if monotonic - blame.since > Limits.starvationProtectionSeconds {
+                culprits[connection] = nil
+            } else if blame.domains.contains(domid) {
+                blamed = true
+            }
+        }
+        return blamed
     }
 
     /// Forgets what was recorded about a closed connection (its protection lapses by itself).

@@ -269,9 +269,9 @@ import XenstoreWire
 
     /// Attack (XSA-206 pattern): between every read and commit of dom0's transactions, a guest
     /// rewrites the node they read. dom0's transactions used to fail for ever (18,025 commits in
-    /// 8 s fell to 9). Now each commits within `starvationConflicts` + 1 attempts: the conflicts
-    /// are traced to the guest, which is not read while dom0's protected retry is open. The
-    /// guest keeps going between dom0's transactions, and a bystander guest is never held.
+    /// 8 s fell to 9). Now each commits within 2 attempts: the first conflict is traced to the
+    /// guest, which is not read until dom0's retry has committed. The guest keeps going between
+    /// dom0's transactions, and a bystander guest is never held.
     @Test func dom0CommitsWithinABoundUnderAttack() {
         var attempts: [Int] = []
         var guestWrites = 0
@@ -292,12 +292,64 @@ import XenstoreWire
             }
             attempts.append(attempt)
         }
-        #expect(attempts.max()! <= Limits.starvationConflicts + 1)
-        // The guest was slowed, not stopped: it wrote during every round's failed attempts.
-        #expect(guestWrites >= 200 * Limits.starvationConflicts)
+        #expect(attempts.max()! <= 2)
+        // The guest was slowed, not stopped: it wrote during every round's first attempt.
+        #expect(guestWrites == 200)
         #expect(bystanderWrites == attempts.reduce(0, +))
-        #expect(server.counters.conflictsBlamed >= 200 * Limits.starvationConflicts)
-        #expect(server.wantsInput(guest.id))  // the last protected transaction committed
+        #expect(server.counters.conflictsBlamed == 200)
+        #expect(server.wantsInput(guest.id))  // the last retry committed
+    }
+
+    /// The same attack against eight dom0 clients whose transactions overlap (as parallel domain
+    /// builds do): every client's retry is covered, not only one protected transaction, so each
+    /// transaction commits within 2 attempts (the measured bench point needed up to 17 retries
+    /// when only one transaction at a time was protected).
+    @Test func everyDom0ClientCommitsWithinABoundUnderAttack() {
+        let clients = (0..<8).map { _ in TestClient(server) }
+        var attempts = [Int](repeating: 0, count: 8)
+        var worst = 0
+        var committed = 0
+        var guestWrites = 0
+        var round = 0
+        while committed < 400 && round < 2000 {
+            round += 1
+            var open: [(Int, UInt32)] = []
+            for (index, client) in clients.enumerated() {
+                let tx = client.start()
+                _ = client.read("/local/domain/5/state", tx: tx)
+                open.append((index, tx))
+                // The guest writes between the clients' reads and their commits.
+                if index == 3, guestTurn(guest, "/local/domain/5/state", "r\(round)") { guestWrites += 1 }
+            }
+            for (index, tx) in open {
+                #expect(clients[index].write("/vm/c\(index)", "\(round)", tx: tx).isOK)
+                attempts[index] += 1
+                let end = clients[index].end(tx)
+                if end.isOK {
+                    worst = max(worst, attempts[index])
+                    attempts[index] = 0
+                    committed += 1
+                } else {
+                    #expect(end.error == .EAGAIN)
+                }
+            }
+        }
+        #expect(committed >= 400)
+        #expect(worst <= 2, "worst transaction took \(worst) attempts")
+        #expect(guestWrites > 0)
+    }
+
+    /// A blame lapses: a dom0 client that gives up after an EAGAIN holds the guest back for at
+    /// most `starvationProtectionSeconds`.
+    @Test func aBlameExpires() {
+        let tx = admin.start()
+        _ = admin.read("/local/domain/5/state", tx: tx)
+        #expect(guestTurn(guest, "/local/domain/5/state", "x"))
+        #expect(admin.end(tx).error == .EAGAIN)
+        #expect(!server.wantsInput(guest.id))
+        admin.time += Limits.starvationProtectionSeconds + 1
+        _ = admin.read("/local/domain/5/state")  // any input tells the server the time
+        #expect(server.wantsInput(guest.id))
     }
 
     /// A guest whose writes do not touch what dom0's transactions read is never held back, and
