@@ -20,9 +20,13 @@ gcc -O2 -Wall -o "$WORK/xsbench" bench/xsbench.c -lxenstore
 swift build -c release --product xenstored >/dev/null
 HEAD_BIN=$(swift build -c release --show-bin-path)/xenstored
 # The base revision is built from a clean export of its tree, in its own build directory.
-rm -rf "$WORK/base" && mkdir -p "$WORK/base"
-git archive "$BASE" | tar -x -C "$WORK/base"
+# (kept between runs for the same revision).
+if [ "$(cat "$WORK/base/.revision" 2>/dev/null)" != "$(git rev-parse "$BASE")" ]; then
+    rm -rf "$WORK/base" && mkdir -p "$WORK/base"
+    git archive "$BASE" | tar -x -C "$WORK/base"
+fi
 (cd "$WORK/base" && swift build -c release --product xenstored >/dev/null)
+git rev-parse "$BASE" > "$WORK/base/.revision"
 BASE_BIN=$(cd "$WORK/base" && swift build -c release --show-bin-path)/xenstored
 
 run_side() { # run_side NAME BINARY ROUND: fresh daemon, every point once, one CSV line each
