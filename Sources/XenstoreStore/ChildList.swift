@@ -320,6 +320,19 @@ public struct ChildList: RandomAccessCollection, Sendable {
         return changed
     }
 
+    /// The chunks two versions of a list share (empty unless both are chunked).
+    static func sharedChunks(_ a: ChildList, _ b: ChildList) -> Set<ObjectIdentifier> {
+        var shared: Set<ObjectIdentifier> = []
+        if case .chunked(let left, _, _) = a.storage, case .chunked(let right, _, _) = b.storage {
+            var leftChunks: Set<ObjectIdentifier> = []
+            for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
+            for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
+                shared.insert(ObjectIdentifier(chunk))
+            }
+        }
+        return shared
+    }
+
     /// Calls `body` for every name whose child differs between `a` and `b`, in name order: the
     /// old and new node (nil when the name is only on one side). Children the two versions share
     /// are skipped without a lookup: shared chunks as a whole, and in the rest the entries whose
@@ -338,14 +351,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
                 return
             }
         }
-        var shared: Set<ObjectIdentifier> = []
-        if case .chunked(let left, _, _) = a.storage, case .chunked(let right, _, _) = b.storage {
-            var leftChunks: Set<ObjectIdentifier> = []
-            for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
-            for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
-                shared.insert(ObjectIdentifier(chunk))
-            }
-        }
+        let shared = sharedChunks(a, b)
         func runs(_ list: ChildList) -> [[Child]] {
             switch list.storage {
             case .flat(let entries):
@@ -409,14 +415,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// those in chunks the two lists share (a shared chunk maps its names to the same nodes in
     /// both). For small lists that is simply the union of both lists' names.
     public static func unsharedNames(_ a: ChildList, _ b: ChildList) -> [[UInt8]] {
-        var shared: Set<ObjectIdentifier> = []
-        if case .chunked(let left, _, _) = a.storage, case .chunked(let right, _, _) = b.storage {
-            var leftChunks: Set<ObjectIdentifier> = []
-            for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
-            for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
-                shared.insert(ObjectIdentifier(chunk))
-            }
-        }
+        let shared = sharedChunks(a, b)
         // Each list's names outside shared chunks are already sorted: merge the two runs.
         func names(_ list: ChildList) -> [[UInt8]] {
             switch list.storage {
