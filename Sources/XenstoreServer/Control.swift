@@ -96,6 +96,7 @@ extension Server {
             out += Payload.bytes("memory transactions: ") + Payload.decimal(domains.usage(of: id, in: .transactions)) + [0x0A]
             out += Payload.bytes("memory watches: ") + Payload.decimal(domains.usage(of: id, in: .watches)) + [0x0A]
             out += Payload.bytes("memory output: ") + Payload.decimal(domains.usage(of: id, in: .output)) + [0x0A]
+            out += Payload.bytes("history bytes: ") + Payload.decimal(history.retainedBytesByAuthor[id] ?? 0) + [0x0A]
             return Server.text(out)
         }
         for name in Quotas.names {

@@ -25,6 +25,9 @@ public struct ServerConfiguration {
     public var retainedCommits = Limits.defaultInMemoryHistory
     /// Estimated bytes of old node versions kept by the in-memory window (`History.retainedBytesLimit`).
     public var retainedHistoryBytes = Limits.defaultInMemoryHistoryBytes
+    /// Bytes of old node versions the window may keep for the commits of any one guest
+    /// (`History.retainedBytesPerAuthorLimit`; default the `memory` quota's default).
+    public var retainedHistoryBytesPerGuest = Limits.defaultMemoryPerDomain
     /// Hashing budget of one commit-id request in memory (`History.idHashBudget`); nil when a
     /// durable backend stores every commit (its chain must stay complete).
     public var idHashBudget: Int? = Limits.inMemoryIDHashBudget
@@ -129,6 +132,7 @@ public final class Server {
         starvation.observe(wallTime: time)
         history.idHashBudget = configuration.idHashBudget
         history.retainedBytesLimit = configuration.retainedHistoryBytes
+        history.retainedBytesPerAuthorLimit = configuration.retainedHistoryBytesPerGuest
         let perms = Permissions.ownedBy(0)
         domains.recountOwnership(from: history.head.root)
         domains[0] = DomainRecord(introduced: true)

@@ -82,6 +82,12 @@ public final class History {
     public var retainedBytesLimit = Int.max
     /// The current sum of `changedBytes` over the retained window.
     public private(set) var retainedBytes = 0
+    /// Bound on the part of `retainedBytes` whose commits one author other than dom0 made: a
+    /// guest rewriting its nodes makes older commits leave the window once its own share passes
+    /// it, so no guest can make history hold more than this for it (a shorter window for all).
+    public var retainedBytesPerAuthorLimit = Int.max
+    /// `retainedBytes` split by the commits' authors.
+    public private(set) var retainedBytesByAuthor: [UInt32: Int] = [:]
     private var window: [Commit] = []
     private var windowStart = 0
     private var nextSequence: UInt64 = 1
@@ -144,8 +150,9 @@ public final class History {
         nextSequence += 1
         commit.changedBytes = History.changedBytes(root, since: parents.first?.root)
         retainedBytes += commit.changedBytes
+        retainedBytesByAuthor[author, default: 0] += commit.changedBytes
         window.append(commit)
-        evictIfNeeded()
+        evictIfNeeded(after: author)
         return commit
     }
 
@@ -165,11 +172,16 @@ public final class History {
     /// Number of commits made since start.
     public var commitCount: UInt64 { nextSequence - 1 }
 
-    private func evictIfNeeded() {
+    private func evictIfNeeded(after author: UInt32) {
+        func authorOverLimit() -> Bool {
+            author != 0 && (retainedBytesByAuthor[author] ?? 0) > retainedBytesPerAuthorLimit
+        }
         while window.count - windowStart > retainedCommits
-                || (retainedBytes > retainedBytesLimit && window.count - windowStart > 2) {
+                || ((retainedBytes > retainedBytesLimit || authorOverLimit()) && window.count - windowStart > 2) {
             let oldest = window[windowStart]
             retainedBytes -= oldest.changedBytes
+            let share = (retainedBytesByAuthor[oldest.author] ?? 0) - oldest.changedBytes
+            retainedBytesByAuthor[oldest.author] = share > 0 ? share : nil
             // Unhashed: its descendants will see it as a root commit (see the type's comment).
             if oldest.cachedID == nil { oldest.parentIDs = [] }
             oldest.parents = []

@@ -67,6 +67,8 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     configuration.retainedCommits = 32
     // ... and at most about 512 KiB of old node versions, however large the values rewritten.
     configuration.retainedHistoryBytes = 512 << 10
+    // ... of which at most 128 KiB for the commits of any one guest.
+    configuration.retainedHistoryBytesPerGuest = 128 << 10
     // Guests together may make the store hold at most half the heap (docs/quotas.md): the rest
     // stays for dom0, the history window and the runtime.
     configuration.guestMemoryLimit = Int(mm_heap_size() / 2)

@@ -184,6 +184,27 @@ import XenstoreWire
         MemoryAccountingTests.expectConsistent(admin)
     }
 
+    /// Attack: a guest rewriting large values keeps every old version alive in the history
+    /// window. Its share of the window is accounted to it and bounded
+    /// (`retainedHistoryBytesPerGuest`): older commits leave the window instead; dom0's writes
+    /// are not bounded by it.
+    @Test func historyKeptForAGuestIsBounded() throws {
+        var configuration = ServerConfiguration()
+        configuration.retainedHistoryBytesPerGuest = 100_000
+        let server = Server(configuration: configuration, time: 1_700_000_000)
+        let (admin, guest) = adminAndGuest(server)
+        for round in 0..<300 {
+            #expect(guest.write("/local/domain/5/big", String(repeating: "\(round % 10)", count: 2000)).isOK)
+        }
+        let share = server.history.retainedBytesByAuthor[5] ?? 0
+        #expect(share > 90_000 && share <= 100_000, "\(share)")
+        #expect(admin.request(.control, args("quota", "5")).text.contains("history bytes: \(share)\n"))
+        for round in 0..<100 {
+            #expect(admin.write("/local/domain/0/big", String(repeating: "\(round % 10)", count: 2000)).isOK)
+        }
+        #expect((server.history.retainedBytesByAuthor[0] ?? 0) > 100_000)
+    }
+
     /// Random requests of dom0 and three guests (nodes, permissions, transactions, watches,
     /// unread output, closing connections): the incremental accounting always equals a recount.
     @Test(arguments: [1, 2, 3]) func accountingMatchesARecount(seed: UInt64) throws {
