@@ -22,18 +22,19 @@ release:
 	$(SWIFT) build -c release --product xsctl
 
 ## make run: build and start the daemon on $(SOCKET), ready for xenstore-read/-write, its history a git
-## repository in $(HISTORY) (kept across runs: a restart continues it).
-HISTORY ?= $(RUNDIR)/history
+## repository in $(HISTORY) (kept across runs: a restart continues it). MEMORY=1: history in memory only.
+HISTORY ?= $(RUNDIR)/db
+RUN_STORE = $(if $(MEMORY),,--database $(HISTORY))
 run: release
 	@scripts/install-packages.sh $(CLIENT_PACKAGES) git || echo "(could not install $(CLIENT_PACKAGES) git; install them to use xenstore-read/-write and git log)"
 	@mkdir -p $(RUNDIR)
-	@echo "Xenstore daemon starting on $(SOCKET), history in $(HISTORY). In another shell:"
+	@echo "Xenstore daemon starting on $(SOCKET), history in $(if $(MEMORY),memory only,$(HISTORY)). In another shell:"
 	@echo "    export XENSTORED_PATH=$(SOCKET)"
 	@echo "    xenstore-write /example/key hello && xenstore-read /example/key && xenstore-ls /"
-	@echo "    git -C $(HISTORY) log --oneline -5   # every change is a commit"
+	@$(if $(MEMORY),true,echo "    git -C $(HISTORY) log --oneline --graph   # every change is a commit")
 	@echo "    $$($(SWIFT) build -c release --show-bin-path)/xsctl history 10   # the same with our own CLI"
 	@echo "Stop with Ctrl-C."
-	exec $$($(SWIFT) build -c release --show-bin-path)/xenstored --socket $(SOCKET) --pid-file $(RUNDIR)/xenstored.pid --database $(HISTORY)
+	exec $$($(SWIFT) build -c release --show-bin-path)/xenstored --socket $(SOCKET) --pid-file $(RUNDIR)/xenstored.pid $(RUN_STORE)
 
 packages:
 	scripts/install-packages.sh $(TEST_PACKAGES)
