@@ -9,7 +9,7 @@ CLIENT_PACKAGES := xenstore-utils
 BUILD_PACKAGES := zlib1g-dev libxen-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
-.PHONY: all build release run test unit-test integration-test embedded-check packages bench bench-compare test-sim clean
+.PHONY: all build release run check deps test unit-test integration-test embedded-check packages bench bench-compare test-sim clean
 .DEFAULT_GOAL := build
 
 build:
@@ -36,13 +36,22 @@ run: release
 	@echo "Stop with Ctrl-C."
 	exec $$($(SWIFT) build -c release --show-bin-path)/xenstored --socket $(SOCKET) --pid-file $(RUNDIR)/xenstored.pid $(RUN_STORE)
 
-packages:
+## make deps: the Debian packages everything here needs (as root; each target also installs what it needs).
+deps packages:
 	scripts/install-packages.sh $(TEST_PACKAGES)
+
+## make check: the quick tier, no root and no apt (run `make deps` once first): build, swift test,
+## the Embedded compile of the core for both bare-metal targets. A few minutes.
+check:
+	@for header in zlib.h xenctrl.h; do [ -f /usr/include/$$header ] || { echo "make check: /usr/include/$$header missing: run 'make deps' (as root) first" >&2; exit 2; }; done
+	$(SWIFT) build
+	$(SWIFT) test
+	scripts/embedded-check.sh
 
 embedded-check:
 	scripts/embedded-check.sh
 
-## make test: install what the tests need, compile the core in Embedded mode, run all tests,
+## make test (the full tier, what .ci/run calls): install what the tests need, compile the core in Embedded mode, run all tests,
 ## build the stub-domain images (x86_64 and armv7), smoke-boot them in QEMU, boot them under real Xen in
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build

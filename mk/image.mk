@@ -31,7 +31,8 @@ IMAGE_Q := $(if $(V),,@)
 IMAGE_DIR  := build/image/x86_64
 IMAGE_PVH  := build/xenstore-stubdom-x86_64-pvh
 IMAGE_PV   := build/xenstore-stubdom-x86_64-pv
-IMAGE_CORE_MODULES := XenstoreWire XenstoreStore XenstoreServer XenstoreRing XenstoreBlock
+# The core modules in dependency order: one list for the image, scripts/embedded-check.sh and scripts/fuzz.sh.
+IMAGE_CORE_MODULES := $(shell cat mk/core-modules.list)
 IMAGE_CORE_SRCS := $(foreach m,$(IMAGE_CORE_MODULES),$(wildcard Sources/$(m)/*.swift))
 IMAGE_GLUE_SRCS := $(wildcard Sources/XenstoredImage/*.swift)
 IMAGE_RUNTIME_HDRS := $(wildcard Runtime/include/*.h Runtime/include/*/*.h Runtime/arch/x86_64/*.h) Runtime/include/module.modulemap

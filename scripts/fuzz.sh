@@ -20,12 +20,16 @@ export SWIFT_BACKTRACE=enable=no
 mode=${1:?usage: fuzz.sh build|run|replay TARGET [SECONDS|FILE...]}
 target=${2:?target: wire, server or ring}
 
+# A target needs the core modules (mk/core-modules.list, dependency order) up to its last one.
+read -r -a CORE_MODULES < mk/core-modules.list
 case "$target" in
-    wire)   main=Fuzz/WireDecoder.swift;   modules=(XenstoreWire) ;;
-    server) main=Fuzz/ServerMachine.swift; modules=(XenstoreWire XenstoreStore XenstoreServer) ;;
-    ring)   main=Fuzz/RingIndexes.swift;   modules=(XenstoreWire XenstoreStore XenstoreServer XenstoreRing) ;;
+    wire)   main=Fuzz/WireDecoder.swift;   last=XenstoreWire ;;
+    server) main=Fuzz/ServerMachine.swift; last=XenstoreServer ;;
+    ring)   main=Fuzz/RingIndexes.swift;   last=XenstoreRing ;;
     *) echo "fuzz.sh: unknown target '$target' (wire, server, ring)" >&2; exit 2 ;;
 esac
+modules=()
+for module in "${CORE_MODULES[@]}"; do modules+=("$module"); [[ $module == "$last" ]] && break; done
 [[ -f $main ]] || { echo "fuzz.sh: $main does not exist" >&2; exit 2; }
 
 sources=("$main")
@@ -34,7 +38,7 @@ binary=$OUT/$target
 
 build() {
     mkdir -p "$OUT/shims"
-    for module in XenstoreWire XenstoreStore XenstoreServer XenstoreRing; do
+    for module in "${CORE_MODULES[@]}"; do
         if [[ ! -f $OUT/shims/$module.swiftmodule ]]; then
             : > "$OUT/shims/empty.swift"
             "$SWIFTC" -parse-as-library -module-name "$module" -emit-module \
