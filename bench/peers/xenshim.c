@@ -221,38 +221,26 @@ static const char *answered_proc_xen_name(const char *path)
     return strcmp(name, "xsd_port") == 0 || strcmp(name, "xsd_kva") == 0 ? name : NULL;
 }
 
-typedef int (*open_function)(const char *, int, ...);
-
-static int open_with(open_function *real, const char *real_name, const char *path, int flags, va_list args)
+int open(const char *path, int flags, ...)
 {
-    mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(args, mode_t) : 0;
+    static int (*real)(const char *, int, ...);
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list args;
+        va_start(args, flags);
+        mode = va_arg(args, mode_t);
+        va_end(args);
+    }
     const char *name = answered_proc_xen_name(path);
     if (name)
         return proc_xen_file(name);
-    if (!*real)
-        *real = (open_function)next_definition(real_name);
-    return (*real)(path, flags, mode);
+    if (!real)
+        real = (int (*)(const char *, int, ...))next_definition("open");
+    return real(path, flags, mode);
 }
 
-int open(const char *path, int flags, ...)
-{
-    static open_function real;
-    va_list args;
-    va_start(args, flags);
-    int fd = open_with(&real, "open", path, flags, args);
-    va_end(args);
-    return fd;
-}
-
-int open64(const char *path, int flags, ...)
-{
-    static open_function real;
-    va_list args;
-    va_start(args, flags);
-    int fd = open_with(&real, "open64", path, flags, args);
-    va_end(args);
-    return fd;
-}
+/* oxenstored calls open64; on a 64-bit C library it is the same call as open. */
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 /* ---- libc: setrlimit(RLIMIT_NOFILE) above the hard limit ---- */
 
