@@ -6,7 +6,8 @@
 #   XEN        x86_64: the hypervisor as a 32-bit multiboot ELF (xen.gz decompressed); arm32: xen-4.17-armhf
 #   KERNEL     dom0's kernel (vmlinuz)          INITRD   dom0's initramfs (make-initramfs.sh)
 #   DOM0_ARGS  dom0's command line (default: the Xen console; add xenqemu.* words, see dom0-init.sh)
-#   XEN_ARGS   Xen's command line (default: serial console, 512 MiB for dom0, one dom0 vCPU, all logging)
+#   XEN_ARGS   Xen's command line (default: 512 MiB for dom0, one dom0 vCPU, all logging); on x86_64 it
+#              always follows "console=com1 com1=115200,8n1 smap=0 bootscrub=0" (Xen's log on the serial port)
 #   TIMEOUT    seconds before QEMU is killed (default 300; exit status 124 then)
 #   SMP, MEM   QEMU's CPUs (default 2) and MiB of RAM (default 2048)
 #
