@@ -16,6 +16,7 @@
 ifndef IMAGE_SWIFTFLAGS
 SWIFT ?= swift
 include mk/image.mk
+include mk/xen-dom0.mk
 endif
 SWIFT ?= swift
 
@@ -78,5 +79,5 @@ ci-images: images xsdeploy $(DEPLOY_XLCHECK) repro-check
 	$(XSDEPLOY_BIN) list --repo $(DEPLOY_CI_DIR)/repo
 	@echo "ci-images: PASS (x86_64-pvh, x86_64-pv built reproducibly, packed, configured, verified, deployed; arm32 is not packed)"
 
-test-xen-packed:
+test-xen-packed: xsguest
 	scripts/test-xen-packed.sh $(PACKED_DIR) pvh pv

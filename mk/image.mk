@@ -170,8 +170,9 @@ $(eval $(call IMAGE_FAULT_TEST,trap,--selftest-trap,106,CRASH: CPU exception 6 )
 $(eval $(call IMAGE_FAULT_TEST,overflow,--selftest-overflow,98,CRASH: CPU exception 14 .*stack overflow))
 $(eval $(call IMAGE_FAULT_TEST,badaccess,--selftest-badaccess,114,cr2=0x0000000000000008))
 
-# Real Xen 4.17 in QEMU (harness: ../shared/xen-qemu): both images as the xenstore stub domain.
-test-xen: $(IMAGE_PVH) $(IMAGE_PV)
+# Real Xen 4.17 in QEMU (harness: tools/xen-qemu, docs/xen-qemu.md): both images as the xenstore stub
+# domain; xsguest (mk/xen-dom0.mk) provides the tiny PV and PVH guests created on top of them.
+test-xen: $(IMAGE_PVH) $(IMAGE_PV) xsguest
 	scripts/test-xen.sh pvh
 	scripts/test-xen.sh pv
 
@@ -179,7 +180,7 @@ test-xen: $(IMAGE_PVH) $(IMAGE_PV)
 # QEMU, each with test-xenstore random mode, 50 guest create/destroy cycles and a store filled to 90 %
 # of the heap (scripts/soak-xen.sh); prints the tally.
 .PHONY: soak-xen
-soak-xen: $(IMAGE_PVH) $(IMAGE_PV)
+soak-xen: $(IMAGE_PVH) $(IMAGE_PV) xsguest
 	scripts/soak-xen.sh $(or $(RUNS),1)
 
 include mk/image-arm32.mk

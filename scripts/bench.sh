@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the same xsbench workloads against our daemon (in memory and with --database),
-# C xenstored and oxenstored from Debian's xen-utils-4.17, in one run, started fresh each.
+# C xenstored and oxenstored from Debian's xen-utils-4.17, in one run, started fresh each (the two
+# peers run without a hypervisor through bench/peers: start.sh, stop.sh and the xenshim.c library).
 # Writes bench/results/bench.csv, bench/results/summary.md and bench/results/*.png.
 #   DUR=seconds per run (default 2), REPEAT=runs per point (default 3; the median rate is kept)
 #   PEERS="swift swift-db cx ox" (default all four; "" skips)
@@ -30,7 +31,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/peers}
 OUT=$ROOT/bench/results
 WORK=$ROOT/build/bench
 DUR=${DUR:-2}
@@ -39,11 +39,8 @@ PEERS=${PEERS-swift swift-db cx ox}
 mkdir -p "$OUT" "$WORK"
 
 scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev
-[ -f "$PEERS_SRC/shim/xenshim.c" ] || { echo "bench: peers harness not found at $PEERS_SRC" >&2; exit 2; }
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "bench: no matplotlib, no plots"
 gcc -O2 -Wall -o "$WORK/xsbench" bench/xsbench.c -lxenstore
-# The peers need a few libxenctrl/libxenevtchn calls faked to start without a hypervisor.
-gcc -O2 -Wall -shared -fPIC -o "$WORK/libxenshim.so" "$PEERS_SRC/shim/xenshim.c" -ldl
 swift build -c release --product xenstored >/dev/null
 OURS=$(swift build -c release --show-bin-path)/xenstored
 
@@ -57,31 +54,15 @@ start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid i
         swift-block) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --block "$run/history.img" --block-size 64M >"$run/out" 2>&1 </dev/null & ;;
         swift-db) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" >"$run/out" 2>&1 </dev/null & ;;
         swift-db-loose) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" --repack-every 0 >"$run/out" 2>&1 </dev/null & ;;
-        cx) XENSTORED_RUNDIR=$run XENSTORED_PATH=$run/socket LD_PRELOAD=${RINGS:+$WORK/libringshim.so:}$WORK/libxenshim.so XS_SHIM_RING_DIR=$run/rings \
-                setsid timeout 900 /usr/lib/xen-4.17/bin/xenstored -N >"$run/out" 2>&1 </dev/null &
-            echo $! > "$run/wrapper.pid" ;;
-        ox) sed "s#shared/peers/run/ox#$run#g" "$PEERS_SRC/oxenstored-test.conf" > "$run/oxenstored.conf"
-            # oxenstored's socket and dump paths are compiled in: give it a private /run.
-            XS_SHIM_SOCKET=$run/socket LD_PRELOAD=${RINGS:+$WORK/libringshim.so:}$WORK/libxenshim.so XS_SHIM_RING_DIR=$run/rings setsid timeout 900 \
-                unshare -m --propagation private sh -c 'mount -t tmpfs -o size=16m xsrun /run && exec "$0" "$@"' \
-                /usr/lib/xen-4.17/bin/oxenstored --config-file "$run/oxenstored.conf" --no-fork $NO_DOMAIN_INIT --no-access-log \
-                >"$run/out" 2>&1 </dev/null &
-            echo $! > "$run/wrapper.pid" ;;
+        # The attack section serves an emulated guest ring: bench/ringshim.c in front of the shim.
+        cx|ox) XENSHIM=$WORK/libxenshim.so PRELOAD_FIRST=${RINGS:+$WORK/libringshim.so} XS_SHIM_RING_DIR=$run/rings \
+                   OX_NO_DOMAIN_INIT="$NO_DOMAIN_INIT" bench/peers/start.sh "$name" "$run" 900 ;;
     esac
     for _ in $(seq 1 200); do [ -S "$run/socket" ] && break; sleep 0.05; done
     [ -S "$run/socket" ] || { echo "bench: $name did not start:"; cat "$run/out"; return 1; }
-    if [ ! -s "$run/daemon.pid" ]; then  # peers: the daemon is the child of the timeout wrapper
-        pid=""
-        for _ in $(seq 1 50); do
-            pid=$(pgrep -P "$(cat "$run/wrapper.pid")" | head -1 || true)
-            [ -n "$pid" ] && break; sleep 0.05
-        done
-        echo "$pid" > "$run/daemon.pid"
-    fi
 }
 stop() { # stop RUNDIR
-    local pid; pid=$(cat "$1/daemon.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null; sleep 0.3; [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    bench/peers/stop.sh "$1"
 }
 
 # pick_run RATE_FIELD: of the CSV lines of a point's runs (stdin), prints the run with the median

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots real Xen 4.17 + a Linux dom0 in QEMU (TCG) with OUR daemon as dom0's xenstored
-# (`xenstored --xen`, replacing C xenstored), using the shared harness in ../shared/xen-qemu
-# unchanged: its /init runs /usr/lib/xen-4.17/bin/xenstored, which the payload replaces with
+# (`xenstored --xen`, replacing C xenstored), through the Xen-in-QEMU harness in tools/xen-qemu
+# (docs/xen-qemu.md): its /init runs /usr/lib/xen-4.17/bin/xenstored, which the payload replaces with
 # scripts/xen-dom0-xenstored.sh; then xen-init-dom0, xenconsoled and scripts/test-xen-daemon-dom0.sh.
 #
 #   scripts/test-xen-daemon.sh BINARY XSGUEST-PV XSGUEST-PVH   (make test-xen-dom0 builds them)
@@ -15,9 +15,8 @@ cd "$(dirname "$0")/.."
 BINARY=${1:?xenstored binary (swift build -c release --static-swift-stdlib)}
 XSGUEST=${2:?xsguest.elf}
 XSGUEST_PVH=${3:?xsguest-pvh.elf}
-HARNESS=${XEN_HARNESS:-../shared/xen-qemu}
+HARNESS=tools/xen-qemu
 WORK=build/xen-test
-[ -x "$HARNESS/boot-xen.sh" ] || { echo "test-xen-dom0: harness not found at $HARNESS" >&2; exit 2; }
 
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -27,8 +26,8 @@ command -v xenstore-read >/dev/null || need+=(xenstore-utils)
 command -v cpio >/dev/null || need+=(cpio)
 [ ${#need[@]} -eq 0 ] || scripts/install-packages.sh "${need[@]}"
 
-# Xen hypervisor and dom0 kernel from Debian packages (sets KVER, XEN_ELF)
-. scripts/fetch-xen-x86.sh
+# Xen hypervisor and dom0 kernel from Debian packages (sets KVER, XEN_ELF, DOM0_KERNEL)
+. "$HARNESS/fetch-x86.sh"
 
 # payload: our daemon and the shared libraries it still needs (glibc, libstdc++, zlib, Xen's),
 # the stand-in for C xenstored, the dom0 test, the guests and their xl configs
@@ -64,19 +63,17 @@ on_poweroff = "destroy"
 on_crash    = "destroy"
 CFG
 done
-cp "$HARNESS/payload/guests/tiny-pv.elf" "$HARNESS/payload/guests/tiny-pvh.elf" "$P/guests/"
-cp "$HARNESS/payload/etc/xen/tiny-pv.cfg" "$HARNESS/payload/etc/xen/tiny-pvh.cfg" "$P/etc/xen/"
-"$HARNESS/make-initramfs.sh" "$WORK/x" "$KVER" "$WORK/initrd-dom0.cpio.gz" "$P" >/dev/null
+# the harness's tiny PV and PVH guests: the same two kernels with mode=hello
+cp "$HARNESS"/guests/tiny-pv.cfg "$HARNESS"/guests/tiny-pvh.cfg "$P/etc/xen/"
+"$HARNESS/make-initramfs.sh" / "$WORK/x" "$KVER" "$WORK/initrd-dom0.cpio.gz" "$P" >/dev/null
 
 LOG=$WORK/xen-dom0-daemon.log
 echo "test-xen-dom0: booting Xen + dom0 with $([ "${DAEMON:-ours}" = c ] && echo "C xenstored (DAEMON=c)" || echo "our xenstored --xen") as dom0's xenstored (log: $LOG)"
 started=$(date +%s)
-set +e
-SMP=${SMP:-1} XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
-DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=daemon ${DOM0_EXTRA:-}" \
-    "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
-status=${PIPESTATUS[0]}
-set -e
+status=0
+SMP=${SMP:-1} XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd-dom0.cpio.gz TIMEOUT=${TIMEOUT:-240} \
+DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=daemon ${DOM0_EXTRA:-}" \
+    "$HARNESS/boot.sh" x86_64 "$LOG" || status=$?
 echo "test-xen-dom0: QEMU exit status $status after $(( $(date +%s) - started )) s"
 awk '/^==== / || /^@@XS/ || /^@@XENTEST/ || /^xsguest:/ || /^---- / || /^xenstored:/ || /xenstored-swift/' "$LOG" | head -250
 if grep -q '^@@XENTEST PASS' "$LOG" && ! grep -q '^@@XS FAIL' "$LOG"; then

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Boots real Xen 4.17 + a Linux dom0 in QEMU (TCG) and starts our stub-domain image with
-# init-xenstore-domain, using the shared harness in ../shared/xen-qemu (boot-xen.sh,
-# make-initramfs.sh, dom0-init.sh) unchanged; everything it downloads or builds goes to build/xen-test.
+# init-xenstore-domain, through the Xen-in-QEMU harness in tools/xen-qemu (docs/xen-qemu.md);
+# everything it downloads or builds goes to build/xen-test.
 #
-#   scripts/test-xen.sh [pvh|pv]      (default pvh; needs `make image` first)
+#   scripts/test-xen.sh [pvh|pv]      (default pvh; needs `make image xsguest` first)
 #   DOM0_EXTRA="XSDOM_ARGS=--param=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
 #       this one passes --selftest-trap to the image to see a crash report under Xen)
 #   XSTEST_SCRIPT=<dom0 script> XEN_LOG=<log>   another dom0 test and log (scripts/soak-xen.sh uses them)
@@ -15,11 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VARIANT=${1:-pvh}
-HARNESS=${XEN_HARNESS:-../shared/xen-qemu}
+HARNESS=tools/xen-qemu
 WORK=build/xen-test
 IMAGE=build/xenstore-stubdom-x86_64-$VARIANT
+GUESTS=${XSGUEST_DIR:-build/xsguest}
 [ -e "$IMAGE" ] || { echo "test-xen: $IMAGE missing, run make image" >&2; exit 2; }
-[ -x "$HARNESS/boot-xen.sh" ] || { echo "test-xen: harness not found at $HARNESS" >&2; exit 2; }
+[ -e "$GUESTS/xsguest-pvh.elf" ] || { echo "test-xen: $GUESTS/xsguest-pvh.elf missing, run make xsguest" >&2; exit 2; }
 
 # host tools the harness needs (Debian packages)
 need=()
@@ -32,32 +33,29 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Xen hypervisor and dom0 kernel from Debian packages (sets KVER, XEN_ELF)
-. scripts/fetch-xen-x86.sh
+# Xen hypervisor and dom0 kernel from Debian packages (sets KVER, XEN_ELF, DOM0_KERNEL)
+. "$HARNESS/fetch-x86.sh"
 
 # dom0 initramfs with our image as /guests/<name>
 rm -rf "$WORK/payload" && mkdir -p "$WORK/payload/guests"
 cp "$IMAGE" "$WORK/payload/guests/"
 cp "${XSTEST_SCRIPT:-scripts/test-xen-dom0.sh}" "$WORK/payload/test.sh"
-# the harness's tiny PV and PVH guests and their xl configs, to check that guests can be created on top of us
+# the harness's tiny PV and PVH guests (xsguest mode=hello) and their xl configs, to check that guests
+# can be created on top of us
 mkdir -p "$WORK/payload/etc/xen"
-for guest in tiny-pv tiny-pvh; do
-    cp "$HARNESS/payload/guests/$guest.elf" "$WORK/payload/guests/"
-    cp "$HARNESS/payload/etc/xen/$guest.cfg" "$WORK/payload/etc/xen/"
-done
+cp "$GUESTS/xsguest.elf" "$GUESTS/xsguest-pvh.elf" "$WORK/payload/guests/"
+cp "$HARNESS"/guests/tiny-pv.cfg "$HARNESS"/guests/tiny-pvh.cfg "$WORK/payload/etc/xen/"
 # Xen's own conformance test (libxenstore is already in the initramfs for the xenstore-* tools)
 mkdir -p "$WORK/payload/usr/lib/xen-4.17/bin"
 cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
-"$HARNESS/make-initramfs.sh" "$WORK/x" "$KVER" "$WORK/initrd.cpio.gz" "$WORK/payload" >/dev/null
+"$HARNESS/make-initramfs.sh" / "$WORK/x" "$KVER" "$WORK/initrd.cpio.gz" "$WORK/payload" >/dev/null
 
 LOG=${XEN_LOG:-$WORK/xen-$VARIANT.log}
-echo "test-xen: booting Xen + dom0 with xentest.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
-set +e
-XEN=$XEN_ELF VMLINUZ=$WORK/x/boot/vmlinuz-$KVER INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} \
-DOM0_ARGS="console=hvc0 earlyprintk=xen xentest.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${DOM0_EXTRA:-}" \
-    "$HARNESS/boot-xen.sh" </dev/null 2>&1 | tr -d '\r' > "$LOG"
-status=${PIPESTATUS[0]}
-set -e
+echo "test-xen: booting Xen + dom0 with xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
+status=0
+XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} \
+DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${DOM0_EXTRA:-}" \
+    "$HARNESS/boot.sh" x86_64 "$LOG" || status=$?
 echo "test-xen: QEMU exit status $status"
 # boot-to-first-reply: init-xenstore-domain builds the domain, starts it and returns once dom0's
 # first request through it succeeded (dom0-init.sh prints @@T <uptime> <event> around it)

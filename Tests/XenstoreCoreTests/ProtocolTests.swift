@@ -1,4 +1,4 @@
-// Request semantics and error choices of the server for a privileged caller, matched to C xenstored (peers.md §6).
+// Request semantics and error choices of the server for a privileged caller, matched to C xenstored (observed with Debian's 4.17 daemon).
 
 import Testing
 import XenstoreStore

@@ -202,7 +202,7 @@ import XenstoreWire
     }
 
     @Test func writesCreatingSiblingsUnderSameParentBothCommit() {
-        // C xenstored gives EAGAIN here (peers.md §6); the branch design merges (like oxenstored).
+        // C xenstored gives EAGAIN here (observed with Debian's 4.17 daemon); the branch design merges (like oxenstored).
         let c = TestClient(server)
         let o = TestClient(server)
         c.mkdir("/p")

@@ -7,10 +7,12 @@
  *   mode=huge    sends a header announcing a 100000-byte payload, expects the error word, then
  *                reconnects and writes data/result
  *   mode=flood   writes data/flood as fast as the ring allows, forever
+ *   mode=hello   never touches Xenstore: prints "hello from pv guest" (or "pvh") and powers off; the
+ *                Xen-in-QEMU harness's tiny-pv and tiny-pvh guests (tools/xen-qemu/guests/)
  * Every step is reported on the PV console ring ("xsguest: ..."), read by xenconsoled.
  * Built twice: as a 64-bit PV guest (head.S, guest.ld) and, with -DXSGUEST_PVH, as a 32-bit PVH
- * guest (head32.S, guest32.ld) that finds its ring through HVM parameters; only mode=good is
- * used as PVH, and it powers off when done (it has no cheap way to sleep).
+ * guest (head32.S, guest32.ld) that finds its ring through HVM parameters; only mode=good and
+ * mode=hello are used as PVH, and it powers off when done (it has no cheap way to sleep).
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -197,12 +199,18 @@ static void wait_event(const char *path)
     }
 }
 
-static void idle(void)
+/* Gives xenconsoled a bounded chance to drain the console ring, then asks Xen to power the guest off. */
+static void power_off(void)
 {
-#ifdef XSGUEST_PVH
     for (int i = 0; cons && i < 1000 && cons->out_cons != cons->out_prod; i++) sched_op(SCHEDOP_yield, 0);
     struct sched_shutdown sd = { .reason = SHUTDOWN_poweroff };
     for (;;) sched_op(SCHEDOP_shutdown, &sd);
+}
+
+static void idle(void)
+{
+#ifdef XSGUEST_PVH
+    power_off();
 #else
     for (;;) wait_store();
 #endif
@@ -306,6 +314,14 @@ static void run(const char *cmd)
     const char *mode = "good";
     for (const char *c = cmd; c && *c; c++)
         if (c[0] == 'm' && c[1] == 'o' && c[2] == 'd' && c[3] == 'e' && c[4] == '=') { mode = c + 5; break; }
+    if (mode[0] == 'h' && mode[1] == 'e') {     /* hello: no Xenstore at all */
+#ifdef XSGUEST_PVH
+        say("hello from pvh guest\n");
+#else
+        say("hello from pv guest\n");
+#endif
+        power_off();
+    }
     say("xsguest: starting, mode "); say(mode); say(", store event channel "); say_dec(xs_port);
     say(shared ? ", shared_info mapped\n" : ", no shared_info (yielding)\n");
 

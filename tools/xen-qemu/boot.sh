@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# boot.sh: boots Xen with a Linux dom0 and its initramfs in QEMU (TCG) and writes the serial console to a log; exits with QEMU's status.
+#
+#   XEN=... KERNEL=... INITRD=... tools/xen-qemu/boot.sh x86_64|arm32 LOG
+# Environment:
+#   XEN        x86_64: the hypervisor as a 32-bit multiboot ELF (xen.gz decompressed); arm32: xen-4.17-armhf
+#   KERNEL     dom0's kernel (vmlinuz)          INITRD   dom0's initramfs (make-initramfs.sh)
+#   DOM0_ARGS  dom0's command line (default: the Xen console; add xenqemu.* words, see dom0-init.sh)
+#   XEN_ARGS   Xen's command line (default: 512 MiB for dom0, one dom0 vCPU, all logging); on x86_64 it
+#              always follows "console=com1 com1=115200,8n1 smap=0 bootscrub=0" (Xen's log on the serial port)
+#   TIMEOUT    seconds before QEMU is killed (default 300; exit status 124 then)
+#   SMP, MEM   QEMU's CPUs (default 2) and MiB of RAM (default 2048)
+#
+# x86_64: QEMU's own multiboot loader starts Xen (-kernel) and hands it two modules (-initrd "kernel
+# args,initramfs"; a comma inside args would have to be doubled). arm32: the "virt" board with the
+# virtualization extensions; two guest-loader devices put dom0's kernel and initramfs in memory and
+# describe them in the device tree, where Xen finds them. dom0's /init reboots when its test is done;
+# with -no-reboot that ends QEMU, so a finished boot exits 0 and a hang ends in the timeout.
+set -euo pipefail
+arch=${1:?x86_64 or arm32}; log=${2:?log file}
+: "${XEN:?XEN: the hypervisor}" "${KERNEL:?KERNEL: the dom0 kernel}" "${INITRD:?INITRD: the dom0 initramfs}"
+xen_args=${XEN_ARGS:-dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all}
+case $arch in
+    x86_64)
+        qemu=(qemu-system-x86_64 -accel tcg -cpu max
+              -kernel "$XEN" -append "console=com1 com1=115200,8n1 smap=0 bootscrub=0 $xen_args"
+              -initrd "$KERNEL ${DOM0_ARGS:-console=hvc0 earlyprintk=xen},$INITRD") ;;
+    arm32)
+        qemu=(qemu-system-arm -M virt,virtualization=on,highmem=off -cpu cortex-a15
+              -kernel "$XEN" -append "$xen_args"
+              -device "guest-loader,addr=0x49000000,kernel=$KERNEL,bootargs=${DOM0_ARGS:-console=hvc0 earlycon=xen}"
+              -device "guest-loader,addr=0x50000000,initrd=$INITRD") ;;
+    *) echo "boot.sh: unknown architecture $arch (x86_64 or arm32)" >&2; exit 2 ;;
+esac
+set +e
+timeout --foreground -k 5 "${TIMEOUT:-300}" "${qemu[@]}" -smp "${SMP:-2}" -m "${MEM:-2048}" \
+    -nographic -no-reboot -nic none </dev/null 2>&1 | tr -d '\r' > "$log"
+exit "${PIPESTATUS[0]}"
