@@ -4,7 +4,7 @@
 #   make xenstored-static   xenstored with the Swift runtime linked in (.build-static/release/xenstored);
 #                           glibc, libstdc++, zlib and Xen's libraries stay shared (the dom0 initramfs carries them)
 #   make xsguest            build/xsguest/xsguest.elf and xsguest-pvh.elf: the tiny PV and PVH guest
-#                           that talks Xenstore over its ring (tests/xen-guests/xsguest)
+#                           that talks Xenstore over its ring (tools/xen-guests/xsguest)
 #   make test-xen-dom0      boot Xen + dom0 with `xenstored --xen` instead of C xenstored and run
 #                           scripts/test-xen-daemon-dom0.sh there (scripts/test-xen-daemon.sh)
 
@@ -19,7 +19,7 @@ xenstored-static:
 
 xsguest:
 	@mkdir -p $(XSGUEST_DIR)
-	$(MAKE) -s -C tests/xen-guests/xsguest OUT=$(CURDIR)/$(XSGUEST_DIR)
+	$(MAKE) -s -C tools/xen-guests/xsguest OUT=$(CURDIR)/$(XSGUEST_DIR)
 
 test-xen-dom0: xenstored-static xsguest
 	scripts/test-xen-daemon.sh $(XEN_DOM0_BINARY) $(XSGUEST_DIR)/xsguest.elf $(XSGUEST_DIR)/xsguest-pvh.elf
