@@ -7,7 +7,7 @@
 #   scripts/test-xen-daemon.sh BINARY XSGUEST-PV XSGUEST-PVH   (make test-xen-dom0 builds them)
 #   DAEMON=c scripts/test-xen-daemon.sh ...   the same test with Debian's C xenstored as dom0's
 #       xenstored, for comparison (checks of our daemon's log and history then fail, of course)
-#   SMP=2 ...                                 two QEMU CPUs (default 1; see README on freezes)
+#   SMP=2 ...                                 two QEMU CPUs (default 1; see docs/dom0.md on freezes)
 #
 # Pass = every "@@XS" check ok and "@@XENTEST PASS". Everything goes to build/xen-test.
 set -euo pipefail
