@@ -37,6 +37,13 @@ DUR=${DUR:-2}
 REPEAT=${REPEAT:-3}
 PEERS=${PEERS-swift swift-db cx ox}
 mkdir -p "$OUT" "$WORK"
+# Stamped into the generated docs/benchmarks.md: when, which commit, which machine.
+run_info() { # run_info: one line of key=value pairs (values without spaces)
+    echo "date=$(date -u +%Y-%m-%dT%H:%MZ) commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources Package.swift bench scripts || echo +changes)" \
+         "cpus=$(nproc) cpu=$(awk -F': ' '/^model name/ { gsub(/ +/, "_", $2); print $2; exit }' /proc/cpuinfo)" \
+         "mem_gib=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo) load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
+}
+run_info > "$OUT/run-info.txt"
 
 scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "bench: no matplotlib, no plots"
@@ -208,7 +215,7 @@ attack_section() {
     # The guest's ring needs an event channel the daemon polls: oxenstored polls its own only when
     # it also sets up dom0's ring, so here it runs without --no-domain-init.
     RINGS=1 NO_DOMAIN_INIT=""
-    echo "cpus=$(nproc) load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) duration_s=$dur runs_per_point=$repeat" > "$OUT/attack-conditions.txt"
+    echo "$(run_info) duration_s=$dur runs_per_point=$repeat" > "$OUT/attack-conditions.txt"
     for peer in $peers; do
         for attacker in none "$kind"; do
             runs=""
