@@ -1,26 +1,15 @@
 /* Entry point, Xen ELF notes and hypercall page of xsguest, a tiny x86_64 PV guest linked at VA 0. */
 #include <xen/elfnote.h>
+#include "../../../Runtime/arch/x86_64/elfnote.h"   /* XEN_ELFNOTE(type, desc), shared with the stub image */
 
-#define NOTE(type, desc...)             \
-    .pushsection .note.Xen, "a", @note; \
-    .balign 4;                          \
-    .long 2f - 1f;                      \
-    .long 4f - 3f;                      \
-    .long type;                         \
-1:  .asciz "Xen";                       \
-2:  .balign 4;                          \
-3:  desc;                               \
-4:  .balign 4;                          \
-    .popsection
-
-NOTE(XEN_ELFNOTE_GUEST_OS,       .asciz "xsguest")
-NOTE(XEN_ELFNOTE_GUEST_VERSION,  .asciz "1")
-NOTE(XEN_ELFNOTE_XEN_VERSION,    .asciz "xen-3.0")
-NOTE(XEN_ELFNOTE_LOADER,         .asciz "generic")
-NOTE(XEN_ELFNOTE_VIRT_BASE,      .quad 0)
-NOTE(XEN_ELFNOTE_PADDR_OFFSET,   .quad 0)
-NOTE(XEN_ELFNOTE_ENTRY,          .quad _start)
-NOTE(XEN_ELFNOTE_HYPERCALL_PAGE, .quad hypercall_page)
+XEN_ELFNOTE(XEN_ELFNOTE_GUEST_OS,       .asciz "xsguest")
+XEN_ELFNOTE(XEN_ELFNOTE_GUEST_VERSION,  .asciz "1")
+XEN_ELFNOTE(XEN_ELFNOTE_XEN_VERSION,    .asciz "xen-3.0")
+XEN_ELFNOTE(XEN_ELFNOTE_LOADER,         .asciz "generic")
+XEN_ELFNOTE(XEN_ELFNOTE_VIRT_BASE,      .quad 0)
+XEN_ELFNOTE(XEN_ELFNOTE_PADDR_OFFSET,   .quad 0)
+XEN_ELFNOTE(XEN_ELFNOTE_ENTRY,          .quad _start)
+XEN_ELFNOTE(XEN_ELFNOTE_HYPERCALL_PAGE, .quad hypercall_page)
 
     .text
     .globl _start
