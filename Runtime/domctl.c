@@ -18,6 +18,7 @@ int domain_state(uint16_t domid)
         .domain = domid,
     };
     long rc = HYPERVISOR_domctl(&op);
+    rt_check_cpu_structures("after XEN_DOMCTL_getdomaininfo");
     if (rc == -XEN_ESRCH)
         return DOMAIN_STATE_GONE;
     if (rc != 0)

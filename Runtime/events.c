@@ -105,7 +105,9 @@ int evtchn_close(uint32_t port)
 {
     forget(port);
     struct evtchn_close op = { .port = port };
-    return (int)HYPERVISOR_event_channel_op(EVTCHNOP_close, &op);
+    int rc = (int)HYPERVISOR_event_channel_op(EVTCHNOP_close, &op);
+    rt_check_cpu_structures("after closing an event channel");
+    return rc;
 }
 
 int evtchn_notify(uint32_t port)

@@ -4,15 +4,56 @@
 #include "mm.h"
 
 /*
- * A mapping needs a page of our address space: one heap page is taken per mapping.
- * PV:  host_addr is that virtual address. Its PTE is cleared first (with a TLB flush: Xen
- *      does not flush when a grant mapping replaces a present PTE, so a stale translation
- *      would keep showing the old frame); unmapping clears it again, and the original frame
- *      is mapped back from the p2m afterwards.
- * PVH and ARM (both auto-translated): host_addr is a guest-physical address; the heap page's
- *      RAM is given back to Xen first (decrease_reservation) so the grant can take the gfn, and
- *      repopulated on unmap.
+ * A mapping needs a page of our address space.
+ * PV:  one heap page per mapping; host_addr is its virtual address. Its PTE is cleared first
+ *      (with a TLB flush: Xen does not flush when a grant mapping replaces a present PTE, so a
+ *      stale translation would keep showing the old frame); unmapping clears it again, and the
+ *      original frame is mapped back from the p2m afterwards.
+ * PVH: a slot of the grant window, guest-physical frames that are never RAM (GRANT_WINDOW_BASE,
+ *      inside the boot identity map, far above the domain's RAM and special pages): the grant
+ *      takes an empty gfn and leaves it empty again, so RAM is never given back and repopulated.
+ *      (It used to be: a heap page's RAM given back with decrease_reservation, the grant mapped
+ *      at its gfn, the RAM repopulated on unmap. The x86 soak of 2026-12-06 triple-faulted in 3
+ *      of 4 PVH boots within 50 guest create/destroy cycles with that sequence; see
+ *      docs/stubdom.md.)
+ * ARM (auto-translated too): still the heap page given back and repopulated.
  */
+#define GRANT_WINDOW_BASE_PFN 0xE0000ull /* 3.5 GiB */
+#define GRANT_WINDOW_PAGES 4096           /* rings mapped at once: more than domains exist */
+static uint64_t grant_window_used[GRANT_WINDOW_PAGES / 64];
+
+static int use_grant_window(void)
+{
+#if defined(__x86_64__)
+    return boot.mode == BOOT_MODE_PVH;
+#else
+    return 0;
+#endif
+}
+
+static void *grant_window_take(void)
+{
+    for (unsigned i = 0; i < GRANT_WINDOW_PAGES; i++)
+        if (!(grant_window_used[i / 64] >> (i % 64) & 1)) {
+            grant_window_used[i / 64] |= 1ull << (i % 64);
+            return pfn_to_virt(GRANT_WINDOW_BASE_PFN + i);
+        }
+    return NULL;
+}
+
+static int grant_window_slot(const void *addr)
+{
+    uint64_t pfn = virt_to_pfn(addr);
+    return pfn >= GRANT_WINDOW_BASE_PFN && pfn < GRANT_WINDOW_BASE_PFN + GRANT_WINDOW_PAGES
+               ? (int)(pfn - GRANT_WINDOW_BASE_PFN) : -1;
+}
+
+static void grant_window_release(const void *addr)
+{
+    int slot = grant_window_slot(addr);
+    if (slot >= 0)
+        grant_window_used[slot / 64] &= ~(1ull << (slot % 64));
+}
 
 _Static_assert(GNTTAB_XENSTORE_REF == GNTTAB_RESERVED_XENSTORE, "runtime.h matches xen/grant_table.h");
 
@@ -49,6 +90,25 @@ void *gnttab_map_foreign(uint16_t domid, uint32_t ref, uint32_t *handle)
 {
     if (!ready)
         return NULL;
+    rt_check_cpu_structures("before a grant map");
+    if (use_grant_window()) {
+        void *slot = grant_window_take();
+        if (!slot)
+            return NULL;
+        struct gnttab_map_grant_ref op = {
+            .host_addr = (uint64_t)virt_to_pfn(slot) << PAGE_SHIFT,
+            .flags = GNTMAP_host_map,
+            .ref = ref,
+            .dom = domid,
+        };
+        if (HYPERVISOR_grant_table_op(GNTTABOP_map_grant_ref, &op, 1) != 0 || op.status != GNTST_okay) {
+            grant_window_release(slot);
+            return NULL;
+        }
+        *handle = op.handle;
+        rt_check_cpu_structures("after a grant map");
+        return slot;
+    }
     void *page = mm_alloc_pages(1);
     if (!page)
         return NULL;
@@ -72,12 +132,14 @@ void *gnttab_map_foreign(uint16_t domid, uint32_t ref, uint32_t *handle)
         return NULL;
     }
     *handle = op.handle;
+    rt_check_cpu_structures("after a grant map");
     return page;
 }
 
 int gnttab_unmap_foreign(void *addr, uint32_t handle)
 {
     uint64_t gfn = virt_to_pfn(addr);
+    rt_check_cpu_structures("before a grant unmap");
     struct gnttab_unmap_grant_ref op = {
         .host_addr = boot.mode == BOOT_MODE_PV ? (uint64_t)(uintptr_t)addr : (uint64_t)gfn << PAGE_SHIFT,
         .dev_bus_addr = 0,
@@ -85,7 +147,13 @@ int gnttab_unmap_foreign(void *addr, uint32_t handle)
     };
     if (HYPERVISOR_grant_table_op(GNTTABOP_unmap_grant_ref, &op, 1) != 0 || op.status != GNTST_okay)
         return -XEN_EINVAL;
+    rt_check_cpu_structures("after a grant unmap");
+    if (use_grant_window()) {
+        grant_window_release(addr);
+        return 0;
+    }
     int rc = boot.mode == BOOT_MODE_PV ? pv_restore(addr) : pvh_reservation(XENMEM_populate_physmap, gfn);
+    rt_check_cpu_structures("after repopulating a grant's page");
     if (rc == 0)
         mm_free_pages(addr, 1); /* otherwise leak the page: its address space is unusable */
     return rc;

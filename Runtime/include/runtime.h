@@ -73,6 +73,9 @@ size_t mm_heap_peak(void);
 size_t mm_heap_reach(void);
 /** Deepest use of the boot stack so far, in bytes (the unused part is painted at boot). */
 size_t rt_stack_peak(void);
+/** PVH: checks that the IDT, GDT, TSS and page tables are as boot left them; prints what changed
+ *  with `where` and returns 1 if anything did (0 on PV, ARM, or when unchanged). */
+int rt_check_cpu_structures(const char *where);
 /** Size of the boot stack in bytes. */
 size_t rt_stack_size(void);
 

@@ -131,7 +131,7 @@ hypercall_page:
  */
         .section .bss.boot, "aw", @nobits
         .balign 4096
-        .globl boot_pd, boot_stack_guard, boot_stack, boot_stack_top
+        .globl boot_pml4, boot_pdpt, boot_pd, boot_stack_guard, boot_stack, boot_stack_top
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4 * 4096
