@@ -21,7 +21,7 @@ let package = Package(
         .executable(name: "xsdeploy", targets: ["xsdeploy"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.7.0"),
     ],
     targets: [
         // CORE (pure Swift, no I/O, compiled in Embedded mode for the stub domain too)
