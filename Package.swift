@@ -10,6 +10,9 @@ let coreSettings: [SwiftSetting] = [
 /// Host shells use libc globals (stderr, signal flags) directly.
 let hostSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
+/// The command-line parser of the three executables.
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "XenstoreSwift",
     products: [
@@ -18,7 +21,7 @@ let package = Package(
         .executable(name: "xsdeploy", targets: ["xsdeploy"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.7.0"),
     ],
     targets: [
         // CORE (pure Swift, no I/O, compiled in Embedded mode for the stub domain too)
@@ -33,11 +36,11 @@ let package = Package(
         // XEN (dom0: Xen's user-space libraries from libxen-dev; rings of dom0's kernel and guests)
         .systemLibrary(name: "CXen", path: "Sources/CXen"),
         .target(name: "XenstoreXen", dependencies: ["XenstoreHost", "XenstoreRing", "XenstoreServer", "CXen"], swiftSettings: hostSettings),
-        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreXen", "XenstoreServer", "XenstoreStore", "XenstoreBlock"], swiftSettings: hostSettings),
-        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost"], swiftSettings: hostSettings),
+        .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreXen", "XenstoreServer", "XenstoreStore", "XenstoreBlock", argumentParser], swiftSettings: hostSettings),
+        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost", argumentParser], swiftSettings: hostSettings),
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
         .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
-        .executableTarget(name: "xsdeploy", dependencies: ["DeployKit", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: hostSettings),
+        .executableTarget(name: "xsdeploy", dependencies: ["DeployKit", argumentParser], swiftSettings: hostSettings),
         // TESTS (TestSupport: the in-memory client, the seeded generator and the simulated device they share)
         .target(name: "TestSupport", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreBlock"], path: "Tests/TestSupport"),
         .testTarget(name: "XenstoreCoreTests", dependencies: ["TestSupport", "XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreRing"]),

@@ -114,7 +114,7 @@ struct HistoryCommandTests {
         let blame = try xsctl(socket: sock, "-C", db, "blame", "/vm/x2")
         #expect(blame.output.contains("/vm/x2: ") && blame.output.contains("write /vm/x2"), "\(blame.output)")
         let bisect = try xsctl(socket: sock, "-C", db, "bisect", "--good", "main~11", "--bad", "main", "--",
-                               "test \"$(cat vm/counter/.value)\" -lt 4")
+                               "sh", "-c", "test \"$(cat vm/counter/.value)\" -lt 4")
         #expect(bisect.status == 0)
         let firstBad = bisect.output.split(separator: "\n").last.map(String.init) ?? ""
         #expect(firstBad.hasPrefix("first bad commit:") && firstBad.contains("write /vm/counter"), "\(bisect.output)")
