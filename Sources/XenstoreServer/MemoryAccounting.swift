@@ -9,11 +9,22 @@ extension Server {
         domains.hold(encoded.count, in: .output, by: connection.caller.domid)
     }
 
-    /// Replaces a connection's watches, accounting their bytes to its domain.
-    func setWatches(_ watches: [Watch], of connection: Connection) {
-        let before = Server.watchBytes(connection.watches)
-        connection.watches = watches
-        domains.hold(Server.watchBytes(watches) - before, in: .watches, by: connection.caller.domid)
+    /// Registers a watch on a connection, accounting its bytes to the connection's domain.
+    func addWatch(_ watch: Watch, to connection: Connection) {
+        connection.watches.append(watch)
+        domains.hold(Server.watchBytes([watch]), in: .watches, by: connection.caller.domid)
+    }
+
+    /// Drops one watch of a connection and gives its bytes back.
+    func removeWatch(at index: Int, from connection: Connection) {
+        let watch = connection.watches.remove(at: index)
+        domains.hold(-Server.watchBytes([watch]), in: .watches, by: connection.caller.domid)
+    }
+
+    /// Drops every watch of a connection and gives their bytes back.
+    func removeAllWatches(of connection: Connection) {
+        domains.hold(-Server.watchBytes(connection.watches), in: .watches, by: connection.caller.domid)
+        connection.watches.removeAll()
     }
 
     /// Accounted bytes of watches: path, token and `Limits.watchMemoryOverhead` each.
@@ -26,5 +37,13 @@ extension Server {
     /// Whether all guests together would hold more than `guestMemoryLimit` with `bytes` more.
     func guestsOverMemoryLimit(adding bytes: Int) -> Bool {
         Quotas.exceeds(domains.guestBytes + bytes, configuration.guestMemoryLimit)
+    }
+
+    /// Whether `bytes` more held for an unprivileged `caller` would take its domain over its
+    /// `memory` quota or all guests over `guestMemoryLimit` (a request then gets ENOMEM).
+    /// Privileged callers are never refused.
+    func refusesMemoryGrowth(_ bytes: Int, by caller: Caller, quota: Int) -> Bool {
+        !caller.privileged
+            && (Quotas.exceeds(domains.usage(of: caller.domid) + bytes, quota) || guestsOverMemoryLimit(adding: bytes))
     }
 }

@@ -138,7 +138,7 @@ extension Server {
         case .unwatch:
             return unwatch(payload, on: connection)
         case .resetWatches:
-            setWatches([], of: connection)
+            removeAllWatches(of: connection)
             for open in connection.transactions.values { release(open, of: connection) }
             connection.transactions.removeAll()
             connection.abortedTransactions.removeAll()

@@ -158,7 +158,7 @@ public final class Server {
         starvation.forget(id)
         if let connection = connections[id] {
             for transaction in connection.transactions.values { release(transaction, of: connection) }
-            setWatches([], of: connection)
+            removeAllWatches(of: connection)
             domains.hold(-connection.output.byteCount, in: .output, by: connection.caller.domid)
         }
         connections[id] = nil

@@ -234,9 +234,7 @@ extension Server {
             }
         }
         let domid = connection.caller.domid
-        if !connection.caller.privileged,
-           Quotas.exceeds(domains.usage(of: domid) + delta, context.quotas.memory)
-            || Quotas.exceeds(domains.guestBytes + delta, configuration.guestMemoryLimit) {
+        if refusesMemoryGrowth(delta, by: connection.caller, quota: context.quotas.memory) {
             workspace.root = savedRoot
             workspace.ownedNodesDelta = savedOwnedNodesDelta
             workspace.ownedBytesDelta = savedOwnedBytesDelta

@@ -33,12 +33,10 @@ extension Server {
         if !caller.privileged && Quotas.exceeds(watchCount(of: caller.domid) + 1, quotas(for: caller).watches) {
             return .failure(.E2BIG)
         }
-        let bytes = Server.watchBytes([watch])
-        if !caller.privileged && (Quotas.exceeds(domains.usage(of: caller.domid) + bytes, quotas(for: caller).memory)
-                                  || guestsOverMemoryLimit(adding: bytes)) {
+        if refusesMemoryGrowth(Server.watchBytes([watch]), by: caller, quota: quotas(for: caller).memory) {
             return .failure(.ENOMEM)
         }
-        setWatches(connection.watches + [watch], of: connection)
+        addWatch(watch, to: connection)
         return .ok
     }
 
@@ -51,9 +49,7 @@ extension Server {
         guard let index = connection.watches.firstIndex(where: { $0.path == path && $0.token == strings[1] }) else {
             return .failure(.ENOENT)
         }
-        var remaining = connection.watches
-        remaining.remove(at: index)
-        setWatches(remaining, of: connection)
+        removeWatch(at: index, from: connection)
         return .ok
     }
 
