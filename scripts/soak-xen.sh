@@ -15,24 +15,31 @@ VARIANTS=${2:-pvh pv}
 mkdir -p build/xen-test
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+changes" || true)
-tally=()
+# Runs alternate between the variants (run 1 of each, then run 2 of each, ...), and the tally so far
+# is printed after every run, so a soak stopped early still counts both images evenly.
+declare -A passed
+for variant in $VARIANTS; do passed[$variant]=0; done
 all_passed=1
-for variant in $VARIANTS; do
-    passed=0
-    for run in $(seq 1 "$RUNS"); do
+tally() {
+    local parts=() variant
+    for variant in $VARIANTS; do parts+=("$variant ${passed[$variant]} of $1"); done
+    (IFS=';'; echo "${parts[*]}" | sed 's/;/, /g')
+}
+for run in $(seq 1 "$RUNS"); do
+    for variant in $VARIANTS; do
         base=build/xen-test/soak-$variant-$run
         start=$(date +%s)
         if XSTEST_SCRIPT=scripts/soak-xen-dom0.sh XEN_LOG=$base.log TIMEOUT=${SOAK_TIMEOUT:-3600} \
             DOM0_EXTRA="SOAK_RANDOM_SECONDS=${SOAK_RANDOM_SECONDS:-60} SOAK_CYCLES=${SOAK_CYCLES:-50} SOAK_FILL_PERCENT=${SOAK_FILL_PERCENT:-90}" \
             scripts/test-xen.sh "$variant" > "$base.out" 2>&1; then
-            passed=$((passed + 1)); verdict=PASS
+            passed[$variant]=$((passed[$variant] + 1)); verdict=PASS
         else
             verdict=FAIL; all_passed=0
         fi
-        echo "soak-xen: $variant run $run of $RUNS: $verdict in $(( $(date +%s) - start )) s"
+        echo "soak-xen: $variant run $run of $RUNS: $verdict in $(( $(date +%s) - start )) s ($(date -u '+%H:%M UTC'))"
         grep -h '@@SOAK\|CRASH\|exit code\|Triple fault\|domain_crash' "$base.log" | sed 's/^/    /' | head -20
     done
-    tally+=("$variant $passed of $RUNS")
+    echo "soak-xen: after run $run: $(tally "$run")"
 done
-echo "soak-xen: tally $(IFS=';'; echo "${tally[*]}" | sed 's/;/, /g') (commit $commit$dirty, $(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo "soak-xen: tally $(tally "$RUNS") (commit $commit$dirty, $(date -u '+%Y-%m-%d %H:%M UTC'))"
 [ $all_passed -eq 1 ]
