@@ -27,6 +27,29 @@ guest_once() {
     if [ "$now" != "$domains_before" ]; then echo "/local/domain is '$now', was '$domains_before'"; return 1; fi
 }
 
+# Stall watchdog: when the store stops answering, dom0's clients block inside the kernel's xenbus
+# where `timeout` cannot end them, and the run would hang silently until QEMU's timeout. Each step
+# touches /tmp/soak-progress; after STALL_SECONDS without progress the watchdog asks Xen (hypercalls
+# only, no Xenstore) to dump every domain's state and every vCPU's registers on its console ('q',
+# 'd'), where the host's log keeps them, and prints the stub domain's console as xenconsoled got it.
+STALL_SECONDS=${SOAK_STALL_SECONDS:-240}
+touch /tmp/soak-progress
+progress() { touch /tmp/soak-progress; }
+(
+    while sleep 30; do
+        age=$(( $(date +%s) - $(stat -c %Y /tmp/soak-progress) ))
+        if [ "$age" -ge "$STALL_SECONDS" ]; then
+            echo "@@SOAK STALL no progress for $age s: Xen's view follows ('q': domains, 'd': vCPU registers)"
+            timeout 20 xl debug-keys q; timeout 20 xl debug-keys d
+            sleep 5
+            echo "@@SOAK STALL the consoles xenconsoled logged (the stub domain's among them):"
+            tail -n 40 /var/log/xen/console/* 2>/dev/null
+            progress
+        fi
+    done
+) &
+watchdog=$!
+
 domains_before=$(timeout 30 xenstore-list /local/domain | tr '\n' ' ')
 echo "@@SOAK info heap at start: $(heap_kib 'in use') KiB in use of $(heap_kib size)"
 
@@ -36,12 +59,14 @@ if out=$(timeout $((RANDOM_SECONDS + STEP_TIMEOUT)) /usr/lib/xen-4.17/bin/test-x
 else
     fail "test-xenstore random mode: $(printf '%s' "$out" | tail -n 3)"
 fi
+progress
 
 # 2. create/destroy cycles of a PV and a PVH guest
 cycle=1
 while [ $cycle -le "$CYCLES" ] && [ $rc -eq 0 ]; do
     for guest in tiny-pv tiny-pvh; do
         why=$(guest_once $guest) || { fail "cycle $cycle: $why"; break; }
+        progress
     done
     cycle=$((cycle + 1))
 done
@@ -60,6 +85,7 @@ if [ $rc -eq 0 ]; then
         timeout 60 xenstore-write "$@" || { fail "fill: xenstore-write batch $batch"; break; }
         batch=$((batch + 1))
         used=$(heap_kib 'in use')
+        progress
     done
     if [ $rc -eq 0 ] && [ -n "$used" ] && [ $((used * 100)) -ge $((size * FILL_PERCENT)) ]; then
         echo "@@SOAK ok store filled: $used KiB of $size KiB heap in use ($((batch * 20)) values of 2000 bytes)"
@@ -77,5 +103,6 @@ for f in /var/log/xen/console/*; do
     [ -e "$f" ] || continue
     echo "---- $f"; cat "$f"
 done
+kill $watchdog 2>/dev/null
 [ $rc -eq 0 ] && echo "@@SOAK PASS" || echo "@@SOAK FAIL (see above)"
 exit $rc
