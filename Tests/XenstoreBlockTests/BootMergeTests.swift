@@ -295,6 +295,45 @@ private func record(_ store: BlockStore<SimDevice>, _ id: ObjectID) throws -> Co
         _ = try git(["fsck", "--strict", "--no-dangling"], in: repository)
     }
 
+    /// A boot branch longer than the in-memory window reaches the disk cut where memory no
+    /// longer holds it: the oldest commit held becomes a root commit, or, if its id had been asked
+    /// for, keeps a parent the disk lacks (exported as shallow, as after a squash). Everything
+    /// else is whole and reopens.
+    @Test(arguments: [false, true]) func aBootBranchLongerThanTheWindowIsCutThere(idAsked: Bool) throws {
+        let device = blankDisk()
+        let diskHead = try typicalDisk(device)
+        var configuration = ServerConfiguration()
+        configuration.retainedCommits = 4
+        let server = Server(configuration: configuration, time: bootTime)
+        let dom0 = TestClient(server, time: bootTime)
+        // Commits 2...13; the merge commit (14) leaves 11...14 in the window, 10 still held by 11.
+        for index in 0..<12 {
+            #expect(dom0.write("/boot/\(index)", "\(index)").isOK)
+            if idAsked && index == 8 { _ = server.history.id(of: server.history.head) }  // commit 10
+        }
+        let bootHead = server.history.head
+        let report = try server.adoptRecoveredHistory(from: try reopen(device), state: nil, time: bootTime + 5)
+        let reread = try reopen(device)
+        var bad = 0
+        let shallow = try reread.export { id, type, body in
+            if GitEncoding.objectID(type, body: body) != id { bad += 1 }
+        }
+        #expect(bad == 0)
+        var oldest = try record(reread, server.history.id(of: bootHead))
+        var held = 1
+        while let parent = oldest.parents.first, let stored = try reread.commitRecord(parent) {
+            oldest = stored
+            held += 1
+        }
+        #expect(held == 4)  // 13, 12, 11, 10
+        #expect(oldest.parents.count == (idAsked ? 1 : 0))
+        #expect(shallow.count == (idAsked ? 1 : 0))
+        #expect(try record(reread, report.head).parents.first == diskHead)
+        let (resumed, _) = try Server.open(from: reread, configuration: ServerConfiguration(), time: bootTime + 10)
+        #expect(contents(resumed) == contents(server))
+        #expect(contents(resumed)["/boot/11"] == "11" && contents(resumed)["/disk/only"] == "from the disk")
+    }
+
     /// A blank disk simply receives the boot branch's history: no merge commit, same head.
     @Test func blankDiskReceivesTheBootHistory() throws {
         let device = blankDisk()
