@@ -29,6 +29,8 @@ public final class DurableBackend {
                 case .store(let failure): throw failure
                 case .noHeadInExistingStore:
                     throw DatabaseError.corrupt("the store is not new but has no head; refusing to write a fresh store over it")
+                case .noBootBranch:
+                    preconditionFailure("only adoption reports noBootBranch, never open")
                 }
             }
         }

@@ -33,11 +33,12 @@ extension Server {
         return nil
     }
 
-    /// Makes the store's tree `root` the new head as one commit (with an optional second parent),
-    /// recounting node ownership and firing watches for every node that changed.
-    func commitTree(_ root: Node, message: [UInt8], author: UInt32, secondParent: Commit? = nil) {
+    /// Makes the store's tree `root` the new head as one commit (with `parents`; nil: the head
+    /// alone, and nothing is committed if `root` is the head's tree), recounting node ownership
+    /// and firing watches for every node that changed since the head.
+    func commitTree(_ root: Node, message: [UInt8], author: UInt32, parents: [Commit]? = nil) {
         let old = history.head.root
-        if root === old && secondParent == nil { return }
+        if root === old && parents == nil { return }
         var triggers: [WatchTrigger] = []
         TreeDiff.changes(from: old, to: root) { change in
             switch change {
@@ -51,8 +52,8 @@ extension Server {
                 triggers.append(WatchTrigger(path: path, visibleThrough: [node.permissions, parent], removedSubtree: node))
             }
         }
-        let parents = secondParent.map { [history.head, $0] } ?? [history.head]
-        let commit = history.makeCommit(root: root, parents: parents, author: author, message: message, time: now)
+        let commit = history.makeCommit(root: root, parents: parents ?? [history.head], author: author,
+                                        message: message, time: now)
         history.advanceHead(to: commit)
         domains.recountOwnership(from: root)
         if configuration.reportCommits { effects.append(.committed(sequence: commit.sequence)) }
@@ -115,7 +116,7 @@ extension Server {
         } catch {
             return .failure(.EAGAIN)
         }
-        commitTree(merged, message: message, author: author, secondParent: secondParent)
+        commitTree(merged, message: message, author: author, parents: secondParent.map { [history.head, $0] })
         return Server.text(history.id(of: history.head).hex)
     }
 

@@ -2,12 +2,26 @@
 
 import XenstoreStore
 
-/// Why a server could not be built on a store.
+/// Why a server could not be built on a store (or adopt the history a store holds).
 public enum OpenStoreError<StoreFailure: Error>: Error {
     /// The store failed (it could not be read or written).
     case store(StoreFailure)
     /// The store is not new but holds no head: a fresh store is never written over it.
     case noHeadInExistingStore
+    /// `adoptRecoveredHistory` was asked of a server that has no boot branch: it was built on
+    /// a stored history, or has adopted one already. Nothing was read or changed.
+    case noBootBranch
+}
+
+extension ServerConfiguration {
+    /// This configuration for a server whose every commit a durable store keeps: commits are
+    /// reported (`.committed`) and no id request squashes the chain.
+    var durable: ServerConfiguration {
+        var configuration = self
+        configuration.reportCommits = true
+        configuration.idHashBudget = nil
+        return configuration
+    }
 }
 
 extension Server {
@@ -19,29 +33,18 @@ extension Server {
     /// Returns the server and the head it resumed from (nil when fresh).
     public static func open<Store: HistoryStore>(from store: Store, configuration: ServerConfiguration,
                                                  time: Int64) throws(OpenStoreError<Store.Failure>) -> (server: Server, resumedAt: ObjectID?) {
-        var configuration = configuration
-        configuration.reportCommits = true
-        configuration.idHashBudget = nil  // every commit is stored: keep the chain whole
-        let loaded: History?
-        do throws(Store.Failure) {
-            loaded = try store.loadHistory(generations: GenerationCounter(), retainedCommits: configuration.retainedCommits)
-        } catch {
-            throw .store(error)
-        }
+        let configuration = configuration.durable
+        let loaded = try loadStoredHistory(from: store, generations: GenerationCounter(),
+                                           retainedCommits: configuration.retainedCommits)
         let server: Server
         if let loaded {
             server = Server(configuration: configuration, history: loaded, time: time)
         } else {
-            guard store.isNew else { throw .noHeadInExistingStore }
             server = Server(configuration: configuration, time: time)
-            do throws(Store.Failure) {
-                try store.persist(head: server.history.head, history: server.history, state: nil)
-            } catch {
-                throw .store(error)
-            }
+            server.bootBase = nil  // its initial commit goes to the store now: nothing to adopt later
+            try server.persistOrReport(to: store, state: nil)
         }
-        let history = server.history  // captured instead of the server: no reference cycle
-        server.revisionLoader = { id in store.loadCommit(id, into: history) }
+        server.loadRevisions(from: store)
         return (server, loaded.map { $0.id(of: $0.head) })
     }
 
@@ -53,5 +56,34 @@ extension Server {
         let bases = openTransactionBases.map { history.id(of: $0) }
         store.pinned = { bases }
         try store.persist(head: history.head, history: history, state: state)
+    }
+
+    /// `persist(to:state:)`, its failure reported as an `OpenStoreError`.
+    func persistOrReport<Store: HistoryStore>(to store: Store, state: [UInt8]?) throws(OpenStoreError<Store.Failure>) {
+        do throws(Store.Failure) {
+            try persist(to: store, state: state)
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    /// The history of the newest durable batch of `store` (nil for a store that holds none),
+    /// with `generations` numbering its nodes. A store that holds none must be new.
+    static func loadStoredHistory<Store: HistoryStore>(from store: Store, generations: GenerationCounter,
+                                                       retainedCommits: Int) throws(OpenStoreError<Store.Failure>) -> History? {
+        let loaded: History?
+        do throws(Store.Failure) {
+            loaded = try store.loadHistory(generations: generations, retainedCommits: retainedCommits)
+        } catch {
+            throw .store(error)
+        }
+        guard loaded != nil || store.isNew else { throw .noHeadInExistingStore }
+        return loaded
+    }
+
+    /// Makes the commits of `store` that memory no longer holds reachable (`revisionLoader`).
+    func loadRevisions<Store: HistoryStore>(from store: Store) {
+        let history = self.history  // captured instead of the server: no reference cycle
+        revisionLoader = { id in store.loadCommit(id, into: history) }
     }
 }

@@ -101,6 +101,10 @@ public final class Server {
     public let counters = WorkCounters()
     /// Loads a commit that is not held in memory (from a persistent history); nil if unknown.
     public var revisionLoader: ((ObjectID) -> Commit?)? = nil
+    /// The initial tree of a server started without a store (the boot branch's base), kept
+    /// until a history recovered from a durable store is adopted (`adoptRecoveredHistory`); nil
+    /// for a server built on a history, and after adoption.
+    public internal(set) var bootBase: Node?
 
     /// Features this server can offer a domain (GET_FEATURE): watch depth.
     public static let supportedFeatures: UInt32 = 4
@@ -121,6 +125,7 @@ public final class Server {
         let history = History(root: root, author: 0, message: Payload.bytes("Domain 0: initial store"), time: time,
                               generations: generations, retainedCommits: configuration.retainedCommits)
         self.init(configuration: configuration, history: history, time: time)
+        bootBase = root
     }
 
     /// Creates a server continuing an existing history (e.g. loaded from a git database):

@@ -1,7 +1,7 @@
 // Three-way, tree-structured merge of two versions of a tree against their common base.
 
 /// Why a three-way merge could not combine two versions.
-public enum MergeConflict: Error, Equatable, Sendable {
+public enum MergeConflict: Error, Hashable, Sendable {
     /// Both sides changed the value of the node at this path differently.
     case value(path: [[UInt8]])
     /// Both sides changed the permissions of the node at this path differently.
@@ -13,6 +13,8 @@ public enum MergeConflict: Error, Equatable, Sendable {
 /// Three-way merge of node trees, node by node: value, permissions and each child merge
 /// independently, so changes to different nodes — or to the value and the permissions of one
 /// node — never conflict. Unchanged subtrees are detected by identity and never descended into.
+/// A side that deleted a node the other side still holds conflicts only if that side changed it:
+/// a node equal to the base's by content (e.g. loaded again from storage) counts as unchanged.
 public enum ThreeWayMerge {
     private final class Frame {
         let path: [[UInt8]]
@@ -47,13 +49,17 @@ public enum ThreeWayMerge {
         case descend(base: Node?, ours: Node, theirs: Node)
     }
 
-    private static func shortcut(base: Node?, ours: Node?, theirs: Node?, path: [[UInt8]]) throws(MergeConflict) -> Shortcut {
+    private static func shortcut<Failure: Error>(base: Node?, ours: Node?, theirs: Node?, path: [[UInt8]],
+                                                 settle: (MergeConflict) throws(Failure) -> Void) throws(Failure) -> Shortcut {
         if ours === theirs { return .resolved(ours) }
         if base === ours { return .resolved(theirs) }
         if base === theirs { return .resolved(ours) }
         guard let ours, let theirs else {
-            // One side deleted, the other changed (both unchanged or both deleted were handled above).
-            throw .deleteModify(path: path)
+            // One side deleted; the other (both unchanged or both deleted were handled above)
+            // conflicts unless it holds the base's subtree again.
+            if let base, let kept = ours ?? theirs, Tree.equal(base, kept) { return .resolved(nil) }
+            try settle(.deleteModify(path: path))
+            return .resolved(theirs)
         }
         return .descend(base: base, ours: ours, theirs: theirs)
     }
@@ -67,10 +73,36 @@ public enum ThreeWayMerge {
         return nil
     }
 
-    /// Merges `ours` and `theirs`, both derived from `base`; returns the merged root.
+    /// Merges `ours` and `theirs`, both derived from `base`; returns the merged root, or throws
+    /// the first true conflict.
     public static func merge(base: Node, ours: Node, theirs: Node,
                              generations: GenerationCounter) throws(MergeConflict) -> Node {
-        let top = try shortcut(base: base, ours: ours, theirs: theirs, path: [])
+        try merge(base: base, ours: ours, theirs: theirs, generations: generations) { conflict throws(MergeConflict) in
+            throw conflict
+        }
+    }
+
+    /// Merges `ours` and `theirs` like `merge(base:ours:theirs:generations:)`, but settles every
+    /// true conflict for `theirs`, node by node: where both changed a node's value differently
+    /// the node gets their value, likewise for its permissions (each decided on its own, so a
+    /// change only one side made to the other field is kept); where one side deleted a node the
+    /// other changed, the node is as they have it (deleted, or their subtree, merged no
+    /// further). Children of a conflicting node are still merged one by one. Returns the merged
+    /// root and the conflicts settled so, in the order met.
+    public static func mergePreferringTheirs(base: Node, ours: Node, theirs: Node,
+                                             generations: GenerationCounter) -> (root: Node, overridden: [MergeConflict]) {
+        var overridden: [MergeConflict] = []
+        let root = merge(base: base, ours: ours, theirs: theirs, generations: generations) { conflict in
+            overridden.append(conflict)
+        }
+        return (root, overridden)
+    }
+
+    /// The merge itself; `settle` is told every true conflict and either throws (the merge
+    /// fails) or returns (their side is taken).
+    private static func merge<Failure: Error>(base: Node, ours: Node, theirs: Node, generations: GenerationCounter,
+                                              settle: (MergeConflict) throws(Failure) -> Void) throws(Failure) -> Node {
+        let top = try shortcut(base: base, ours: ours, theirs: theirs, path: [], settle: settle)
         guard case let .descend(topBase, topOurs, topTheirs) = top else {
             if case let .resolved(node) = top, let node { return node }
             preconditionFailure("the root cannot be deleted")
@@ -83,7 +115,7 @@ public enum ThreeWayMerge {
                 frame.index += 1
                 let path = frame.path + [name]
                 let result = try shortcut(base: frame.base?.child(name), ours: frame.ours.child(name),
-                                          theirs: frame.theirs.child(name), path: path)
+                                          theirs: frame.theirs.child(name), path: path, settle: settle)
                 switch result {
                 case .resolved(let node):
                     frame.set(name, node)
@@ -93,11 +125,17 @@ public enum ThreeWayMerge {
                 continue
             }
             stack.removeLast()
-            guard let value = merge3(frame.base?.value, frame.ours.value, frame.theirs.value) else {
-                throw .value(path: frame.path)
+            var value = frame.theirs.value
+            if let merged = merge3(frame.base?.value, frame.ours.value, value) {
+                value = merged
+            } else {
+                try settle(.value(path: frame.path))
             }
-            guard let permissions = merge3(frame.base?.permissions, frame.ours.permissions, frame.theirs.permissions) else {
-                throw .permissions(path: frame.path)
+            var permissions = frame.theirs.permissions
+            if let merged = merge3(frame.base?.permissions, frame.ours.permissions, permissions) {
+                permissions = merged
+            } else {
+                try settle(.permissions(path: frame.path))
             }
             let node = Node(value: value, permissions: permissions, children: frame.merged,
                             generation: generations.take())

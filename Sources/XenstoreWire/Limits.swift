@@ -81,4 +81,7 @@ public enum Limits {
     public static let conflictBlameCommits = 1024
     /// Ancestor steps searched for a merge base before a merge is declared a conflict.
     public static let mergeBaseSearchDepth = 1 << 16
+    /// Overridden nodes listed by path in the message of the commit that merges the boot branch
+    /// onto a recovered history (`Server.adoptRecoveredHistory`); the rest are counted.
+    public static let bootMergeConflictsListed = 64
 }

@@ -142,6 +142,7 @@ func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, s
         switch error {
         case .store(let failure): refuseDisk(failure)
         case .noHeadInExistingStore: Console.write("xenstored: the disk holds a store without a head; refusing it unchanged\n")
+        case .noBootBranch: break  // only adoption reports it, never open
         }
         return nil
     }

@@ -192,6 +192,77 @@ private func values(_ root: Node) -> [String: String] {
         }
     }
 
+    /// A copy of `root` made of new node objects (as a tree loaded again from storage is).
+    func copy(_ root: Node) -> Node {
+        var children: [(String, Node)] = []
+        for child in root.children { children.append((s(child.name), copy(child.node))) }
+        return node(s(root.value), perms: root.permissions, children, gen: gen)
+    }
+
+    /// A node deleted on one side and unchanged by content (but another object) on the other is
+    /// deleted: not a conflict, in either direction.
+    @Test func deletionAgainstAnEqualCopyOfTheBaseMerges() throws {
+        let base = baseTree()
+        let loaded = copy(base)
+        #expect(loaded.child(b("c")) !== base.child(b("c")))
+        let deleted = set(base, "/c", nil, gen)
+        #expect(values(try merge(base, loaded, deleted).get())["/c"] == nil)
+        #expect(values(try merge(base, deleted, loaded).get())["/c"] == nil)
+        // A changed copy still conflicts.
+        #expect(throws: MergeConflict.deleteModify(path: comps("/c"))) {
+            _ = try ThreeWayMerge.merge(base: base, ours: set(loaded, "/c/d", "2", gen), theirs: deleted, generations: gen)
+        }
+    }
+
+    /// Preferring theirs: every true conflict is settled for their side, node by node and field
+    /// by field, reported in order; what does not conflict merges as usual.
+    @Test func preferringTheirsSettlesEachConflictForThem() throws {
+        let base = baseTree()
+        let perms9 = Permissions.ownedBy(9)
+        let perms4 = Permissions.ownedBy(4)
+        // ours: /a value, /b permissions, /c/d value and /n created; deletes /c/e.
+        var ours = set(base, "/a", "ours", gen)
+        ours = set(ours, "/b", "1", perms: perms9, gen)
+        ours = set(ours, "/c/d", "ours", gen)
+        ours = set(ours, "/n", "ours", gen)
+        ours = set(ours, "/only-ours", "o", gen)
+        ours = set(ours, "/c/e", nil, gen)
+        // theirs: /a value and permissions, /b value only, /c/d value, /n created, /c/e changed.
+        var theirs = set(base, "/a", "theirs", perms: perms4, gen)
+        theirs = set(theirs, "/b", "theirs", gen)
+        theirs = set(theirs, "/c/d", "theirs", gen)
+        theirs = set(theirs, "/n", "theirs", gen)
+        theirs = set(theirs, "/c/e", "theirs", gen)
+        theirs = set(theirs, "/only-theirs", "t", gen)
+        let (merged, overridden) = ThreeWayMerge.mergePreferringTheirs(base: base, ours: ours, theirs: theirs, generations: gen)
+        #expect(values(merged) == ["/": "", "/a": "theirs", "/b": "theirs", "/c": "", "/c/d": "theirs",
+                                   "/c/e": "theirs", "/n": "theirs", "/only-ours": "o", "/only-theirs": "t"])
+        // /a: only they changed the permissions; /b: only we did (kept, not a conflict).
+        #expect(Tree.lookup(merged, comps("/a"))?.permissions == perms4)
+        #expect(Tree.lookup(merged, comps("/b"))?.permissions == perms9)
+        #expect(Set(overridden) == [.value(path: comps("/a")), .value(path: comps("/c/d")), .value(path: comps("/n")),
+                                    .deleteModify(path: comps("/c/e"))])
+        #expect(overridden.count == 4)
+        // Both changed the permissions differently: theirs, reported; the value merges on its own.
+        let o2 = set(base, "/a", "ours", perms: perms9, gen)
+        let t2 = set(base, "/a", "1", perms: perms4, gen)
+        let (m2, r2) = ThreeWayMerge.mergePreferringTheirs(base: base, ours: o2, theirs: t2, generations: gen)
+        #expect(Tree.lookup(m2, comps("/a")).map { s($0.value) } == "ours")
+        #expect(Tree.lookup(m2, comps("/a"))?.permissions == perms4)
+        #expect(r2 == [.permissions(path: comps("/a"))])
+        // They deleted what we changed: deleted. We deleted what they changed: theirs, whole.
+        let (m3, r3) = ThreeWayMerge.mergePreferringTheirs(base: base, ours: set(base, "/c/d", "x", gen),
+                                                           theirs: set(base, "/c", nil, gen), generations: gen)
+        #expect(values(m3)["/c"] == nil && r3 == [.deleteModify(path: comps("/c"))])
+        let (m4, r4) = ThreeWayMerge.mergePreferringTheirs(base: base, ours: set(base, "/c", nil, gen),
+                                                           theirs: set(base, "/c/d", "x", gen), generations: gen)
+        #expect(values(m4)["/c/d"] == "x" && values(m4)["/c/e"] == "1" && r4 == [.deleteModify(path: comps("/c"))])
+        // Without conflicts it is the ordinary merge.
+        let plain = ThreeWayMerge.mergePreferringTheirs(base: base, ours: set(base, "/a", "2", gen),
+                                                        theirs: set(base, "/b", "2", gen), generations: gen)
+        #expect(plain.overridden.isEmpty && values(plain.root)["/a"] == "2" && values(plain.root)["/b"] == "2")
+    }
+
     @Test func deepPathMergeWithoutStackOverflow() throws {
         let depth = 3000
         var chain = node("bottom", gen: gen)
