@@ -127,14 +127,7 @@ func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, s
         Console.write("xenstored: no virtual disk xvda\n")
         return nil
     }
-    let store: BlockStore<XenBlockDevice>
-    do throws(BlockStoreError) {
-        store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
-        try store.reserveRoom()
-    } catch {
-        refuseDisk(error)
-        return nil
-    }
+    guard let store = openBlockStore(device) else { return nil }
     // The same path as the host daemon's: resume from the head, or a fresh store only on a new disk.
     do throws(OpenStoreError<BlockStoreError>) {
         let (server, resumedAt) = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds())
@@ -160,12 +153,7 @@ func takeOnOwnDisk(_ loop: RingServer) {
         Console.write("xenstored: our disk connected with no usable size; serving from memory only\n")
         return
     }
-    let store: BlockStore<XenBlockDevice>
-    do throws(BlockStoreError) {
-        store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
-        try store.reserveRoom()
-    } catch {
-        refuseDisk(error)
+    guard let store = openBlockStore(device) else {
         Console.write("xenstored: serving from memory only\n")
         return
     }
@@ -214,6 +202,19 @@ func persistEveryRound(_ loop: RingServer, to store: BlockStore<XenBlockDevice>)
         }
     }
     loop.durabilityFailureCode = ImageExitCode.diskWriteFailed
+}
+
+/// The block store on `device`: formatted only if blank (`ifHeaderBlocksZero`), room reserved;
+/// nil (reported, the disk left unchanged) when its contents cannot be used.
+func openBlockStore(_ device: XenBlockDevice) -> BlockStore<XenBlockDevice>? {
+    do throws(BlockStoreError) {
+        let store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
+        try store.reserveRoom()
+        return store
+    } catch {
+        refuseDisk(error)
+        return nil
+    }
 }
 
 /// Room left on the disk, as the server takes it (`Server.storageState`).
