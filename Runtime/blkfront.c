@@ -1,4 +1,4 @@
-/* blkfront.c: a Xen virtual block device frontend (blkif) — xenbus handshake through our own store ring, one granted ring page and one granted data page, one request at a time. */
+/* blkfront.c: a Xen virtual block device frontend (blkif) — one granted ring page, BLKFRONT_MAX_PAGES granted data pages, one request of up to that many segments at a time; the xenbus handshake either through dom0's store (an ordinary guest) or by the caller (the Xenstore domain, through its own store). */
 #include "os.h"
 #include "hypervisor.h"
 #include "events.h"
@@ -12,20 +12,29 @@
 #include <xen/io/xenbus.h>
 
 /*
- * The toolstack (or dom0 by hand) creates device/vbd/<vdev> with `backend` and `backend-id`; we
- * wait for the backend to reach InitWait, publish ring-ref, event-channel and protocol, switch to
- * Initialised, wait for Connected, read the geometry and switch to Connected. Requests are
- * synchronous: the data page is granted once and reused; completion is awaited by yielding (the
- * port is not in events.c's polled set, so the event loop never sees it).
+ * The toolstack (or dom0 by hand) creates device/vbd/<vdev> with `backend` and `backend-id`; the
+ * frontend waits for the backend to reach InitWait, publishes ring-ref, event-channel and
+ * protocol, switches to Initialised, waits for Connected, reads the geometry and switches to
+ * Connected. blkfront_open does all of it through dom0's xenstored (xsclient.c). The Xenstore
+ * domain is itself the store the backend talks to, so it runs the handshake in Swift on its own
+ * store and calls only blkfront_prepare (grants and the event channel) and blkfront_attach (the
+ * geometry), then a first read it does not wait for (blkfront_probe_start/poll: blkback needs more
+ * answers from that store before it serves the ring). Requests are synchronous: the data pages are
+ * granted once and reused; completion is awaited by yielding. The port is bound through events.c,
+ * so a waiting event loop wakes up for a response (RingServer takes its pending bit each turn).
  */
+
+_Static_assert(BLKFRONT_MAX_PAGES <= BLKIF_MAX_SEGMENTS_PER_REQUEST, "one request carries every data page");
 
 #define SECTOR 512u                       /* blkif sector numbers are always 512-byte units */
 #define HANDSHAKE_STEP_NS 10000000ull     /* xenstore polling interval while waiting */
-#define IO_TIMEOUT_NS 10000000000ull
+#define IO_TIMEOUT_NS 30000000000ull
+#define SLOW_IO_NS 1000000000ull        /* a request slower than this is reported */
 
 static blkif_front_ring_t ring;
-static uint8_t *data_page;
-static uint32_t data_ref;
+static uint8_t *data_pages;                 /* BLKFRONT_MAX_PAGES contiguous pages */
+static uint32_t data_refs[BLKFRONT_MAX_PAGES];
+static int prepared;
 static evtchn_port_t port;
 static uint64_t sectors;
 static uint32_t sector_size;
@@ -141,26 +150,14 @@ int blkfront_open(uint32_t vdev, uint64_t timeout_ns)
     if ((rc = wait_backend(backend_state, XenbusStateInitWait, deadline)) != 0)
         return report("waiting for the backend (InitWait)", rc), rc;
 
-    blkif_sring_t *sring = mm_alloc_pages(1);
-    data_page = mm_alloc_pages(1);
-    if (!sring || !data_page)
-        return -XEN_ENOMEM;
-    SHARED_RING_INIT(sring);
-    FRONT_RING_INIT(&ring, sring, PAGE_SIZE);
-    uint32_t ring_ref = 0;
-    if ((rc = gnttab_grant_access((uint16_t)backend_id, sring, &ring_ref)) != 0 ||
-        (rc = gnttab_grant_access((uint16_t)backend_id, data_page, &data_ref)) != 0)
-        return report("granting the ring and data pages", rc), rc;
-    struct evtchn_alloc_unbound op = { .dom = DOMID_SELF, .remote_dom = (domid_t)backend_id };
-    if ((rc = (int)HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &op)) != 0)
-        return report("allocating the event channel", rc), rc;
-    port = op.port;
-
+    uint32_t ring_ref = 0, event_channel = 0;
+    if ((rc = blkfront_prepare((uint16_t)backend_id, &ring_ref, &event_channel)) != 0)
+        return report("granting the pages and allocating the event channel", rc), rc;
     node(path, sizeof(path), dir, "ring-ref");
     if ((rc = write_number(path, ring_ref)) != 0)
         return report("writing ring-ref", rc), rc;
     node(path, sizeof(path), dir, "event-channel");
-    if ((rc = write_number(path, port)) != 0)
+    if ((rc = write_number(path, event_channel)) != 0)
         return report("writing event-channel", rc), rc;
     node(path, sizeof(path), dir, "protocol");
     if ((rc = xs_client_write(path, XEN_IO_PROTO_ABI_NATIVE)) != 0)
@@ -171,22 +168,62 @@ int blkfront_open(uint32_t vdev, uint64_t timeout_ns)
     if ((rc = wait_backend(backend_state, XenbusStateConnected, deadline)) != 0)
         return report("waiting for the backend (Connected)", rc), rc;
 
-    uint64_t v = 0;
+    uint64_t disk_sectors = 0, v = 0;
     node(path, sizeof(path), backend, "sectors");
-    if ((rc = read_number(path, &sectors, deadline)) != 0)
+    if ((rc = read_number(path, &disk_sectors, deadline)) != 0)
         return report("reading sectors", rc), rc;
     node(path, sizeof(path), backend, "sector-size");
-    sector_size = read_number(path, &v, deadline) == 0 ? (uint32_t)v : SECTOR;
+    uint32_t disk_sector_size = read_number(path, &v, deadline) == 0 ? (uint32_t)v : SECTOR;
     node(path, sizeof(path), backend, "feature-flush-cache");
     char flag[8];
-    flush_supported = xs_client_read(path, flag, sizeof(flag)) > 0 && flag[0] == '1';
+    int flush = xs_client_read(path, flag, sizeof(flag)) > 0 && flag[0] == '1';
     node(path, sizeof(path), dir, "state");
     if ((rc = write_number(path, XenbusStateConnected)) != 0)
         return report("switching to Connected", rc), rc;
-    connected = 1;
-    console_puts("blkfront: connected to ");
+    console_puts("blkfront: backend ");
     console_puts(backend);
-    console_puts(", ");
+    console_puts("\n");
+    return blkfront_attach(disk_sectors, disk_sector_size, flush);
+}
+
+int blkfront_prepare(uint16_t backend_id, uint32_t *ring_ref, uint32_t *event_channel)
+{
+    static uint32_t prepared_ring_ref;
+    int rc;
+    if (connected)
+        return -XEN_EINVAL;
+    if (!prepared) {
+        blkif_sring_t *sring = mm_alloc_pages(1);
+        data_pages = mm_alloc_pages(BLKFRONT_MAX_PAGES);
+        if (!sring || !data_pages)
+            return -XEN_ENOMEM;
+        SHARED_RING_INIT(sring);
+        FRONT_RING_INIT(&ring, sring, PAGE_SIZE);
+        if ((rc = gnttab_grant_access(backend_id, sring, &prepared_ring_ref)) != 0)
+            return rc;
+        for (unsigned i = 0; i < BLKFRONT_MAX_PAGES; i++)
+            if ((rc = gnttab_grant_access(backend_id, data_pages + i * PAGE_SIZE, &data_refs[i])) != 0)
+                return rc;
+        /* bound through events.c: a waiting event loop wakes up for its responses (it takes
+         * the port's pending bit each turn, RingServer) */
+        if ((rc = evtchn_alloc_unbound(backend_id, &port)) != 0)
+            return rc;
+        prepared = 1;
+    }
+    *ring_ref = prepared_ring_ref;
+    *event_channel = port;
+    return 0;
+}
+
+int blkfront_attach(uint64_t disk_sectors, uint32_t disk_sector_size, int flush)
+{
+    if (!prepared)
+        return -XEN_EINVAL;
+    sectors = disk_sectors;
+    sector_size = disk_sector_size ? disk_sector_size : SECTOR;
+    flush_supported = flush;
+    connected = 1;
+    console_puts("blkfront: connected, ");
     console_put_dec(sectors * SECTOR >> 10);
     console_puts(" KiB, sector size ");
     console_put_dec(sector_size);
@@ -194,53 +231,119 @@ int blkfront_open(uint32_t vdev, uint64_t timeout_ns)
     return 0;
 }
 
+const char *blkfront_protocol(void) { return XEN_IO_PROTO_ABI_NATIVE; }
+
 uint64_t blkfront_size(void) { return connected ? sectors * SECTOR : 0; }
 
-/* Issues one request and waits for its response; returns 0 or -XEN_EIO. */
-static int submit(uint8_t operation, uint64_t offset, size_t len)
+/* Puts one request on the ring and notifies the backend. */
+static void push(uint8_t operation, uint64_t offset, size_t len)
 {
     blkif_request_t *req = RING_GET_REQUEST(&ring, ring.req_prod_pvt);
     req->operation = operation;
     req->handle = 0;
     req->id = ++next_id;
     req->sector_number = offset / SECTOR;
-    req->nr_segments = len ? 1 : 0;
-    if (len) {
-        req->seg[0].gref = data_ref;
-        req->seg[0].first_sect = 0;
-        req->seg[0].last_sect = (uint8_t)(len / SECTOR - 1);
+    size_t pages = (len + PAGE_SIZE - 1) / PAGE_SIZE;
+    req->nr_segments = (uint8_t)pages;
+    for (size_t i = 0; i < pages; i++) {
+        size_t bytes = len - i * PAGE_SIZE < PAGE_SIZE ? len - i * PAGE_SIZE : PAGE_SIZE;
+        req->seg[i].gref = data_refs[i];
+        req->seg[i].first_sect = 0;
+        req->seg[i].last_sect = (uint8_t)(bytes / SECTOR - 1);
     }
     ring.req_prod_pvt++;
     int notify;
     RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&ring, notify);
     if (notify)
         evtchn_send_raw(port);
-    uint64_t deadline = clock_monotonic_ns() + IO_TIMEOUT_NS;
-    for (;;) {
-        if (RING_HAS_UNCONSUMED_RESPONSES(&ring)) {
-            rmb();
-            blkif_response_t *rsp = RING_GET_RESPONSE(&ring, ring.rsp_cons);
-            uint64_t id = rsp->id;
-            int16_t status = rsp->status;
-            ring.rsp_cons++;
-            mb();
-            ring.sring->rsp_event = ring.rsp_cons + 1;
-            evtchn_take_pending(port);
-            if (id != next_id)
-                continue; /* a stale response */
-            return status == BLKIF_RSP_OKAY ? 0 : -XEN_EIO;
+}
+
+/* Takes the responses that arrived: 1 when the one for the latest request was among them (its
+ * status in *status), 0 otherwise. Older responses are stale (their request timed out). */
+static int take_response(int16_t *status)
+{
+    while (RING_HAS_UNCONSUMED_RESPONSES(&ring)) {
+        rmb();
+        blkif_response_t *rsp = RING_GET_RESPONSE(&ring, ring.rsp_cons);
+        uint64_t id = rsp->id;
+        int16_t st = rsp->status;
+        ring.rsp_cons++;
+        mb();
+        ring.sring->rsp_event = ring.rsp_cons + 1;
+        evtchn_take_pending(port);
+        if (id == next_id) {
+            *status = st;
+            return 1;
         }
-        if (clock_monotonic_ns() > deadline)
+    }
+    return 0;
+}
+
+static int report_status(int16_t status, uint8_t operation, uint64_t offset)
+{
+    if (status == BLKIF_RSP_OKAY)
+        return 0;
+    console_puts("blkfront: request failed, status ");
+    console_put_dec((uint64_t)(uint16_t)status);
+    console_puts(operation == BLKIF_OP_READ ? " (read at sector " : " (write or flush at sector ");
+    console_put_dec(offset / SECTOR);
+    console_puts(")\n");
+    return -XEN_EIO;
+}
+
+/* Issues one request and waits for its response (yielding); returns 0, -XEN_EIO or -XEN_ETIMEDOUT. */
+static int submit(uint8_t operation, uint64_t offset, size_t len)
+{
+    push(operation, offset, len);
+    uint64_t started = clock_monotonic_ns(), deadline = started + IO_TIMEOUT_NS;
+    int16_t status = 0;
+    for (;;) {
+        if (take_response(&status)) {
+            uint64_t took = clock_monotonic_ns() - started;
+            if (took > SLOW_IO_NS) {
+                console_puts("blkfront: a request took ");
+                console_put_dec(took / 1000000);
+                console_puts(" ms\n");
+            }
+            return report_status(status, operation, offset);
+        }
+        if (clock_monotonic_ns() > deadline) {
+            console_puts("blkfront: no response within the timeout\n");
             return -XEN_ETIMEDOUT;
+        }
         HYPERVISOR_sched_op(SCHEDOP_yield, 0);
     }
 }
+
+static int probing;
+
+int blkfront_probe_start(void)
+{
+    if (!connected || probing)
+        return -XEN_EINVAL;
+    push(BLKIF_OP_READ, 0, PAGE_SIZE);
+    probing = 1;
+    return 0;
+}
+
+int blkfront_probe_poll(void)
+{
+    int16_t status = 0;
+    if (!probing)
+        return -XEN_EINVAL;
+    if (!take_response(&status))
+        return 0;
+    probing = 0;
+    return report_status(status, BLKIF_OP_READ, 0) == 0 ? 1 : -XEN_EIO;
+}
+
+uint32_t blkfront_event_port(void) { return prepared ? port : 0; }
 
 static int check(uint64_t offset, size_t len)
 {
     if (!connected)
         return -XEN_ENODEV;
-    if (len == 0 || len > PAGE_SIZE || len % SECTOR || offset % SECTOR || offset + len > sectors * SECTOR)
+    if (len == 0 || len > BLKFRONT_MAX_PAGES * PAGE_SIZE || len % SECTOR || offset % SECTOR || offset + len > sectors * SECTOR)
         return -XEN_EINVAL;
     return 0;
 }
@@ -249,7 +352,7 @@ int blkfront_read(uint64_t offset, uint8_t *buf, size_t len)
 {
     int rc = check(offset, len);
     if (rc == 0 && (rc = submit(BLKIF_OP_READ, offset, len)) == 0)
-        memcpy(buf, data_page, len);
+        memcpy(buf, data_pages, len);
     return rc;
 }
 
@@ -258,7 +361,7 @@ int blkfront_write(uint64_t offset, const uint8_t *buf, size_t len)
     int rc = check(offset, len);
     if (rc != 0)
         return rc;
-    memcpy(data_page, buf, len);
+    memcpy(data_pages, buf, len);
     wmb();
     return submit(BLKIF_OP_WRITE, offset, len);
 }

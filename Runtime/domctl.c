@@ -1,4 +1,4 @@
-/* domctl.c: the one domain-control query the xenstore domain may make — another domain's state (XEN_DOMCTL_getdomaininfo). */
+/* domctl.c: the one domain-control query the xenstore domain may make (XEN_DOMCTL_getdomaininfo): another domain's state, and which domain is the Xenstore domain (our own id). */
 /* domctl.h is a tools-only interface (its version must match the hypervisor's); the tools view
  * of the public headers must be selected before xen.h is first included, i.e. before os.h. */
 #define __XEN_TOOLS__ 1
@@ -31,4 +31,24 @@ int domain_state(uint16_t domid)
     if (flags & XEN_DOMINF_shutdown)
         return DOMAIN_STATE_SHUTDOWN;
     return DOMAIN_STATE_RUNNING;
+}
+
+int domain_find_xenstore(void)
+{
+    if (!boot.xen)
+        return -XEN_ENOSYS;
+    for (uint32_t domid = 1; domid < XENSTORE_SEARCH_DOMIDS; domid++) {
+        struct xen_domctl op = {
+            .cmd = XEN_DOMCTL_getdomaininfo,
+            .interface_version = XEN_DOMCTL_INTERFACE_VERSION,
+            .domain = (domid_t)domid,
+        };
+        if (HYPERVISOR_domctl(&op) != 0)
+            continue;
+        if (op.u.getdomaininfo.flags & XEN_DOMINF_xs_domain)
+            return op.u.getdomaininfo.domain;
+        if (op.u.getdomaininfo.domain > domid)  /* older Xen: the next domain up was returned */
+            domid = op.u.getdomaininfo.domain;
+    }
+    return -XEN_ESRCH;
 }

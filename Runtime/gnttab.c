@@ -160,31 +160,65 @@ int gnttab_unmap_foreign(void *addr, uint32_t handle)
 }
 
 /*
- * Granting our own pages needs our grant table mapped: its first frame (refs 0-511, v1 entries)
- * is placed at boot.grant_table_gpfn with XENMEM_add_to_physmap, which auto-translated guests
- * (ARM: inside the xen,xen node's region) do instead of GNTTABOP_setup_table. Refs below
- * GNTTAB_NR_RESERVED_ENTRIES belong to the toolstack; refs are handed out once, never reused.
+ * Granting our own pages needs our grant table mapped (its first frame: refs 0-511, v1 entries).
+ * Auto-translated guests place it at a guest-physical frame with XENMEM_add_to_physmap:
+ *   ARM: inside the xen,xen node's region (boot.grant_table_gpfn from the device tree);
+ *   PVH: the frame just below the grant window, never RAM either (OWN_TABLE_PVH_PFN).
+ * PV asks for the table's machine frame (GNTTABOP_setup_table) and maps it over a heap page's
+ * virtual address. Refs below GNTTAB_NR_RESERVED_ENTRIES belong to the toolstack; refs are handed
+ * out once, never reused.
  */
 #define GRANT_REFS_PER_FRAME (PAGE_SIZE / sizeof(grant_entry_v1_t))
+#define OWN_TABLE_PVH_PFN (GRANT_WINDOW_BASE_PFN - 1)
 
 static grant_entry_v1_t *own_table;
 static uint32_t next_ref = GNTTAB_NR_RESERVED_ENTRIES;
+
+static int map_own_table_pv(void)
+{
+#if defined(__x86_64__)
+    xen_pfn_t frame = 0;
+    struct gnttab_setup_table setup = { .dom = DOMID_SELF, .nr_frames = 1 };
+    set_xen_guest_handle(setup.frame_list, &frame);
+    if (HYPERVISOR_grant_table_op(GNTTABOP_setup_table, &setup, 1) != 0 || setup.status != GNTST_okay)
+        return -XEN_EINVAL;
+    void *page = mm_alloc_pages(1);
+    if (!page)
+        return -XEN_ENOMEM;
+    /* the heap page's own frame stays with us, unmapped: one page, for the image's lifetime */
+    uint64_t pte = ((uint64_t)frame << PAGE_SHIFT) | 0x63; /* present, writable, accessed, dirty */
+    int rc = (int)HYPERVISOR_update_va_mapping((unsigned long)page, pte, UVMF_INVLPG);
+    if (rc == 0)
+        own_table = page;
+    return rc;
+#else
+    return -XEN_ENOSYS;
+#endif
+}
 
 static int map_own_table(void)
 {
     if (own_table)
         return 0;
-    if (!ready || !boot.grant_table_gpfn || boot.mode == BOOT_MODE_PV)
+    if (!ready)
+        return -XEN_ENOSYS;
+    if (boot.mode == BOOT_MODE_PV)
+        return map_own_table_pv();
+    uint64_t gpfn = boot.grant_table_gpfn;
+#if defined(__x86_64__)
+    gpfn = OWN_TABLE_PVH_PFN;
+#endif
+    if (!gpfn)
         return -XEN_ENOSYS;
     struct xen_add_to_physmap xatp = {
         .domid = DOMID_SELF,
         .space = XENMAPSPACE_grant_table,
         .idx = 0,
-        .gpfn = boot.grant_table_gpfn,
+        .gpfn = gpfn,
     };
     int rc = (int)HYPERVISOR_memory_op(XENMEM_add_to_physmap, &xatp);
     if (rc == 0)
-        own_table = pfn_to_virt(boot.grant_table_gpfn);
+        own_table = pfn_to_virt(gpfn);
     return rc;
 }
 

@@ -171,10 +171,16 @@ $(eval $(call IMAGE_FAULT_TEST,overflow,--selftest-overflow,98,CRASH: CPU except
 $(eval $(call IMAGE_FAULT_TEST,badaccess,--selftest-badaccess,114,cr2=0x0000000000000008))
 
 # Real Xen 4.17 in QEMU (harness: tools/xen-qemu, docs/xen-qemu.md): both images as the xenstore stub
-# domain; xsguest (mk/xen-dom0.mk) provides the tiny PV and PVH guests created on top of them.
+# domain; xsguest (mk/xen-dom0.mk) provides the tiny PV and PVH guests created on top of them. Both
+# keep their history on one disk (a host file, dom0's /dev/vda, given to the stub the operator's way):
+# the PVH image starts a new history on it, the PV image resumes it and merges its boot branch onto
+# it; after each boot the host exports the disk and checks the history with git.
+STUB_DISK_FILE := build/xen-test/stub-disk.img
 test-xen: $(IMAGE_PVH) $(IMAGE_PV) xsguest
-	scripts/test-xen.sh pvh
-	scripts/test-xen.sh pv
+	$(SWIFT) build --product xenstored
+	rm -f $(STUB_DISK_FILE)
+	STUB_DISK=$(STUB_DISK_FILE) XENSTORED=$$($(SWIFT) build --show-bin-path)/xenstored scripts/test-xen.sh pvh
+	STUB_DISK=$(STUB_DISK_FILE) STUB_DISK_RESUME=1 XENSTORED=$$($(SWIFT) build --show-bin-path)/xenstored scripts/test-xen.sh pv
 
 # Soak (not part of `make test`; many minutes per run under TCG): RUNS boots of each image under Xen in
 # QEMU, each with test-xenstore random mode, 50 guest create/destroy cycles and a store filled to 90 %

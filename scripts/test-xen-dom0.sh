@@ -11,6 +11,39 @@ check() { # check <description> <command...>
 }
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }   # busybox date has no %N
 
+# With XSTEST_DISK=1 (and the image booted with --block): dom0 gives the stub domain its disk the
+# operator's way (xenstore-stubdom-disk), before anything else; the stub runs the handshake on its
+# own store and writes its history there from then on.
+stub=$(xl domid Xenstore 2>/dev/null || echo 1)
+# the stub domain's console so far: Xen's console for the PVH image (port 0xE9), xenconsoled's log for both
+stub_log() { { xl dmesg 2>/dev/null | grep "^(d$stub)"; cat /var/log/xen/console/* 2>/dev/null; } > /tmp/stub.log; }
+if [ -n "${XSTEST_DISK:-}" ]; then
+    if [ "$XSTEST_DISK" = vda ]; then   # the host's file, through virtio: the history outlives this boot
+        for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do   # dependencies first
+            insmod /lib/modules/$(uname -r)/$m.ko 2>/dev/null
+        done
+        for i in $(seq 1 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+        disk=/dev/vda
+    else
+        dd if=/dev/zero of=/tmp/xs-disk.img bs=1M count=${XSTEST_DISK_MIB:-16} 2>/dev/null
+        disk=/tmp/xs-disk.img
+    fi
+    start=$(now_ms)
+    check "give the stub domain its disk (xenstore-stubdom-disk $disk)" xenstore-stubdom-disk $disk "$stub"
+    for i in $(seq 1 150); do [ "$(xenstore-read /local/domain/$stub/device/vbd/51712/state 2>/dev/null)" = 4 ] && break; sleep 0.2; done
+    check "the stub's disk connected (frontend state 4)" test "$(xenstore-read /local/domain/$stub/device/vbd/51712/state)" = 4
+    echo "@@XS info disk offered to connected: $(( $(now_ms) - start )) ms"
+    for i in $(seq 1 50); do stub_log; grep -q 'history on the disk\|history resumed\|memory only' /tmp/stub.log && break; sleep 0.2; done
+    if [ -n "${XSTEST_DISK_RESUME:-}" ]; then   # the disk holds an earlier boot's history
+        check "the stub resumed the disk's history and merged its boot branch onto it" grep 'history resumed from the disk, the boot branch merged' /tmp/stub.log
+        check "a node the earlier boot wrote is back" xenstore-read /test-disk/earlier-boot
+    else
+        check "the stub started a new history on the blank disk" grep 'new history on the disk' /tmp/stub.log
+    fi
+    check "a node for the next boot on the same disk" xenstore-write /test-disk/earlier-boot "written by the $(uname -r) dom0 at $(date +%s)"
+    check "xenstore-control history lists the stub's commits" sh -c "xenstore-control history | grep -m3 'Domain 0: '"
+fi
+
 check "write" xenstore-write /test/key hello
 check "read" xenstore-read /test/key
 check "ls /test" xenstore-ls /test
@@ -96,6 +129,15 @@ check "100 guests' nodes written" test "$nodes_after" -gt $((nodes_before + 100 
 echo "@@XS info 100 guests: $((nodes_after - nodes_before)) nodes added in $elapsed ms"
 echo "@@XS info memreport before: $memreport_before"
 echo "@@XS info memreport after: $(xenstore-control memreport | tr '\n' ' ')"
+# and gone again, as xl destroy would leave it (a disk keeps the store for the next boot)
+i=101
+while [ $i -le 200 ]; do
+    u=00000000-0000-0000-0000-0000000000$(printf %02d $((i % 100)))
+    xenstore-rm /local/domain/$i /local/domain/0/backend/vbd/$i /local/domain/0/backend/vif/$i \
+        /local/domain/0/backend/console/$i /vm/$u /libxl/$i 2>/dev/null
+    i=$((i + 1))
+done
+check "100 guests' nodes removed" test "$(xenstore-ls -f / | wc -l)" -le $((nodes_before + 10))
 else
     echo "@@XS info 100 guests skipped (XSTEST_MANY_GUESTS=0)"
 fi

@@ -7,6 +7,10 @@
 #   DOM0_EXTRA="XSDOM_ARGS=--param=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
 #       this one passes --selftest-trap to the image to see a crash report under Xen)
 #   XSTEST_SCRIPT=<dom0 script> XEN_LOG=<log>   another dom0 test and log (scripts/soak-xen.sh uses them)
+#   STUB_DISK=<host file> [STUB_DISK_RESUME=1]   the image boots with --block and gets that file (dom0's
+#       /dev/vda) as its disk the operator's way; afterwards the host exports it with XENSTORED
+#       --export-block and checks it with git. With STUB_DISK_RESUME=1 the file holds an earlier
+#       boot's history, which the image must resume (make test-xen: PVH first, then PV on one file).
 #
 # The image runs the core self-test, then serves dom0's ring; dom0 then runs scripts/test-xen-dom0.sh
 # (xenstore-write/read/ls/rm, xl list, xl create of a PV guest, test-xenstore, xl create of a PVH guest). Pass = SELFTEST: PASS and the dom0 test passing. The PVH
@@ -45,6 +49,24 @@ cp "${XSTEST_SCRIPT:-scripts/test-xen-dom0.sh}" "$WORK/payload/test.sh"
 mkdir -p "$WORK/payload/etc/xen"
 cp "$GUESTS/xsguest.elf" "$GUESTS/xsguest-pvh.elf" "$WORK/payload/guests/"
 cp "$HARNESS"/guests/tiny-pv.cfg "$HARNESS"/guests/tiny-pvh.cfg "$WORK/payload/etc/xen/"
+# the stub domain's disk: the operator's tool, and blkback and loop for dom0 (the harness's initramfs
+# carries only the Xen driver modules)
+mkdir -p "$WORK/payload/sbin" "$WORK/payload/lib/modules/$KVER"
+cp tools/stubdom/xenstore-stubdom-disk "$WORK/payload/sbin/"
+cp "$WORK/x/lib/modules/$KVER/kernel/drivers/block/loop.ko" \
+   "$WORK/x/lib/modules/$KVER/kernel/drivers/block/xen-blkback/xen-blkback.ko" "$WORK/payload/lib/modules/$KVER/"
+# STUB_DISK=<host file>: that file becomes dom0's /dev/vda (virtio) and the stub domain's disk, so
+# its history outlives the boot: exported and checked with git here afterwards, and resumed by the
+# next boot on the same file. The image then boots with --block.
+disk_args=()
+if [ -n "${STUB_DISK:-}" ]; then
+    for m in virtio/virtio.ko virtio/virtio_ring.ko virtio/virtio_pci_modern_dev.ko virtio/virtio_pci_legacy_dev.ko \
+             virtio/virtio_pci.ko block/virtio_blk.ko; do
+        cp "$WORK/x/lib/modules/$KVER/kernel/drivers/$m" "$WORK/payload/lib/modules/$KVER/"
+    done
+    [ -e "$STUB_DISK" ] || truncate -s 16M "$STUB_DISK"
+    disk_args=(XSTEST_DISK=vda XSDOM_ARGS=--param=--block ${STUB_DISK_RESUME:+XSTEST_DISK_RESUME=1})
+fi
 # Xen's own conformance test (libxenstore is already in the initramfs for the xenstore-* tools)
 mkdir -p "$WORK/payload/usr/lib/xen-4.17/bin"
 cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
@@ -54,7 +76,8 @@ LOG=${XEN_LOG:-$WORK/xen-$VARIANT.log}
 echo "test-xen: booting Xen + dom0 with xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 status=0
 XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} \
-DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${DOM0_EXTRA:-}" \
+QEMU_EXTRA="${STUB_DISK:+-drive file=$STUB_DISK,if=virtio,format=raw}" \
+DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${disk_args[*]} ${DOM0_EXTRA:-}" \
     "$HARNESS/boot.sh" x86_64 "$LOG" || status=$?
 echo "test-xen: QEMU exit status $status"
 # boot-to-first-reply: init-xenstore-domain builds the domain, starts it and returns once dom0's
@@ -65,7 +88,24 @@ grep '^@@XS info' "$LOG" | sed 's/^@@XS info /test-xen: /' || true
 echo "---- Xen console lines of the stub domain, harness markers, and its PV console log (via xenconsoled) ----"
 awk '/^---- \/var\/log\/xen\/console/ {show = 1} /^@@XENTEST/ {show = 0}
      show || /^\(d[1-9][0-9]*\)/ || /^@@X/ || /init-xenstore-domain/ || /^xc: error/ || /Triple fault|domain_crash/' "$LOG" | head -150 || true   # head may close the pipe before awk is done (pipefail)
-if grep -q 'SELFTEST: PASS' "$LOG" && grep -q '^@@XENTEST PASS' "$LOG"; then
+# The disk's history, out of the stub: exported by the host daemon, read by real git.
+history_ok=1
+if [ -n "${STUB_DISK:-}" ]; then
+    XENSTORED=${XENSTORED:-.build/debug/xenstored}
+    rm -rf "$WORK/stub-history"
+    if "$XENSTORED" --export-block "$STUB_DISK" --to "$WORK/stub-history" > "$WORK/stub-history.log" 2>&1; then
+        commits=$(git -C "$WORK/stub-history" rev-list --count main)
+        first_parent=$(git -C "$WORK/stub-history" rev-list --first-parent --count main)
+        dom0=$(git -C "$WORK/stub-history" log --oneline --grep '^Domain 0: ' main | wc -l)
+        echo "test-xen: the stub's disk exported to $WORK/stub-history: $commits commits ($first_parent on the first-parent line; older ones squashed), $dom0 by Domain 0"
+        git -C "$WORK/stub-history" log -n 3 --first-parent --format='test-xen:   %h %s' main
+        [ "$dom0" -ge 1 ] || { echo "test-xen: expected Domain 0 commits on the disk"; history_ok=0; }
+        git -C "$WORK/stub-history" fsck --strict > /dev/null 2>&1 || { echo "test-xen: git fsck --strict failed on the export"; history_ok=0; }
+    else
+        echo "test-xen: --export-block failed: $(tail -3 "$WORK/stub-history.log")"; history_ok=0
+    fi
+fi
+if [ $history_ok -eq 1 ] && grep -q 'SELFTEST: PASS' "$LOG" && grep -q '^@@XENTEST PASS' "$LOG"; then
     echo "test-xen: $VARIANT image: self-test passed and dom0 used Xenstore through it: PASS"
 else
     echo "test-xen: $VARIANT image: FAIL (see $LOG)"

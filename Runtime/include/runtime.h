@@ -111,6 +111,12 @@ enum domain_state_value {
 
 /** A domain's state (XEN_DOMCTL_getdomaininfo, permitted to the xenstore domain); negative Xen errno on failure. */
 int domain_state(uint16_t domid);
+/** Domain ids searched by domain_find_xenstore (the Xenstore domain is created right after dom0). */
+#define XENSTORE_SEARCH_DOMIDS 1024
+/** Our own domain id, as the domain Xen flags as the Xenstore domain (XEN_DOMINF_xs_domain):
+ *  a Xenstore domain is told nobody's id, and the store it serves is its own. A negative Xen
+ *  errno when none is found among the first XENSTORE_SEARCH_DOMIDS ids. */
+int domain_find_xenstore(void);
 
 /* ---- grant tables --------------------------------------------------------------------- */
 
@@ -133,16 +139,38 @@ int xs_client_write(const char *path, const char *value);
 /** Reads `path` into buf (NUL-terminated); returns the value's length, -XEN_ENOENT if absent, -XEN_E2BIG if too long. */
 int xs_client_read(const char *path, char *buf, size_t size);
 
-/* ---- a virtual block device (blkif frontend, one request at a time) ------------------- */
+/* ---- a virtual block device (blkif frontend, one request of up to BLKFRONT_MAX_PAGES pages at a time) */
+
+/** Pages one request carries (blkif's direct segments): the most blkfront_read/write take at once. */
+#define BLKFRONT_MAX_PAGES 11
 
 /** Connects to virtual device `vdev` (51712 = xvda) under device/vbd/, waiting up to `timeout_ns`
- *  for the toolstack to create it and the backend to connect; 0 on success. */
+ *  for the toolstack to create it and the backend to connect; the handshake goes through dom0's
+ *  xenstored (an ordinary guest). 0 on success. */
 int blkfront_open(uint32_t vdev, uint64_t timeout_ns);
+/** The frontend's half of the handshake for a caller that runs the xenbus steps itself (the
+ *  Xenstore domain, on its own store): grants the ring and data pages to `backend_id` and
+ *  allocates an unbound event channel; gives the ring-ref and event-channel to publish. Repeated
+ *  calls give the same values. 0 or a negative Xen errno. */
+int blkfront_prepare(uint16_t backend_id, uint32_t *ring_ref, uint32_t *event_channel);
+/** The backend reached Connected with this geometry (its `sectors`, `sector-size` and
+ *  `feature-flush-cache` nodes): requests may start. 0, or -XEN_EINVAL before blkfront_prepare. */
+int blkfront_attach(uint64_t sectors, uint32_t sector_size, int flush_supported);
+/** The blkif protocol name of this architecture ("x86_64-abi", "arm-abi"), for the frontend's `protocol` node. */
+const char *blkfront_protocol(void);
+/** Starts reading the first block without waiting (the Xenstore domain: the backend may need
+ *  our store's answers before it serves the ring, so the event loop keeps serving meanwhile). */
+int blkfront_probe_start(void);
+/** The probe's outcome so far: 1 answered, 0 not yet, -XEN_EIO failed. */
+int blkfront_probe_poll(void);
+/** The disk's event channel (0 before blkfront_prepare); bound like every port the event loop
+ *  waits on, so the loop must take its pending bit each turn. */
+uint32_t blkfront_event_port(void);
 /** The connected device's size in bytes (0 when not connected). */
 uint64_t blkfront_size(void);
-/** Reads `len` bytes (a multiple of 512, at most 4096) at byte `offset` (a multiple of 512). */
+/** Reads `len` bytes (a multiple of 512, at most BLKFRONT_MAX_PAGES pages) at byte `offset` (a multiple of 512). */
 int blkfront_read(uint64_t offset, uint8_t *buf, size_t len);
-/** Writes `len` bytes (a multiple of 512, at most 4096) at byte `offset` (a multiple of 512). */
+/** Writes `len` bytes (a multiple of 512, at most BLKFRONT_MAX_PAGES pages) at byte `offset` (a multiple of 512). */
 int blkfront_write(uint64_t offset, const uint8_t *buf, size_t len);
 /** Makes earlier writes durable (BLKIF_OP_FLUSH_DISKCACHE when the backend offers it). */
 int blkfront_flush(void);

@@ -19,8 +19,13 @@ public struct ConfigOptions {
     public var initXenstoreDomain = "/usr/lib/xen-4.17/bin/init-xenstore-domain"
     /// Domain name in the xl config.
     public var name = "xenstore-stubdom-selftest"
-    /// Optional raw disk image for the history, as an xl `disk` entry (not read by the image yet: issue 4).
+    /// The history disk in dom0 (a raw file or a block device). The init script boots the image
+    /// with `--block` and then offers it the disk with `xenstore-stubdom-disk`; the xl config
+    /// (the ordinary-guest self-test) gets it as an xl `disk` entry.
     public var historyDisk: String?
+    /// The text of `tools/stubdom/xenstore-stubdom-disk` (read from the source tree by the
+    /// command line), written into `config/` when there is a history disk.
+    public var diskTool: String?
 
     /// Creates options for a pack directory.
     public init(packDirectory: String) { self.packDirectory = packDirectory }
@@ -54,6 +59,10 @@ public enum XenConfig {
     public static let initFile = "config/init-xenstore-domain.sh"
     /// xencommons settings inside `config/`.
     public static let xencommonsFile = "config/xencommons"
+    /// The dom0 tool that offers the stub domain its history disk, inside `config/`.
+    public static let diskToolFile = "config/xenstore-stubdom-disk"
+    /// The tool in the source tree.
+    public static let diskToolSource = "tools/stubdom/xenstore-stubdom-disk"
 
     /// The xl config text for `entry`.
     public static func xlConfig(_ options: ConfigOptions, entry: ImageEntry, source: SourceInfo) -> String {
@@ -78,7 +87,8 @@ public enum XenConfig {
         """
         if let disk = options.historyDisk {
             text += """
-            # History disk (raw). The image does not read a block device yet (issue 4); reserved for it.
+            # History disk (raw). As the Xenstore domain the image gets it from init-xenstore-domain.sh
+            # (xenstore-stubdom-disk); as this ordinary guest it would need --block in its command line.
             disk = [ "format=raw, vdev=xvda, access=rw, target=\(disk)" ]
 
             """
@@ -86,20 +96,32 @@ public enum XenConfig {
         return text
     }
 
-    /// The init-xenstore-domain invocation, as a dom0 shell script.
+    /// The init-xenstore-domain invocation, as a dom0 shell script; with a history disk, the image
+    /// boots with `--block` and the script then offers it the disk.
     public static func initScript(_ options: ConfigOptions, entry: ImageEntry) -> String {
         let kernel = "\(options.installDirectory)/\((entry.file as NSString).lastPathComponent)"
-        var command = "exec \(options.initXenstoreDomain) --kernel \(kernel) --memory \(options.memoryMiB)"
+        var command = "\(options.initXenstoreDomain) --kernel \(kernel) --memory \(options.memoryMiB)"
         if let max = options.maxMemoryMiB { command += " --maxmem \(max)" }
-        return """
+        var text = """
         #!/bin/sh
         # Starts the Swift xenstore stub domain (\(entry.arch)-\(entry.variant)) by hand, as launch-xenstore does
         # from /etc/default/xencommons. Run in dom0 at boot, before any other Xen tool, with no xenstored
         # running; init-xenstore-domain adds `--event <port> --internal-db` to the image's command line.
         set -e
-        \(command) "$@"
 
         """
+        if let disk = options.historyDisk {
+            text += """
+            \(command) --param --block "$@"
+            # The history disk: the stub domain serves from memory until it connects, then merges what
+            # was written since boot onto the history on the disk (docs/stubdom.md).
+            \(options.installDirectory)/xenstore-stubdom-disk \(disk)
+
+            """
+        } else {
+            text += "exec \(command) \"$@\"\n"
+        }
+        return text
     }
 
     /// The /etc/default/xencommons settings.
@@ -113,7 +135,8 @@ public enum XenConfig {
         XENSTORE_DOMAIN_KERNEL=\(kernel)
         XENSTORE_DOMAIN_SIZE=\(options.memoryMiB)
         \(options.maxMemoryMiB.map { "XENSTORE_MAX_DOMAIN_SIZE=\($0)" } ?? "#XENSTORE_MAX_DOMAIN_SIZE=")
-        XENSTORE_DOMAIN_ARGS=
+        XENSTORE_DOMAIN_ARGS=\(options.historyDisk == nil ? "" : "\"--param --block\"")
+        \(options.historyDisk.map { "# then, once xencommons has started the domain: \(options.installDirectory)/xenstore-stubdom-disk \($0)" } ?? "")
 
         """
     }
@@ -131,15 +154,19 @@ public enum XenConfig {
             throw DeployError.config("memory must be positive and maxmem >= memory")
         }
         Progress.step(2, of: 3, "writing \(options.packDirectory)/config/")
-        let texts = [(xlFile, xlConfig(options, entry: entry, source: manifest.source)),
+        var texts = [(xlFile, xlConfig(options, entry: entry, source: manifest.source)),
                      (initFile, initScript(options, entry: entry)),
                      (xencommonsFile, xencommons(options, entry: entry))]
+        if options.historyDisk != nil {
+            guard let tool = options.diskTool else { throw DeployError.config("a history disk needs \(diskToolSource) (run from the source tree)") }
+            texts.append((diskToolFile, tool))
+        }
         try? FileManager.default.removeItem(atPath: "\(options.packDirectory)/config")
         var entries: [FileEntry] = []
         for (file, text) in texts {
             let path = "\(options.packDirectory)/\(file)"
             try Files.write(text, to: path)
-            if file == initFile { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path) }
+            if file == initFile || file == diskToolFile { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path) }
             entries.append(FileEntry(file: file, size: text.utf8.count, sha256: SHA256.hex(Array(text.utf8))))
         }
         manifest.configs = entries

@@ -21,6 +21,38 @@ public protocol BlockDevice: AnyObject {
     func write(block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError)
     /// Makes every earlier write durable.
     func flush() throws(BlockDeviceError)
+    /// The most blocks one `read(blocks:)` or `write(startingAt:_:)` moves in one request to the
+    /// medium (a Xen virtual disk: the pages one blkif request carries). 1 by default.
+    var maxBlocksPerRequest: Int { get }
+    /// Reads consecutive whole blocks (at most `maxBlocksPerRequest` of them) in one request.
+    func read(blocks: Range<UInt64>) throws(BlockDeviceError) -> [UInt8]
+    /// Writes consecutive whole blocks (`bytes.count` a multiple of `blockSize`, at most
+    /// `maxBlocksPerRequest` blocks) in one request.
+    func write(startingAt block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError)
+}
+
+extension BlockDevice {
+    /// One block per request.
+    public var maxBlocksPerRequest: Int { 1 }
+
+    /// Block by block.
+    public func read(blocks: Range<UInt64>) throws(BlockDeviceError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(blocks.count * blockSize)
+        for block in blocks { bytes.append(contentsOf: try read(block: block)) }
+        return bytes
+    }
+
+    /// Block by block.
+    public func write(startingAt block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
+        var position = 0
+        var target = block
+        while position < bytes.count {
+            try write(block: target, Array(bytes[position..<min(bytes.count, position + blockSize)]))
+            position += blockSize
+            target += 1
+        }
+    }
 }
 
 /// CRC32C (Castagnoli), table-driven, pure Swift.

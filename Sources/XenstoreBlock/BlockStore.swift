@@ -155,6 +155,10 @@ public final class BlockStore<Device: BlockDevice> {
     let blockSize: Int
     let halfBlocks: UInt64
     var index: [ObjectID: Location] = [:]
+    /// The last run of blocks read (`maxBlocksPerRequest` of them): reading records in log order,
+    /// as the scan at open does, costs one device request per run instead of one per record.
+    /// Every write drops it.
+    var readAhead: (first: UInt64, bytes: [UInt8])?
 
     /// Bytes available in one half.
     public var halfCapacity: UInt64 { halfBlocks * UInt64(blockSize) }
@@ -217,18 +221,23 @@ public final class BlockStore<Device: BlockDevice> {
 
     func blockOf(half: UInt32, offset: UInt64) -> UInt64 { 2 + UInt64(half) * halfBlocks + offset / UInt64(blockSize) }
 
-    /// Reads `count` bytes at `offset` of `half`.
+    /// Reads `count` bytes at `offset` of `half`, through the read-ahead run.
     func readBytes(half: UInt32, offset: UInt64, count: Int) throws(BlockStoreError) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(count)
         var position = offset
         let end = offset + UInt64(count)
+        let size = UInt64(blockSize)
         while position < end {
-            let block: [UInt8]
-            do throws(BlockDeviceError) { block = try device.read(block: blockOf(half: half, offset: position)) } catch { throw .device(error) }
-            let start = Int(position % UInt64(blockSize))
-            let take = min(blockSize - start, Int(end - position))
-            out.append(contentsOf: block[start..<(start + take)])
+            let block = blockOf(half: half, offset: position)
+            if readAhead == nil || block < readAhead!.first || block >= readAhead!.first + UInt64(readAhead!.bytes.count / blockSize) {
+                let last = min(device.blockCount, block + UInt64(max(1, device.maxBlocksPerRequest)))
+                do throws(BlockDeviceError) { readAhead = (block, try device.read(blocks: block..<last)) } catch { throw .device(error) }
+            }
+            let run = readAhead!
+            let start = Int(block - run.first) * blockSize + Int(position % size)
+            let take = min(blockSize - Int(position % size), Int(end - position))
+            out.append(contentsOf: run.bytes[start..<(start + take)])
             position += UInt64(take)
         }
         return out
@@ -372,22 +381,28 @@ public final class BlockStore<Device: BlockDevice> {
         var end: UInt64 { offset + UInt64(pending.count) }
     }
 
-    /// Writes `bytes` (starting on a block boundary at `offset` of `half`), zero-padding the tail.
+    /// Writes `bytes` (starting on a block boundary at `offset` of `half`), zero-padding the tail,
+    /// as few requests as the device takes (`maxBlocksPerRequest` blocks each).
     func writeBlocks(half: UInt32, offset: UInt64, _ bytes: [UInt8]) throws(BlockStoreError) {
+        readAhead = nil
+        var padded = bytes
+        let tail = padded.count % blockSize
+        if tail != 0 { padded.append(contentsOf: [UInt8](repeating: 0, count: blockSize - tail)) }
+        let requestBytes = max(1, device.maxBlocksPerRequest) * blockSize
         var position = 0
         var block = blockOf(half: half, offset: offset)
-        while position < bytes.count {
-            var chunk = Array(bytes[position..<min(bytes.count, position + blockSize)])
-            if chunk.count < blockSize { chunk.append(contentsOf: [UInt8](repeating: 0, count: blockSize - chunk.count)) }
-            do throws(BlockDeviceError) { try device.write(block: block, chunk) } catch { throw .device(error) }
-            position += blockSize
-            block += 1
+        while position < padded.count {
+            let end = min(padded.count, position + requestBytes)
+            do throws(BlockDeviceError) { try device.write(startingAt: block, Array(padded[position..<end])) } catch { throw .device(error) }
+            block += UInt64((end - position) / blockSize)
+            position = end
         }
     }
 
     func padded(_ end: UInt64) -> UInt64 { (end + UInt64(blockSize) - 1) / UInt64(blockSize) * UInt64(blockSize) }
 
     func writeSuperblock(_ superblock: Superblock) throws(BlockStoreError) {
+        readAhead = nil
         do throws(BlockDeviceError) {
             // Data first, then slot 0, then slot 1: each slot is durable before the other is touched,
             // so a torn superblock write always leaves one valid copy, and after an acknowledged

@@ -81,24 +81,18 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
             + SelfTest.text("\nstack peak KiB: ") + decimalBytes(UInt64(rt_stack_peak() / 1024))
             + SelfTest.text(" of ") + decimalBytes(UInt64(rt_stack_size() / 1024))
     }
-    let loop: RingServer
     if arguments.block {
+        // every commit will be written to the disk, the boot branch's too: keep the chain whole
+        configuration.reportCommits = true
+        configuration.idHashBudget = nil
+    }
+    let loop: RingServer
+    // As the Xenstore domain (--event), the disk's handshake runs on the store we serve: start
+    // from a fresh boot store and take the disk's history on when it connects (SelfDisk.swift).
+    if arguments.block && arguments.dom0EventChannel == nil {
         guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
         loop = RingServer(server: opened.server)
-        let store = opened.store
-        loop.afterCommits = { [loop] in
-            do throws(BlockStoreError) {
-                try loop.server.persist(to: store, state: nil)
-                loop.server.storageState = roomLeft(store)
-                return true
-            } catch {
-                Console.write("xenstored: FATAL: cannot write this round's commits to the disk (")
-                Console.write(error == .noSpace ? "the disk is full" : "device error")
-                Console.write("); stopping without answering them\n")
-                return false
-            }
-        }
-        loop.durabilityFailureCode = ImageExitCode.diskWriteFailed
+        persistEveryRound(loop, to: opened.store)
     } else {
         loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
     }
@@ -111,6 +105,15 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     // The Xenstore domain (--event): serve dom0's ring (grant reference 1) and every domain it introduces.
     guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
     _ = loop.watchDomainExceptions()
+    if arguments.block {
+        let ownDomid = domain_find_xenstore()
+        if ownDomid < 0 {
+            Console.write("xenstored: cannot find our own domain id (no domain flagged as the Xenstore domain); serving without a disk\n")
+        } else {
+            loop.selfDisk = SelfDiskHandshake(server: loop.server, domid: UInt16(ownDomid), vdev: 51712)
+            loop.onSelfDiskConnected = { [loop] in takeOnOwnDisk(loop) }
+        }
+    }
     return loop.run()
 }
 
@@ -124,14 +127,7 @@ func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, s
         Console.write("xenstored: no virtual disk xvda\n")
         return nil
     }
-    let store: BlockStore<XenBlockDevice>
-    do throws(BlockStoreError) {
-        store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
-        try store.reserveRoom()
-    } catch {
-        refuseDisk(error)
-        return nil
-    }
+    guard let store = openBlockStore(device) else { return nil }
     // The same path as the host daemon's: resume from the head, or a fresh store only on a new disk.
     do throws(OpenStoreError<BlockStoreError>) {
         let (server, resumedAt) = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds())
@@ -144,6 +140,79 @@ func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, s
         case .noHeadInExistingStore: Console.write("xenstored: the disk holds a store without a head; refusing it unchanged\n")
         case .noBootBranch: break  // only adoption reports it, never open
         }
+        return nil
+    }
+}
+
+/// The Xenstore domain's own disk has connected: its history becomes the base of the store we
+/// serve (the boot branch merged onto it, `Server.adoptRecoveredHistory`), and from then on every
+/// round's commits are on the disk before their replies leave. A disk that cannot be read is left
+/// unchanged and reported; we keep serving from memory (the host's xenbus depends on us).
+func takeOnOwnDisk(_ loop: RingServer) {
+    guard let device = XenBlockDevice(alreadyConnected: ()) else {
+        Console.write("xenstored: our disk connected with no usable size; serving from memory only\n")
+        return
+    }
+    guard let store = openBlockStore(device) else {
+        Console.write("xenstored: serving from memory only\n")
+        return
+    }
+    do throws(OpenStoreError<BlockStoreError>) {
+        let report = try loop.server.adoptRecoveredHistory(from: store, state: nil, time: clock_wall_seconds())
+        loop.server.storageState = roomLeft(store)
+        if report.recoveredHead == nil {
+            Console.write("xenstored: new history on the disk\n")
+        } else {
+            Console.write("xenstored: history resumed from the disk, the boot branch merged onto it (")
+            Console.write(decimal: UInt64(report.overridden.count))
+            Console.write(" nodes both changed, the boot branch's version kept)\n")
+        }
+    } catch {
+        let adopted = loop.server.bootBase == nil  // the merge stands; only its write failed
+        switch error {
+        case .store(let failure) where adopted:
+            Console.write("xenstored: FATAL: cannot write the merged history to the disk: ")
+            reportDiskProblem(failure)
+            Console.write("; stopping before answering anything more\n")
+            loop.durabilityFailed = true
+            loop.durabilityFailureCode = ImageExitCode.diskWriteFailed
+            return
+        case .store(let failure): refuseDisk(failure)
+        case .noHeadInExistingStore: Console.write("xenstored: the disk holds a store without a head; refusing it unchanged\n")
+        case .noBootBranch: Console.write("xenstored: no boot branch to merge (cannot happen)\n")
+        }
+        Console.write("xenstored: serving from memory only\n")
+        return
+    }
+    persistEveryRound(loop, to: store)
+}
+
+/// From now on, each round's commits are written to `store` before that round's replies leave.
+func persistEveryRound(_ loop: RingServer, to store: BlockStore<XenBlockDevice>) {
+    loop.afterCommits = { [loop] in
+        do throws(BlockStoreError) {
+            try loop.server.persist(to: store, state: nil)
+            loop.server.storageState = roomLeft(store)
+            return true
+        } catch {
+            Console.write("xenstored: FATAL: cannot write this round's commits to the disk (")
+            Console.write(error == .noSpace ? "the disk is full" : "device error")
+            Console.write("); stopping without answering them\n")
+            return false
+        }
+    }
+    loop.durabilityFailureCode = ImageExitCode.diskWriteFailed
+}
+
+/// The block store on `device`: formatted only if blank (`ifHeaderBlocksZero`), room reserved;
+/// nil (reported, the disk left unchanged) when its contents cannot be used.
+func openBlockStore(_ device: XenBlockDevice) -> BlockStore<XenBlockDevice>? {
+    do throws(BlockStoreError) {
+        let store = try BlockStore(device: device, format: .ifHeaderBlocksZero)
+        try store.reserveRoom()
+        return store
+    } catch {
+        refuseDisk(error)
         return nil
     }
 }
@@ -181,7 +250,13 @@ func reportDiskProblem(_ error: BlockStoreError) {
         Console.write(decimal: offset)
     case .missingObject: Console.write("an object of the stored state is missing")
     case .badGeometry: Console.write("the disk is too small")
-    case .device: Console.write("device error")
+    case .device(let failure):
+        switch failure {
+        case .io(let code):
+            Console.write("device error ")
+            Console.write(decimal: UInt64(code))
+        case .outOfRange: Console.write("a block past the end of the disk")
+        }
     case .noSpace: Console.write("the live state does not fit the disk")
     }
 }

@@ -91,6 +91,12 @@ public final class RingServer {
     public var durabilityFailureCode: Int32 = 1
     /// Set when `afterCommits` failed: nothing more is served.
     var durabilityFailed = false
+    /// The Xenstore domain's own disk, while its handshake runs on our own store.
+    var selfDisk: SelfDiskHandshake?
+    /// Called once, after the replies of the round in which the own disk connected: takes on the
+    /// history on it.
+    var onSelfDiskConnected: (() -> Void)?
+    var selfDiskJustConnected = false
 
     /// Creates a loop around `server`.
     public init(server: Server) {
@@ -206,6 +212,8 @@ public final class RingServer {
                 if durabilityFailed { return durabilityFailureCode }
             }
             for ring in rings { _ = evtchn_take_pending(ring.port) }
+            let diskPort = blkfront_event_port()  // woke us for a disk response (SelfDisk.swift)
+            if diskPort != 0 { _ = evtchn_take_pending(diskPort) }
             _ = checkVchanClients()
             // Input of every ring, then effects (commits made durable, rings added or removed),
             // then replies: no reply leaves before the commit it reports is on the disk.
@@ -222,6 +230,13 @@ public final class RingServer {
             let served = rings.map { $0.port }
             apply(server.takeEffects())
             if durabilityFailed { return durabilityFailureCode }  // this round's replies stay unsent
+            if let disk = selfDisk {
+                // our own disk's handshake answers what this round wrote (its watches fired in it)
+                selfDiskJustConnected = disk.advance()
+                if selfDiskJustConnected || disk.phase == .failed { selfDisk = nil }
+                apply(server.takeEffects())
+                if durabilityFailed { return durabilityFailureCode }
+            }
             for (index, ring) in rings.enumerated() {
                 var wrote = false
                 if let link = ring.link {
@@ -233,6 +248,15 @@ public final class RingServer {
                 }
                 let consumed = index < served.count && served[index] == ring.port && notify[index]
                 if wrote || consumed { _ = evtchn_notify(ring.port) }
+            }
+            if selfDiskJustConnected {
+                // Only now, with this round's replies gone: blkback starts serving our ring once
+                // dom0's write of its Connected state has been answered, and the history is read
+                // with requests that wait for it.
+                selfDiskJustConnected = false
+                onSelfDiskConnected?()
+                apply(server.takeEffects())
+                if durabilityFailed { return durabilityFailureCode }
             }
             var busy = false
             for ring in rings where hasPendingWork(ring) { busy = true }

@@ -3,7 +3,7 @@
 import XenRuntime
 import XenstoreBlock
 
-/// The stub domain's virtual disk as a `BlockDevice` of 4096-byte blocks (one page per request).
+/// The stub domain's virtual disk as a `BlockDevice` of 4096-byte blocks (up to `BLKFRONT_MAX_PAGES` per request).
 public final class XenBlockDevice: BlockDevice {
     /// Bytes per block: one granted page.
     public let blockSize = 4096
@@ -14,6 +14,13 @@ public final class XenBlockDevice: BlockDevice {
     /// toolstack to create it; nil if it does not appear or the backend does not connect.
     public init?(vdev: UInt32, timeoutSeconds: UInt64) {
         guard blkfront_open(vdev, timeoutSeconds * 1_000_000_000) == 0 else { return nil }
+        blockCount = blkfront_size() / 4096
+    }
+
+    /// The disk whose handshake the caller ran itself (`blkfront_prepare`, `blkfront_attach`: the
+    /// Xenstore domain's own disk, `SelfDiskHandshake`); nil if it is not connected.
+    public init?(alreadyConnected: ()) {
+        guard blkfront_size() >= 4096 else { return nil }
         blockCount = blkfront_size() / 4096
     }
 
@@ -31,6 +38,27 @@ public final class XenBlockDevice: BlockDevice {
         guard block < blockCount else { throw .outOfRange }
         guard bytes.count == blockSize else { throw .io(code: 22) }
         let rc = bytes.withUnsafeBufferPointer { blkfront_write(block * 4096, $0.baseAddress, 4096) }
+        guard rc == 0 else { throw .io(code: -rc) }
+    }
+
+    /// The pages one blkif request carries.
+    public var maxBlocksPerRequest: Int { Int(BLKFRONT_MAX_PAGES) }
+
+    /// Reads up to `maxBlocksPerRequest` consecutive blocks in one request.
+    public func read(blocks: Range<UInt64>) throws(BlockDeviceError) -> [UInt8] {
+        guard blocks.upperBound <= blockCount, blocks.count <= maxBlocksPerRequest else { throw .outOfRange }
+        var bytes = [UInt8](repeating: 0, count: blocks.count * 4096)
+        let rc = bytes.withUnsafeMutableBufferPointer { blkfront_read(blocks.lowerBound * 4096, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw .io(code: -rc) }
+        return bytes
+    }
+
+    /// Writes up to `maxBlocksPerRequest` consecutive blocks in one request.
+    public func write(startingAt block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
+        let count = bytes.count / 4096
+        guard bytes.count % 4096 == 0, count <= maxBlocksPerRequest else { throw .io(code: 22) }
+        guard block + UInt64(count) <= blockCount else { throw .outOfRange }
+        let rc = bytes.withUnsafeBufferPointer { blkfront_write(block * 4096, $0.baseAddress, $0.count) }
         guard rc == 0 else { throw .io(code: -rc) }
     }
 

@@ -55,7 +55,8 @@ struct Config: ParsableCommand {
     @Option(help: "Maximum memory in MiB (--maxmem / XENSTORE_MAX_DOMAIN_SIZE).") var maxmem: Int?
     @Option(help: "dom0 directory the images are installed in.") var installDir = "/usr/lib/xen/boot"
     @Option(help: "dom0 path of init-xenstore-domain.") var initXenstoreDomain = "/usr/lib/xen-4.17/bin/init-xenstore-domain"
-    @Option(help: "Raw disk for the history (xl disk entry; not read by the image yet).") var historyDisk: String?
+    @Option(help: "The history disk in dom0 (a raw file or a block device): the image boots with --block and init-xenstore-domain.sh offers it the disk.") var historyDisk: String?
+    @Option(help: "Source tree holding tools/stubdom/xenstore-stubdom-disk (written into the pack with a history disk).") var source = "."
     @Option(help: "libxlutil parse-back helper (built by make xlcfg-check).") var xlParser = "build/deploy/xlcfg-check"
     @Flag(help: "Fail unless xl or libxlutil parsed the xl config back.") var requireXenParser = false
 
@@ -69,6 +70,11 @@ struct Config: ParsableCommand {
             options.installDirectory = installDir
             options.initXenstoreDomain = initXenstoreDomain
             options.historyDisk = historyDisk
+            if historyDisk != nil {
+                let tool = "\(Files.absolute(source))/\(XenConfig.diskToolSource)"
+                guard let data = FileManager.default.contents(atPath: tool) else { throw DeployError.config("\(tool) does not exist") }
+                options.diskTool = String(decoding: data, as: UTF8.self)
+            }
             let result = try XenConfig.generate(options, xlParser: Files.absolute(xlParser))
             if requireXenParser && !result.parsedByXen {
                 throw DeployError.config("neither xl nor libxlutil could parse the xl config here (build the helper: make xlcfg-check)")

@@ -19,6 +19,8 @@ import Testing
         options.memoryMiB = 24
         options.maxMemoryMiB = 32
         options.historyDisk = "/var/lib/xenstored/history.img"
+        #expect(throws: DeployError.self) { try XenConfig.generate(options, xlParser: parser) }  // no tool text
+        options.diskTool = "#!/bin/sh\necho offered\n"
         let result = try XenConfig.generate(options, xlParser: parser)
         #expect(result.parsedByXen, "\(result.validation)")
         #expect(result.validation.contains { $0.hasPrefix("libxlutil") })
@@ -38,11 +40,14 @@ import Testing
 
         // The configs are covered by the manifest, and the shell files carry the same settings.
         try Verifier.verify(directory: "\(root)/pack")
-        #expect(try Manifest.load(from: "\(root)/pack").configs.map(\.file) == [XenConfig.xlFile, XenConfig.initFile, XenConfig.xencommonsFile])
+        #expect(try Manifest.load(from: "\(root)/pack").configs.map(\.file)
+                == [XenConfig.xlFile, XenConfig.initFile, XenConfig.xencommonsFile, XenConfig.diskToolFile])
         let script = String(decoding: try Files.read("\(root)/pack/\(XenConfig.initFile)"), as: UTF8.self)
-        #expect(script.contains("init-xenstore-domain --kernel /usr/lib/xen/boot/xenstore-stubdom-x86_64-pv.gz --memory 24 --maxmem 32"))
-        let sourced = try sh(["sh", "-c", ". \"$1\"; echo $XENSTORETYPE $XENSTORE_DOMAIN_SIZE $XENSTORE_MAX_DOMAIN_SIZE", "sh", "\(root)/pack/\(XenConfig.xencommonsFile)"])
-        #expect(sourced == "domain 24 32")
+        #expect(script.contains("init-xenstore-domain --kernel /usr/lib/xen/boot/xenstore-stubdom-x86_64-pv.gz --memory 24 --maxmem 32 --param --block"))
+        #expect(script.contains("\n/usr/lib/xen/boot/xenstore-stubdom-disk /var/lib/xenstored/history.img\n"))
+        #expect(try Files.read("\(root)/pack/\(XenConfig.diskToolFile)") == Array("#!/bin/sh\necho offered\n".utf8))
+        let sourced = try sh(["sh", "-c", ". \"$1\"; echo $XENSTORETYPE $XENSTORE_DOMAIN_SIZE $XENSTORE_MAX_DOMAIN_SIZE $XENSTORE_DOMAIN_ARGS", "sh", "\(root)/pack/\(XenConfig.xencommonsFile)"])
+        #expect(sourced == "domain 24 32 --param --block")
     }
 
     @Test func malformedConfigsAreRejectedByBothParsers() throws {

@@ -10,6 +10,7 @@
 #              always follows "console=com1 com1=115200,8n1 smap=0 bootscrub=0" (Xen's log on the serial port)
 #   TIMEOUT    seconds before QEMU is killed (default 300; exit status 124 then)
 #   SMP, MEM   QEMU's CPUs (default 2) and MiB of RAM (default 2048)
+#   QEMU_EXTRA more QEMU arguments (split on spaces), e.g. a disk for dom0: -drive file=F,if=virtio,format=raw
 #   QEMU_MONITOR  a path: QEMU's monitor listens there (a unix socket), to look at a machine that
 #              stopped making progress (`info registers -a`, `nmi`) while it still runs
 #
@@ -36,6 +37,6 @@ case $arch in
 esac
 set +e
 timeout --foreground -k 5 "${TIMEOUT:-300}" "${qemu[@]}" -smp "${SMP:-2}" -m "${MEM:-2048}" \
-    -nographic -no-reboot -nic none ${QEMU_MONITOR:+-monitor unix:$QEMU_MONITOR,server,nowait} \
+    -nographic -no-reboot -nic none ${QEMU_EXTRA:-} ${QEMU_MONITOR:+-monitor unix:$QEMU_MONITOR,server,nowait} \
     </dev/null 2>&1 | stdbuf -oL tr -d '\r' > "$log"   # line-buffered: the log is live
 exit "${PIPESTATUS[0]}"
