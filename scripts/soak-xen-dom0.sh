@@ -50,6 +50,16 @@ progress() { touch /tmp/soak-progress; }
 ) &
 watchdog=$!
 
+# SOAK_DISK=1: the stub (booted with --block) gets a disk first, the operator's way; every commit of
+# the run is then persisted on it.
+if [ -n "${SOAK_DISK:-}" ]; then
+    dd if=/dev/zero of=/tmp/xs-disk.img bs=1M count=64 2>/dev/null
+    stub=$(xl domid Xenstore 2>/dev/null || echo 1)
+    timeout 60 xenstore-stubdom-disk /tmp/xs-disk.img "$stub" > /dev/null || fail "xenstore-stubdom-disk"
+    for i in $(seq 1 300); do [ "$(timeout 30 xenstore-read /local/domain/$stub/device/vbd/51712/state 2>/dev/null)" = 4 ] && break; sleep 0.2; done
+    [ "$(timeout 30 xenstore-read /local/domain/$stub/device/vbd/51712/state)" = 4 ] && echo "@@SOAK ok the stub's disk connected" || fail "the stub's disk did not connect"
+fi
+
 domains_before=$(timeout 30 xenstore-list /local/domain | tr '\n' ' ')
 echo "@@SOAK info heap at start: $(heap_kib 'in use') KiB in use of $(heap_kib size)"
 

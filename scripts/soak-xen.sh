@@ -7,6 +7,8 @@
 #   scripts/soak-xen.sh [RUNS] [VARIANTS]     (default 1, "pvh pv"; needs `make image` first)
 #   SOAK_RANDOM_SECONDS, SOAK_CYCLES, SOAK_FILL_PERCENT   shorten a run (defaults 60, 50, 90)
 #   SOAK_TIMEOUT                                          seconds per boot (default 3600)
+#   SOAK_DISK=1   the image boots with --block and dom0 gives it a 64 MiB disk (xenstore-stubdom-disk)
+#                 before the workload: every commit of the run is then persisted on it
 # Logs: build/xen-test/soak-<variant>-<run>.log (QEMU console) and .out (test-xen.sh's summary).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ for run in $(seq 1 "$RUNS"); do
         base=build/xen-test/soak-$variant-$run
         start=$(date +%s)
         if XSTEST_SCRIPT=scripts/soak-xen-dom0.sh XEN_LOG=$base.log TIMEOUT=${SOAK_TIMEOUT:-3600} \
-            DOM0_EXTRA="SOAK_RANDOM_SECONDS=${SOAK_RANDOM_SECONDS:-60} SOAK_CYCLES=${SOAK_CYCLES:-50} SOAK_FILL_PERCENT=${SOAK_FILL_PERCENT:-90}" \
+            DOM0_EXTRA="SOAK_RANDOM_SECONDS=${SOAK_RANDOM_SECONDS:-60} SOAK_CYCLES=${SOAK_CYCLES:-50} SOAK_FILL_PERCENT=${SOAK_FILL_PERCENT:-90}${SOAK_DISK:+ SOAK_DISK=1 XSDOM_ARGS=--param=--block}" \
             scripts/test-xen.sh "$variant" > "$base.out" 2>&1; then
             passed[$variant]=$((passed[$variant] + 1)); verdict=PASS
         else
