@@ -64,12 +64,15 @@ void init_gnttab(void) { ready = boot.xen; }
 void fini_gnttab(void) { ready = 0; }
 
 #if defined(__x86_64__)
-/* PV: maps our own frame `gfn` back at its address (after an unmap or a failed map). */
-static int pv_restore(void *page)
+/* PV: maps machine frame `mfn` writable at the virtual address `page`. */
+static int pv_map_frame(void *page, uint64_t mfn)
 {
-    uint64_t pte = (pfn_to_mfn(virt_to_pfn(page)) << PAGE_SHIFT) | 0x63; /* present, writable, accessed, dirty */
+    uint64_t pte = (mfn << PAGE_SHIFT) | 0x63; /* present, writable, accessed, dirty */
     return (int)HYPERVISOR_update_va_mapping((unsigned long)page, pte, UVMF_INVLPG);
 }
+
+/* PV: maps our own frame `gfn` back at its address (after an unmap or a failed map). */
+static int pv_restore(void *page) { return pv_map_frame(page, pfn_to_mfn(virt_to_pfn(page))); }
 
 /* PV: removes the heap page's own mapping so the grant can take its place. */
 static int pv_clear(void *page) { return (int)HYPERVISOR_update_va_mapping((unsigned long)page, 0, UVMF_INVLPG); }
@@ -186,8 +189,7 @@ static int map_own_table_pv(void)
     if (!page)
         return -XEN_ENOMEM;
     /* the heap page's own frame stays with us, unmapped: one page, for the image's lifetime */
-    uint64_t pte = ((uint64_t)frame << PAGE_SHIFT) | 0x63; /* present, writable, accessed, dirty */
-    int rc = (int)HYPERVISOR_update_va_mapping((unsigned long)page, pte, UVMF_INVLPG);
+    int rc = pv_map_frame(page, frame);
     if (rc == 0)
         own_table = page;
     return rc;

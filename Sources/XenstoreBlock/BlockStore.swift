@@ -230,17 +230,24 @@ public final class BlockStore<Device: BlockDevice> {
         let size = UInt64(blockSize)
         while position < end {
             let block = blockOf(half: half, offset: position)
-            if readAhead == nil || block < readAhead!.first || block >= readAhead!.first + UInt64(readAhead!.bytes.count / blockSize) {
-                let last = min(device.blockCount, block + UInt64(max(1, device.maxBlocksPerRequest)))
-                do throws(BlockDeviceError) { readAhead = (block, try device.read(blocks: block..<last)) } catch { throw .device(error) }
-            }
-            let run = readAhead!
+            let run = try readAheadRun(containing: block)
             let start = Int(block - run.first) * blockSize + Int(position % size)
             let take = min(blockSize - Int(position % size), Int(end - position))
             out.append(contentsOf: run.bytes[start..<(start + take)])
             position += UInt64(take)
         }
         return out
+    }
+
+    /// The read-ahead run holding `block`, read from the device (up to `maxBlocksPerRequest`
+    /// blocks from it) when the current run does not hold it.
+    func readAheadRun(containing block: UInt64) throws(BlockStoreError) -> (first: UInt64, bytes: [UInt8]) {
+        if let run = readAhead, block >= run.first, block < run.first + UInt64(run.bytes.count / blockSize) {
+            return run
+        }
+        let last = min(device.blockCount, block + UInt64(max(1, device.maxBlocksPerRequest)))
+        do throws(BlockDeviceError) { readAhead = (block, try device.read(blocks: block..<last)) } catch { throw .device(error) }
+        return readAhead!
     }
 
     /// Rebuilds the object index by reading every record of the active half up to `logEnd`.

@@ -16,7 +16,7 @@ public enum OpenStoreError<StoreFailure: Error>: Error {
 extension ServerConfiguration {
     /// This configuration for a server whose every commit a durable store keeps: commits are
     /// reported (`.committed`) and no id request squashes the chain.
-    var durable: ServerConfiguration {
+    public var durable: ServerConfiguration {
         var configuration = self
         configuration.reportCommits = true
         configuration.idHashBudget = nil

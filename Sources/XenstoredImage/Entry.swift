@@ -83,8 +83,7 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     }
     if arguments.block {
         // every commit will be written to the disk, the boot branch's too: keep the chain whole
-        configuration.reportCommits = true
-        configuration.idHashBudget = nil
+        configuration = configuration.durable
     }
     let loop: RingServer
     // As the Xenstore domain (--event), the disk's handshake runs on the store we serve: start

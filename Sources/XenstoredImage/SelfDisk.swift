@@ -56,13 +56,7 @@ final class LoopbackClient {
 
     /// A node's value as a decimal number, or nil.
     func readNumber(_ path: [UInt8]) -> UInt64? {
-        guard let bytes = read(path), !bytes.isEmpty else { return nil }
-        var value: UInt64 = 0
-        for byte in bytes {
-            guard byte >= 0x30 && byte <= 0x39 else { return nil }
-            value = value &* 10 &+ UInt64(byte - 0x30)
-        }
-        return value
+        read(path).flatMap(Payload.parseDecimal)
     }
 
     /// Writes a node; whether the server accepted it.

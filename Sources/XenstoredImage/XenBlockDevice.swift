@@ -27,18 +27,14 @@ public final class XenBlockDevice: BlockDevice {
     /// Reads one block.
     public func read(block: UInt64) throws(BlockDeviceError) -> [UInt8] {
         guard block < blockCount else { throw .outOfRange }
-        var bytes = [UInt8](repeating: 0, count: blockSize)
-        let rc = bytes.withUnsafeMutableBufferPointer { blkfront_read(block * 4096, $0.baseAddress, 4096) }
-        guard rc == 0 else { throw .io(code: -rc) }
-        return bytes
+        return try read(blocks: block..<block + 1)
     }
 
     /// Writes one block.
     public func write(block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
         guard block < blockCount else { throw .outOfRange }
         guard bytes.count == blockSize else { throw .io(code: 22) }
-        let rc = bytes.withUnsafeBufferPointer { blkfront_write(block * 4096, $0.baseAddress, 4096) }
-        guard rc == 0 else { throw .io(code: -rc) }
+        try write(startingAt: block, bytes)
     }
 
     /// The pages one blkif request carries.
@@ -57,7 +53,7 @@ public final class XenBlockDevice: BlockDevice {
     public func write(startingAt block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
         let count = bytes.count / 4096
         guard bytes.count % 4096 == 0, count <= maxBlocksPerRequest else { throw .io(code: 22) }
-        guard block + UInt64(count) <= blockCount else { throw .outOfRange }
+        guard block <= blockCount, UInt64(count) <= blockCount - block else { throw .outOfRange }
         let rc = bytes.withUnsafeBufferPointer { blkfront_write(block * 4096, $0.baseAddress, $0.count) }
         guard rc == 0 else { throw .io(code: -rc) }
     }
