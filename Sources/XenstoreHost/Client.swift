@@ -35,24 +35,33 @@ public final class XenstoreClient {
     public private(set) var events: [([UInt8], [UInt8])] = []
 
     /// Connects to the socket at `path`.
+    ///
+    /// The socket is this client's (`fd`, closed by `deinit`) only once connected: a failed
+    /// attempt closes it here, once. (Assigning `fd` first made a failed init run `deinit` too,
+    /// closing the number a second time — by then, perhaps, another thread's new pipe or socket.)
     public init(path: String) throws(ClientError) {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw .connection("socket failed") }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw .connection("socket failed") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw .connection("path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(descriptor)
+            throw .connection("path too long")
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
             raw[bytes.count] = 0
         }
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard result == 0 else {
-            close(fd)
-            throw .connection("cannot connect to \(path): \(String(cString: strerror(errno)))")
+            let code = errno
+            close(descriptor)
+            throw .connection("cannot connect to \(path): \(String(cString: strerror(code)))")
         }
+        fd = descriptor
     }
 
     deinit { close(fd) }
