@@ -45,7 +45,7 @@ deps packages:
 check:
 	@for header in zlib.h xenctrl.h; do [ -f /usr/include/$$header ] || { echo "make check: /usr/include/$$header missing: run 'make deps' (as root) first" >&2; exit 2; }; done
 	$(SWIFT) build
-	$(SWIFT) test
+	SWIFT=$(SWIFT) scripts/swift-test.sh
 	scripts/embedded-check.sh
 
 embedded-check:
@@ -55,7 +55,7 @@ embedded-check:
 ## build the stub-domain images (x86_64 and armv7), smoke-boot them in QEMU, boot them under real Xen in
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check build
-	$(SWIFT) test
+	SWIFT=$(SWIFT) scripts/swift-test.sh
 	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap smoke-arm32-overflow test-xen test-xen-arm test-xen-dom0 fuzz-short
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.

@@ -27,14 +27,14 @@ public enum Shell {
     /// Runs `arguments[0]` with the rest as arguments; never throws for a non-zero exit, only when it cannot start.
     @discardableResult
     public static func run(_ arguments: [String], in directory: String? = nil,
-                           environment: [String: String] = [:], input: String? = nil) throws -> CommandResult {
+                           environment: [String: String] = [:]) throws -> CommandResult {
         guard let tool = arguments.first, let executable = which(tool) else {
             throw DeployError.missingTool("`\(arguments.first ?? "")` is not on PATH")
         }
         // Starting a process can fail transiently when the machine is loaded (fork/posix_spawn
         // EAGAIN, seen under parallel tests): try a few times, each with a fresh Process.
         var attempt = 0
-        var launched: (Process, Pipe, Pipe, Pipe)? = nil
+        var launched: (Process, Pipe, Pipe)? = nil
         while launched == nil {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
@@ -43,13 +43,13 @@ public enum Shell {
             if !environment.isEmpty {
                 process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
             }
-            let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
+            let outPipe = Pipe(), errPipe = Pipe()
             process.standardOutput = outPipe
             process.standardError = errPipe
-            process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+            process.standardInput = FileHandle.nullDevice
             do {
                 try process.run()
-                launched = (process, outPipe, errPipe, inPipe)
+                launched = (process, outPipe, errPipe)
             } catch {
                 attempt += 1
                 guard attempt < 4 else {
@@ -58,11 +58,7 @@ public enum Shell {
                 usleep(useconds_t(100_000 * attempt))
             }
         }
-        let (process, outPipe, errPipe, inPipe) = launched!
-        if let input {
-            inPipe.fileHandleForWriting.write(Data(input.utf8))
-            try? inPipe.fileHandleForWriting.close()
-        }
+        let (process, outPipe, errPipe) = launched!
         // Read both pipes concurrently so a chatty child cannot block on a full pipe.
         let errBox = DataBox()
         let group = DispatchGroup()
