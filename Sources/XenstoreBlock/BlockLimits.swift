@@ -26,4 +26,7 @@ public enum BlockLimits {
     public static let roundReserveFloorDivisor: UInt64 = 16
     /// dom0's own reserve is 1/dom0ReserveDivisor of a log half (`BlockStore.dom0Reserve`).
     public static let dom0ReserveDivisor: UInt64 = 16
+    /// Attempts of `--export-block` on a store that keeps changing under it (a disk in use)
+    /// before it treats a record that does not verify as damage.
+    public static let liveExportAttempts = 8
 }

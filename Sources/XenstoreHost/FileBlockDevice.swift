@@ -174,6 +174,38 @@ public func describe(_ error: BlockStoreError, path: String, blockSize: Int, blo
     }
 }
 
+/// A read-only view of a device that keeps every block it reads: a store opened on it reads
+/// the device once, while it opens (superblocks, then the log as it scans it), and later reads
+/// come from what it kept. Exporting a disk in use this way sees the disk as it was during the
+/// open, however long writing the export takes. Writes are refused.
+public final class SnapshotBlockDevice<Base: BlockDevice>: BlockDevice {
+    /// The device read through.
+    public let base: Base
+    private var kept: [UInt64: [UInt8]] = [:]
+
+    /// A view of `base` that has kept nothing yet.
+    public init(_ base: Base) { self.base = base }
+
+    /// Bytes per block, as the base device's.
+    public var blockSize: Int { base.blockSize }
+    /// Number of blocks, as the base device's.
+    public var blockCount: UInt64 { base.blockCount }
+
+    /// The block as first read.
+    public func read(block: UInt64) throws(BlockDeviceError) -> [UInt8] {
+        if let bytes = kept[block] { return bytes }
+        let bytes = try base.read(block: block)
+        kept[block] = bytes
+        return bytes
+    }
+
+    /// Refused: a snapshot is read-only.
+    public func write(block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) { throw .io(code: EROFS) }
+
+    /// Nothing to make durable.
+    public func flush() throws(BlockDeviceError) {}
+}
+
 /// Writes every object retained in a block store into a git repository at `directory` (loose
 /// objects, `refs/heads/main` at the head, `.git/shallow` listing commits whose parents were
 /// squashed away), so `git log` and `git fsck` read it with the ids the git backend would have.

@@ -51,16 +51,37 @@ if let exportBlock {
     } catch {
         fail("export \(exportBlock): \(error)")
     }
-    do {
-        let store = try BlockStore(device: device, format: .never)
-        let count = try exportBlockStore(store, to: exportTarget)
-        logLine("exported \(count) objects from \(exportBlock) to \(exportTarget)"
-                + (store.headID.map { " (head \(hexString($0)))" } ?? ""))
-        exit(0)
-    } catch let error as BlockStoreError {
-        logLine("cannot export as is: " + describe(error, path: exportBlock, blockSize: device.blockSize, blockCount: device.blockCount))
-    } catch {
-        fail("export \(exportBlock): \(error)")
+    // The disk may be in use (the stub domain's disk, read from dom0). Each attempt reads what
+    // it needs once, while the store opens (SnapshotBlockDevice), and every record it reads is
+    // verified: it exports the head it opened at, complete, or fails where a squash rewrote the
+    // half during that read. Then, if the store moved on meanwhile, it starts again from the
+    // newest superblock; a store that fails without moving is damaged.
+    var attempt = 0
+    exportAttempts: while true {
+        attempt += 1
+        var openedAt: UInt64? = nil
+        var problem: String
+        do {
+            let store = try BlockStore(device: SnapshotBlockDevice(device), format: .never)
+            openedAt = store.generation
+            let count = try exportBlockStore(store, to: exportTarget)
+            logLine("exported \(count) objects from \(exportBlock) to \(exportTarget)"
+                    + (store.headID.map { " (head \(hexString($0)))" } ?? ""))
+            exit(0)
+        } catch let error as BlockStoreError {
+            problem = describe(error, path: exportBlock, blockSize: device.blockSize, blockCount: device.blockCount)
+        } catch DatabaseError.corrupt(let detail) {
+            problem = detail
+        } catch {
+            fail("export \(exportBlock): \(error)")
+        }
+        let now = (try? BlockStore(device: device, format: .never))?.generation
+        if let now, now != openedAt, attempt < BlockLimits.liveExportAttempts {
+            logLine("the store changed while it was read (superblock generation \(openedAt.map(String.init) ?? "unread") -> \(now)): \(problem); exporting again")
+            continue exportAttempts
+        }
+        logLine("cannot export as is: " + problem)
+        break
     }
     // The store cannot be opened as it is: salvage what still verifies.
     logLine("salvaging \(exportBlock): scanning both halves for records that verify")

@@ -98,4 +98,52 @@ struct BlockTests {
         let head = try git("-C", repository, "rev-parse", "main").output.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(reported == head)
     }
+
+    @Test("--export-block of a device in use: exports taken during a write storm that squashes it are complete, pass git fsck, and hold values the writers wrote")
+    func exportWhileTheDaemonWrites() throws {
+        let root = try makeTemporaryDirectory("xsblk")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let file = root + "/store.blk"
+        // 256 KiB with one commit kept: the storm squashes (rewrites a half) many times a second.
+        let daemon = try Daemon(extraArguments: ["--block", file, "--block-size", "256K", "--keep-last", "1"])
+        /// The exports' exit statuses and outputs, shared with the exporting thread under `lock`.
+        final class Exports: @unchecked Sendable { var stop = false; var results: [(Int32, String)] = [] }
+        let exports = Exports()
+        let lock = NSLock()
+        let exporter = Thread {
+            var number = 0
+            while !lock.withLock({ exports.stop }) {
+                number += 1
+                let result = (try? runCapturing(Programs.daemon, ["--export-block", file, "--to", root + "/export\(number)"],
+                                                mergingStandardError: true)) ?? (-1, "could not run the export")
+                lock.withLock { exports.results.append(result) }
+            }
+        }
+        exporter.start()
+        let storm = try writeStormThenKill(daemon, microseconds: 3_000_000)
+        lock.withLock { exports.stop = true }
+        while !exporter.isFinished { usleep(10_000) }
+        let results = lock.withLock { exports.results }
+        #expect(storm.count > 200, "the storm wrote too little to mean anything (\(storm.count) writes)")
+        #expect(results.count >= 3, "too few exports during the storm (\(results.count))")
+        let again = results.filter { $0.1.contains("exporting again") }.count
+        print("export during a storm: \(results.count) exports, \(again) restarted after a squash, \(storm.count) writes")
+        for (number, (status, output)) in results.enumerated() {
+            #expect(status == 0, "export \(number + 1) failed: \(output)")
+            guard status == 0 else { continue }
+            let repository = root + "/export\(number + 1)"
+            #expect(try git("-C", repository, "fsck", "--strict").status == 0, "git fsck --strict failed on export \(number + 1)")
+            // Every storm key in the exported head holds a value some writer wrote ("v<index>").
+            let tree = try git("-C", repository, "ls-tree", "-r", "--name-only", "main").output
+            let keys = tree.split(separator: "\n").filter { $0.hasPrefix("storm/w") && $0.contains("/k") && $0.hasSuffix("/.value") }
+            #expect(!keys.isEmpty, "export \(number + 1) holds no storm key")
+            for path in keys {
+                let value = try git("-C", repository, "cat-file", "-p", "main:\(path)").output
+                #expect(value.first == "v" && Int(value.dropFirst()) != nil, "export \(number + 1): \(path) = \(value)")
+            }
+        }
+        let restarted = try Daemon(extraArguments: ["--block", file, "--block-size", "256K", "--keep-last", "1"])
+        defer { restarted.stop() }
+        try expectNoAcknowledgedWriteLost(storm, reading: restarted.client())
+    }
 }
