@@ -42,6 +42,9 @@ if [ -n "${XSTEST_DISK:-}" ]; then
     fi
     check "a node for the next boot on the same disk" xenstore-write /test-disk/earlier-boot "written by the $(uname -r) dom0 at $(date +%s)"
     check "xenstore-control history lists the stub's commits" sh -c "xenstore-control history | grep -m3 'Domain 0: '"
+    # The live head (acknowledged, so already on the disk), for the host: scripts/test-xen.sh
+    # exports the disk while this test goes on and looks for this commit, by this id, in it.
+    echo "@@XS live-head $(xenstore-control history 1 | awk 'NR == 1 { print $1 }')"
 fi
 
 check "write" xenstore-write /test/key hello

@@ -73,6 +73,18 @@ cp /usr/lib/xen-4.17/bin/test-xenstore "$WORK/payload/usr/lib/xen-4.17/bin/"
 "$HARNESS/make-initramfs.sh" / "$WORK/x" "$KVER" "$WORK/initrd.cpio.gz" "$WORK/payload" >/dev/null
 
 LOG=${XEN_LOG:-$WORK/xen-$VARIANT.log}
+rm -f "$LOG"
+# With a disk: once dom0 reports the stub's live head (@@XS live-head), the host exports the disk
+# while the stub keeps writing it (the dom0 test goes on), as an operator copies a disk in use.
+XENSTORED=${XENSTORED:-.build/debug/xenstored}
+live_pid=
+if [ -n "${STUB_DISK:-}" ]; then
+    rm -rf "$WORK/live-history" "$WORK/live-history.log" "$WORK/boot-ended"
+    ( until grep -qa '^@@XS live-head [0-9a-f]' "$LOG" 2>/dev/null; do [ -e "$WORK/boot-ended" ] && exit 0; sleep 0.5; done
+      "$XENSTORED" --export-block "$STUB_DISK" --to "$WORK/live-history" > "$WORK/live-history.log" 2>&1
+      echo "exit status $?" >> "$WORK/live-history.log" ) &
+    live_pid=$!
+fi
 echo "test-xen: booting Xen + dom0 with xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 status=0
 XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} \
@@ -91,7 +103,21 @@ awk '/^---- \/var\/log\/xen\/console/ {show = 1} /^@@XENTEST/ {show = 0}
 # The disk's history, out of the stub: exported by the host daemon, read by real git.
 history_ok=1
 if [ -n "${STUB_DISK:-}" ]; then
-    XENSTORED=${XENSTORED:-.build/debug/xenstored}
+    touch "$WORK/boot-ended"; wait "$live_pid" || true
+    # the export taken while the stub ran: complete, and holding the head dom0 was told of, same id
+    live_head=$(grep -a '^@@XS live-head ' "$LOG" | head -1 | tr -d '\r' | awk '{ print $3 }')
+    if [ -z "$live_head" ]; then
+        echo "test-xen: dom0 reported no live head (@@XS live-head)"; history_ok=0
+    elif ! grep -q '^exit status 0$' "$WORK/live-history.log" 2>/dev/null; then
+        echo "test-xen: the export while the stub ran failed: $(tail -3 "$WORK/live-history.log" 2>/dev/null)"; history_ok=0
+    elif ! git -C "$WORK/live-history" merge-base --is-ancestor "$live_head" main 2>/dev/null; then
+        echo "test-xen: the live export lacks the head $live_head xenstore-control reported"; history_ok=0
+    elif ! git -C "$WORK/live-history" fsck --strict > /dev/null 2>&1; then
+        echo "test-xen: git fsck --strict failed on the live export"; history_ok=0
+    else
+        echo "test-xen: exported while the stub ran: $(git -C "$WORK/live-history" rev-list --count main) commits, head" \
+             "$(git -C "$WORK/live-history" rev-parse --short main); it holds $live_head, the head xenstore-control reported, by that id"
+    fi
     rm -rf "$WORK/stub-history"
     if "$XENSTORED" --export-block "$STUB_DISK" --to "$WORK/stub-history" > "$WORK/stub-history.log" 2>&1; then
         commits=$(git -C "$WORK/stub-history" rev-list --count main)
@@ -101,6 +127,12 @@ if [ -n "${STUB_DISK:-}" ]; then
         git -C "$WORK/stub-history" log -n 3 --first-parent --format='test-xen:   %h %s' main
         [ "$dom0" -ge 1 ] || { echo "test-xen: expected Domain 0 commits on the disk"; history_ok=0; }
         git -C "$WORK/stub-history" fsck --strict > /dev/null 2>&1 || { echo "test-xen: git fsck --strict failed on the export"; history_ok=0; }
+        # the live export's head is a commit of the final history (unless squashed away since)
+        live_main=$(git -C "$WORK/live-history" rev-parse main 2>/dev/null || true)
+        if [ -n "$live_main" ] && [ ! -e "$WORK/stub-history/.git/shallow" ] \
+           && ! git -C "$WORK/stub-history" merge-base --is-ancestor "$live_main" main 2>/dev/null; then
+            echo "test-xen: the live export's head $live_main is not in the final history"; history_ok=0
+        fi
     else
         echo "test-xen: --export-block failed: $(tail -3 "$WORK/stub-history.log")"; history_ok=0
     fi
