@@ -39,20 +39,20 @@ public struct BootArguments {
         var index = 0
         while index < words.count {
             let word = words[index]
-            if word == SelfTest.text("--event"), index + 1 < words.count, let port = BootArguments.number(words[index + 1]) {
+            if word == Payload.bytes("--event"), index + 1 < words.count, let port = BootArguments.number(words[index + 1]) {
                 dom0EventChannel = port
                 index += 1
-            } else if word == SelfTest.text("--internal-db") {
+            } else if word == Payload.bytes("--internal-db") {
                 internalDatabase = true
-            } else if word == SelfTest.text("--selftest-trap") {
+            } else if word == Payload.bytes("--selftest-trap") {
                 selfTestTrap = true
-            } else if word == SelfTest.text("--selftest-overflow") {
+            } else if word == Payload.bytes("--selftest-overflow") {
                 selfTestOverflow = true
-            } else if word == SelfTest.text("--selftest-badaccess") {
+            } else if word == Payload.bytes("--selftest-badaccess") {
                 selfTestBadAccess = true
-            } else if word == SelfTest.text("--vchan") {
+            } else if word == Payload.bytes("--vchan") {
                 vchan = true
-            } else if word == SelfTest.text("--block") {
+            } else if word == Payload.bytes("--block") {
                 block = true
             } else {
                 unknown.append(word)

@@ -74,12 +74,12 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     configuration.guestMemoryLimit = Int(mm_heap_size() / 2)
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
     configuration.memoryReport = {
-        SelfTest.text("heap in use KiB: ") + decimalBytes(UInt64(mm_heap_used() / 1024))
-            + SelfTest.text("\nheap size KiB: ") + decimalBytes(UInt64(mm_heap_size() / 1024))
-            + SelfTest.text("\nheap peak KiB: ") + decimalBytes(UInt64(mm_heap_peak() / 1024))
-            + SelfTest.text("\nheap reach KiB: ") + decimalBytes(UInt64(mm_heap_reach() / 1024))
-            + SelfTest.text("\nstack peak KiB: ") + decimalBytes(UInt64(rt_stack_peak() / 1024))
-            + SelfTest.text(" of ") + decimalBytes(UInt64(rt_stack_size() / 1024))
+        Payload.bytes("heap in use KiB: ") + Payload.decimal(UInt64(mm_heap_used() / 1024))
+            + Payload.bytes("\nheap size KiB: ") + Payload.decimal(UInt64(mm_heap_size() / 1024))
+            + Payload.bytes("\nheap peak KiB: ") + Payload.decimal(UInt64(mm_heap_peak() / 1024))
+            + Payload.bytes("\nheap reach KiB: ") + Payload.decimal(UInt64(mm_heap_reach() / 1024))
+            + Payload.bytes("\nstack peak KiB: ") + Payload.decimal(UInt64(rt_stack_peak() / 1024))
+            + Payload.bytes(" of ") + Payload.decimal(UInt64(rt_stack_size() / 1024))
     }
     if arguments.block {
         // every commit will be written to the disk, the boot branch's too: keep the chain whole
@@ -289,17 +289,6 @@ func readOnPurpose(_ address: UInt) -> UInt64 {
     return UnsafePointer<UInt64>(bitPattern: target)?.pointee ?? 0
 }
 
-/// The decimal digits of a number.
-func decimalBytes(_ value: UInt64) -> [UInt8] {
-    var digits: [UInt8] = []
-    var rest = value
-    repeat {
-        digits.append(UInt8(truncatingIfNeeded: 0x30 + rest % 10))
-        rest /= 10
-    } while rest > 0
-    return digits.reversed()
-}
-
 /// Writes to the runtime console (PV ring, Xen debug port or COM1, whichever is present).
 public enum Console {
     /// Writes a static string.
@@ -314,13 +303,13 @@ public enum Console {
 
     /// Writes an unsigned number in decimal.
     public static func write(decimal value: UInt64) {
-        write(bytes: decimalBytes(value))
+        write(bytes: Payload.decimal(value))
     }
 
     /// Writes bytes with NUL shown as `\0` and other non-printable bytes as `\xNN`.
     public static func write(escaped bytes: [UInt8]) {
         var out: [UInt8] = []
-        let hex = SelfTest.text("0123456789abcdef")
+        let hex = Payload.bytes("0123456789abcdef")
         for byte in bytes {
             switch byte {
             case 0: out.append(contentsOf: [0x5C, 0x30])

@@ -111,16 +111,16 @@ final class SelfDiskHandshake {
     /// Starts watching `/local/domain/<domid>/device/vbd/<vdev>` as domain `domid`.
     init(server: Server, domid: UInt16, vdev: UInt32) {
         client = LoopbackClient(server: server, caller: Caller(domid: UInt32(domid), privileged: false))
-        frontend = SelfTest.text("/local/domain/") + decimalBytes(UInt64(domid))
-            + SelfTest.text("/device/vbd/") + decimalBytes(UInt64(vdev))
-        _ = client.watch(frontend, token: SelfTest.text("self-disk"))
+        frontend = Payload.bytes("/local/domain/") + Payload.decimal(UInt64(domid))
+            + Payload.bytes("/device/vbd/") + Payload.decimal(UInt64(vdev))
+        _ = client.watch(frontend, token: Payload.bytes("self-disk"))
         Console.write("xenstored: waiting for dom0 to give us a disk at ")
         Console.write(bytes: frontend)
         Console.write("\n")
     }
 
     func node(_ directory: [UInt8], _ leaf: StaticString) -> [UInt8] {
-        directory + [0x2F] + SelfTest.text(leaf)
+        directory + [0x2F] + Payload.bytes(leaf)
     }
 
     /// Takes the handshake as far as the store allows now; returns true once, when the disk has
@@ -141,7 +141,7 @@ final class SelfDiskHandshake {
                   backendID <= UInt64(UInt16.max) else { return false }
             backend = path
             if !watchingBackend {
-                watchingBackend = client.watch(backend, token: SelfTest.text("self-disk-backend"))
+                watchingBackend = client.watch(backend, token: Payload.bytes("self-disk-backend"))
             }
             guard let state = client.readNumber(node(backend, "state")) else { return false }
             if state >= XenbusState.closing { return fail("the backend is closing before the handshake") }
@@ -150,10 +150,10 @@ final class SelfDiskHandshake {
             var eventChannel: UInt32 = 0
             let rc = blkfront_prepare(UInt16(backendID), &ringRef, &eventChannel)
             guard rc == 0 else { return fail("granting the ring and allocating the event channel") }
-            guard client.write(node(frontend, "ring-ref"), decimalBytes(UInt64(ringRef))),
-                  client.write(node(frontend, "event-channel"), decimalBytes(UInt64(eventChannel))),
+            guard client.write(node(frontend, "ring-ref"), Payload.decimal(UInt64(ringRef))),
+                  client.write(node(frontend, "event-channel"), Payload.decimal(UInt64(eventChannel))),
                   client.write(node(frontend, "protocol"), cString(blkfront_protocol())),
-                  client.write(node(frontend, "state"), decimalBytes(XenbusState.initialised)) else {
+                  client.write(node(frontend, "state"), Payload.decimal(XenbusState.initialised)) else {
                 return fail("publishing ring-ref, event-channel and protocol")
             }
             phase = .initialised
@@ -165,7 +165,7 @@ final class SelfDiskHandshake {
             let sectorSize = client.readNumber(node(backend, "sector-size")) ?? 512
             let flush = client.read(node(backend, "feature-flush-cache")) == [0x31]
             guard blkfront_attach(sectors, UInt32(truncatingIfNeeded: sectorSize), flush ? 1 : 0) == 0,
-                  client.write(node(frontend, "state"), decimalBytes(XenbusState.connected)) else {
+                  client.write(node(frontend, "state"), Payload.decimal(XenbusState.connected)) else {
                 return fail("switching to Connected")
             }
             guard blkfront_probe_start() == 0 else { return fail("the first read from the disk") }

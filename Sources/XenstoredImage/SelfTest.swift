@@ -86,40 +86,40 @@ public enum SelfTest {
     static func script() -> [Step] {
         [
             Step(name: "write /selftest/key",
-                 request: frame(Wire.write, 1, 0, text("/selftest/key") + [0] + text("value")),
-                 expected: frame(Wire.write, 1, 0, text("OK") + [0])),
+                 request: frame(Wire.write, 1, 0, Payload.bytes("/selftest/key") + [0] + Payload.bytes("value")),
+                 expected: frame(Wire.write, 1, 0, Payload.bytes("OK") + [0])),
             Step(name: "read /selftest/key (bytewise)",
-                 request: frame(Wire.read, 2, 0, text("/selftest/key") + [0]),
-                 expected: frame(Wire.read, 2, 0, text("value")),
+                 request: frame(Wire.read, 2, 0, Payload.bytes("/selftest/key") + [0]),
+                 expected: frame(Wire.read, 2, 0, Payload.bytes("value")),
                  bytewise: true),
             Step(name: "directory /selftest",
-                 request: frame(Wire.directory, 3, 0, text("/selftest") + [0]),
-                 expected: frame(Wire.directory, 3, 0, text("key") + [0])),
+                 request: frame(Wire.directory, 3, 0, Payload.bytes("/selftest") + [0]),
+                 expected: frame(Wire.directory, 3, 0, Payload.bytes("key") + [0])),
             Step(name: "watch /selftest",
-                 request: frame(Wire.watch, 4, 0, text("/selftest") + [0] + text("tok") + [0]),
-                 expected: frame(Wire.watch, 4, 0, text("OK") + [0])
-                     + frame(Wire.watchEvent, 0, 0, text("/selftest") + [0] + text("tok") + [0])),
+                 request: frame(Wire.watch, 4, 0, Payload.bytes("/selftest") + [0] + Payload.bytes("tok") + [0]),
+                 expected: frame(Wire.watch, 4, 0, Payload.bytes("OK") + [0])
+                     + frame(Wire.watchEvent, 0, 0, Payload.bytes("/selftest") + [0] + Payload.bytes("tok") + [0])),
             Step(name: "transaction start",
                  request: frame(Wire.transactionStart, 5, 0, [0]),
-                 expected: frame(Wire.transactionStart, 5, 0, text("1") + [0])),
+                 expected: frame(Wire.transactionStart, 5, 0, Payload.bytes("1") + [0])),
             Step(name: "write /selftest/tx in transaction",
-                 request: frame(Wire.write, 6, 1, text("/selftest/tx") + [0] + text("inside")),
-                 expected: frame(Wire.write, 6, 1, text("OK") + [0])),
+                 request: frame(Wire.write, 6, 1, Payload.bytes("/selftest/tx") + [0] + Payload.bytes("inside")),
+                 expected: frame(Wire.write, 6, 1, Payload.bytes("OK") + [0])),
             Step(name: "read /selftest/tx outside the transaction",
-                 request: frame(Wire.read, 7, 0, text("/selftest/tx") + [0]),
-                 expected: frame(Wire.error, 7, 0, text("ENOENT") + [0])),
+                 request: frame(Wire.read, 7, 0, Payload.bytes("/selftest/tx") + [0]),
+                 expected: frame(Wire.error, 7, 0, Payload.bytes("ENOENT") + [0])),
             Step(name: "transaction end (commit)",
-                 request: frame(Wire.transactionEnd, 8, 1, text("T") + [0]),
+                 request: frame(Wire.transactionEnd, 8, 1, Payload.bytes("T") + [0]),
                  // the watch fires before the reply, as in C xenstored
-                 expected: frame(Wire.watchEvent, 0, 0, text("/selftest/tx") + [0] + text("tok") + [0])
-                     + frame(Wire.transactionEnd, 8, 1, text("OK") + [0])),
+                 expected: frame(Wire.watchEvent, 0, 0, Payload.bytes("/selftest/tx") + [0] + Payload.bytes("tok") + [0])
+                     + frame(Wire.transactionEnd, 8, 1, Payload.bytes("OK") + [0])),
             Step(name: "read /selftest/tx after commit",
-                 request: frame(Wire.read, 9, 0, text("/selftest/tx") + [0]),
-                 expected: frame(Wire.read, 9, 0, text("inside"))),
+                 request: frame(Wire.read, 9, 0, Payload.bytes("/selftest/tx") + [0]),
+                 expected: frame(Wire.read, 9, 0, Payload.bytes("inside"))),
             Step(name: "rm /selftest/key",
-                 request: frame(Wire.rm, 10, 0, text("/selftest/key") + [0]),
-                 expected: frame(Wire.watchEvent, 0, 0, text("/selftest/key") + [0] + text("tok") + [0])
-                     + frame(Wire.rm, 10, 0, text("OK") + [0])),
+                 request: frame(Wire.rm, 10, 0, Payload.bytes("/selftest/key") + [0]),
+                 expected: frame(Wire.watchEvent, 0, 0, Payload.bytes("/selftest/key") + [0] + Payload.bytes("tok") + [0])
+                     + frame(Wire.rm, 10, 0, Payload.bytes("OK") + [0])),
         ]
     }
 
@@ -135,12 +135,12 @@ public enum SelfTest {
         }
         let link = RingLink(server: server, memory: page, caller: .dom0)
         let guest = RingClientEndpoint(memory: page)
-        let request = frame(Wire.read, 11, 0, text("/selftest/tx") + [0])
+        let request = frame(Wire.read, 11, 0, Payload.bytes("/selftest/tx") + [0])
         guard guest.writeRequests(request[...]) == request.count else { return 1 }
         guard link.serve(server, time: time).shouldNotify else { return 2 }
         var reply: [UInt8] = []
         _ = guest.readResponses(appendingTo: &reply)
-        guard reply == frame(Wire.read, 11, 0, text("inside")) else { return 3 }
+        guard reply == frame(Wire.read, 11, 0, Payload.bytes("inside")) else { return 3 }
         page.store32(start &+ 4000, at: RingLayout.requestProducer)
         guard link.serve(server, time: time).failure != nil, link.isStalled, guest.error == 2 else { return 4 }
         guest.requestReconnection()
@@ -157,10 +157,5 @@ public enum SelfTest {
             for shift: UInt32 in [0, 8, 16, 24] { out.append(UInt8(truncatingIfNeeded: word >> shift)) }
         }
         return out + payload
-    }
-
-    /// The bytes of an ASCII string literal.
-    static func text(_ literal: StaticString) -> [UInt8] {
-        Array(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 }
