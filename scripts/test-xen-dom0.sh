@@ -11,13 +11,39 @@ check() { # check <description> <command...>
 }
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }   # busybox date has no %N
 
+# The stub's console (xenconsoled's log) copied to dom0's console as it grows, "@@STUB " before each
+# line: if the stub stops (an exit, a trap), its last words reach the host's log even when this test
+# then blocks on a Xenstore request that will never be answered.
+( seen=0
+  while :; do
+      sleep 5
+      for f in /var/log/xen/console/guest-Xenstore.log /var/log/xen/console/guest-xenstore*.log; do
+          [ -e "$f" ] || continue
+          lines=$(wc -l < "$f")
+          [ "$lines" -gt "$seen" ] && { tail -n +$((seen + 1)) "$f" | head -n $((lines - seen)) | sed 's/^/@@STUB /'; seen=$lines; }
+          break
+      done
+  done ) &
+follower=$!
+
 # With XSTEST_DISK=1 (and the image booted with --block): dom0 gives the stub domain its disk the
 # operator's way (xenstore-stubdom-disk), before anything else; the stub runs the handshake on its
 # own store and writes its history there from then on.
 stub=$(xl domid Xenstore 2>/dev/null || echo 1)
 # the stub domain's console so far: Xen's console for the PVH image (port 0xE9), xenconsoled's log for both
 stub_log() { { xl dmesg 2>/dev/null | grep "^(d$stub)"; cat /var/log/xen/console/* 2>/dev/null; } > /tmp/stub.log; }
+# bench <label>: xsbench (bench/xsbench.c, libxenstore over /dev/xen/xenbus) through the stub: one
+# writer, then vmstart (transactions of 40 writes) with 1 and 8 clients; one CSV line each.
+bench() {
+    [ -x /usr/bin/xsbench ] || return 0
+    for spec in "write -n 1 -d 3" "vmstart -n 1 -w 40 -d 4" "vmstart -n 8 -w 40 -d 4"; do
+        line=$(/usr/bin/xsbench -P "stub-$1" -m $spec 2>/tmp/xsbench.err | tail -1)
+        [ -n "$line" ] || line="xsbench -m $spec failed: $(tail -2 /tmp/xsbench.err | tr '\n' ' ')"
+        echo "@@XS bench $1 $line"
+    done
+}
 if [ -n "${XSTEST_DISK:-}" ]; then
+    bench memory   # before the disk: the boot store, in memory
     if [ "$XSTEST_DISK" = vda ]; then   # the host's file, through virtio: the history outlives this boot
         for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do   # dependencies first
             insmod /lib/modules/$(uname -r)/$m.ko 2>/dev/null
@@ -45,6 +71,7 @@ if [ -n "${XSTEST_DISK:-}" ]; then
     # The live head (acknowledged, so already on the disk), for the host: scripts/test-xen.sh
     # exports the disk while this test goes on and looks for this commit, by this id, in it.
     echo "@@XS live-head $(xenstore-control history 1 | awk 'NR == 1 { print $1 }')"
+    bench disk     # every round on the disk before its replies
 fi
 
 check "write" xenstore-write /test/key hello
@@ -149,4 +176,5 @@ for f in /var/log/xen/console/*; do
     [ -e "$f" ] || continue
     echo "---- $f"; cat "$f"
 done
+kill $follower 2>/dev/null
 exit $rc

@@ -13,6 +13,9 @@
 #   QEMU_EXTRA more QEMU arguments (split on spaces), e.g. a disk for dom0: -drive file=F,if=virtio,format=raw
 #   QEMU_MONITOR  a path: QEMU's monitor listens there (a unix socket), to look at a machine that
 #              stopped making progress (`info registers -a`, `nmi`) while it still runs
+#   QEMU_STDIN a path (a FIFO the caller holds open): the serial console's input, so the caller can
+#              type to Xen (three CTRL-a switch its input to Xen's key handlers: 'q', 'e', 'd' dumps);
+#              the console is then plain `-serial stdio` (no QEMU escape character)
 #
 # x86_64: QEMU's own multiboot loader starts Xen (-kernel) and hands it two modules (-initrd "kernel
 # args,initramfs"; a comma inside args would have to be doubled). arm32: the "virt" board with the
@@ -35,8 +38,10 @@ case $arch in
               -device "guest-loader,addr=0x50000000,initrd=$INITRD") ;;
     *) echo "boot.sh: unknown architecture $arch (x86_64 or arm32)" >&2; exit 2 ;;
 esac
+console=(-nographic)
+[ -z "${QEMU_STDIN:-}" ] || console=(-display none -serial stdio)
 set +e
 timeout --foreground -k 5 "${TIMEOUT:-300}" "${qemu[@]}" -smp "${SMP:-2}" -m "${MEM:-2048}" \
-    -nographic -no-reboot -nic none ${QEMU_EXTRA:-} ${QEMU_MONITOR:+-monitor unix:$QEMU_MONITOR,server,nowait} \
-    </dev/null 2>&1 | stdbuf -oL tr -d '\r' > "$log"   # line-buffered: the log is live
+    "${console[@]}" -no-reboot -nic none ${QEMU_EXTRA:-} ${QEMU_MONITOR:+-monitor unix:$QEMU_MONITOR,server,nowait} \
+    <"${QEMU_STDIN:-/dev/null}" 2>&1 | stdbuf -oL tr -d '\r' > "$log"   # line-buffered: the log is live
 exit "${PIPESTATUS[0]}"
