@@ -9,7 +9,8 @@ public struct ConfigOptions {
     public var packDirectory: String
     /// Which image the configs boot (default x86_64-pvh).
     public var kind = ImageKind(arch: "x86_64", variant: "pvh")
-    /// Domain memory in MiB (XENSTORE_DOMAIN_SIZE / --memory). 16 is what scripts/test-xen.sh boots with; Xen's default is 8.
+    /// Domain memory in MiB (XENSTORE_DOMAIN_SIZE / --memory). 16 is what scripts/test-xen.sh boots
+    /// a stub without a disk with (32 with one; `xsdeploy config` picks 32 with a history disk); Xen's default is 8.
     public var memoryMiB = 16
     /// Optional maximum memory in MiB (XENSTORE_MAX_DOMAIN_SIZE / --maxmem).
     public var maxMemoryMiB: Int?

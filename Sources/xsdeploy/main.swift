@@ -51,7 +51,7 @@ struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write the xl config, init-xenstore-domain invocation and xencommons settings.")
     @Option(help: "Pack directory (from `pack`).") var pack = "build/deploy/pack"
     @Option(help: "Image the configs boot.") var kind = "x86_64-pvh"
-    @Option(help: "Domain memory in MiB (Xen's default is 8; scripts/test-xen.sh boots with 16).") var memory = 16
+    @Option(help: "Domain memory in MiB (default 16, 32 with --history-disk: a disk's history index needs room; Xen's default is 8).") var memory: Int?
     @Option(help: "Maximum memory in MiB (--maxmem / XENSTORE_MAX_DOMAIN_SIZE).") var maxmem: Int?
     @Option(help: "dom0 directory the images are installed in.") var installDir = "/usr/lib/xen/boot"
     @Option(help: "dom0 path of init-xenstore-domain.") var initXenstoreDomain = "/usr/lib/xen-4.17/bin/init-xenstore-domain"
@@ -65,7 +65,7 @@ struct Config: ParsableCommand {
             var options = ConfigOptions(packDirectory: Files.absolute(pack))
             guard let parsed = ImageKind(kind) else { throw DeployError.config("bad image kind \(kind)") }
             options.kind = parsed
-            options.memoryMiB = memory
+            options.memoryMiB = memory ?? (historyDisk == nil ? 16 : 32)
             options.maxMemoryMiB = maxmem
             options.installDirectory = installDir
             options.initXenstoreDomain = initXenstoreDomain

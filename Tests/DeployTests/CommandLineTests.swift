@@ -44,6 +44,18 @@ import Testing
         #expect(verify.status == 0 && verify.stdout.hasPrefix("OK: 2 images and 3 configs"))
         #expect(try sh(["git", "-C", "\(root)/repo", "grep", "-h", "XENSTORE_DOMAIN_SIZE=", "deploy-1", "--", "config/xencommons"]).hasSuffix("XENSTORE_DOMAIN_SIZE=8"))
 
+        // The memory default: 16 MiB, 32 with a history disk (its index needs room), --memory wins.
+        func domainSize(_ extra: [String]) throws -> String? {
+            let run = try Shell.run([tool, "config", "--pack", "\(root)/pack", "--xl-parser", "\(root)/none",
+                                     "--source", packageRoot] + extra)
+            #expect(run.status == 0, "\(run.stderr)")
+            let text = String(decoding: try Files.read("\(root)/pack/\(XenConfig.xencommonsFile)"), as: UTF8.self)
+            return text.split(separator: "\n").first { $0.hasPrefix("XENSTORE_DOMAIN_SIZE=") }.map(String.init)
+        }
+        #expect(try domainSize([]) == "XENSTORE_DOMAIN_SIZE=16")
+        #expect(try domainSize(["--history-disk", "/var/lib/xenstored/history.img"]) == "XENSTORE_DOMAIN_SIZE=32")
+        #expect(try domainSize(["--history-disk", "/var/lib/xenstored/history.img", "--memory", "20"]) == "XENSTORE_DOMAIN_SIZE=20")
+
         // Errors: non-zero exit and one clear line on stderr.
         var image = try Files.read("\(root)/repo/images/xenstore-stubdom-x86_64-pv.gz")
         image[100] ^= 0x40
