@@ -9,7 +9,7 @@ CLIENT_PACKAGES := xenstore-utils
 BUILD_PACKAGES := zlib1g-dev libxen-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
-.PHONY: all build release run check deps test unit-test integration-test embedded-check packages bench bench-compare test-sim clean
+.PHONY: all build release run check deps test unit-test integration-test embedded-check runtime-test packages bench bench-compare test-sim clean
 .DEFAULT_GOAL := build
 
 build:
@@ -51,10 +51,14 @@ check:
 embedded-check:
 	scripts/embedded-check.sh
 
+## make runtime-test: the runtime's heap (Runtime/mm.c) built for the host under a seeded alloc/free stress.
+runtime-test:
+	scripts/runtime-test.sh
+
 ## make test (the full tier, what .ci/run calls): install what the tests need, compile the core in Embedded mode, run all tests,
 ## build the stub-domain images (x86_64 and armv7), smoke-boot them in QEMU, boot them under real Xen in
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
-test: packages embedded-check build
+test: packages embedded-check runtime-test build
 	SWIFT=$(SWIFT) scripts/swift-test.sh
 	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap smoke-arm32-overflow test-xen test-xen-arm test-xen-dom0 fuzz-short
 

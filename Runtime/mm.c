@@ -29,7 +29,8 @@ static size_t total_pages = MM_HEAP_PAGES;
 static uint64_t page_bitmap[(MM_MAX_PAGES + 63) / 64];   /* bit set = page in use */
 static size_t pages_in_use;
 static size_t peak_pages_in_use;
-static size_t highest_page_used;            /* one past the highest page index ever handed out */
+static size_t lowest_region_top;            /* one past the highest single page ever handed out */
+static size_t highest_region_bottom = (size_t)-1;   /* the lowest first page of any longer run */
 
 static uint8_t *page_address(size_t i)
 {
@@ -46,7 +47,6 @@ static size_t page_index(const void *p)
         return MM_HEAP_PAGES + (size_t)(b - extra_base) / PAGE_SIZE;
     return (size_t)-1;
 }
-static size_t search_hint;
 static void *free_blocks[NR_CLASSES];       /* singly linked through the first word of a block */
 
 /* Precedes every pointer handed out by posix_memalign: enough to find and size the block. */
@@ -72,7 +72,6 @@ void init_mm(void)
 {
     /* heap_area and page_bitmap are in .bss: zero, all pages free */
     pages_in_use = 0;
-    search_hint = 0;
     uint64_t start = (boot.heap_extra_start + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
     uint64_t end = boot.heap_extra_end & ~(uint64_t)(PAGE_SIZE - 1);
     if (end > start) {
@@ -84,34 +83,79 @@ void init_mm(void)
     }
 }
 
+#define NO_PAGE ((size_t)-1)
+
+/* Whether all 64 pages of bitmap word w are in use (a word past the end counts as free). */
+static int word_full(size_t w) { return page_bitmap[w] == ~0ull; }
+
+/* First fit from the bottom: the lowest `count` free pages in one region, or NO_PAGE. */
+static size_t find_low(size_t count)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < total_pages;) {
+        if (i % 64 == 0 && word_full(i / 64) && i + 64 <= total_pages) {
+            run = 0;
+            i += 64;
+            continue;
+        }
+        if (i == MM_HEAP_PAGES)
+            run = 0; /* runs never span the two regions */
+        run = page_used(i) ? 0 : run + 1;
+        if (run == count)
+            return i + 1 - count;
+        i++;
+    }
+    return NO_PAGE;
+}
+
+/* First fit from the top: the highest `count` free pages in one region, or NO_PAGE. */
+static size_t find_high(size_t count)
+{
+    size_t run = 0;
+    for (size_t i = total_pages; i > 0;) {
+        size_t page = i - 1;
+        if (i % 64 == 0 && word_full(page / 64)) {
+            run = 0;
+            i -= 64;
+            continue;
+        }
+        if (page == MM_HEAP_PAGES - 1)
+            run = 0; /* runs never span the two regions */
+        run = page_used(page) ? 0 : run + 1;
+        if (run == count)
+            return page;
+        i--;
+    }
+    return NO_PAGE;
+}
+
+/*
+ * Single pages (the size classes' pages, small page allocations) are taken first fit from the
+ * bottom and longer runs first fit from the top, so small blocks pack together low and leave the
+ * high pages in long free runs for large buffers (array growth doubles them). With one next-fit
+ * cursor for both, the classes' pages spread through the whole heap and a large request found no
+ * run long enough although a third of the heap was free (the PV stub's "mm: out of memory" with a
+ * disk, docs/stubdom.md).
+ */
 void *mm_alloc_pages(size_t count)
 {
     if (count == 0 || count > total_pages)
         return NULL;
-    for (size_t pass = 0; pass < 2; pass++) {
-        size_t start = pass == 0 ? search_hint : 0;
-        size_t run = 0;
-        for (size_t i = start; i < total_pages; i++) {
-            if (i == MM_HEAP_PAGES)
-                run = 0; /* runs never span the two regions */
-            run = page_used(i) ? 0 : run + 1;
-            if (run == count) {
-                size_t first = i + 1 - count;
-                for (size_t j = first; j <= i; j++)
-                    page_mark(j, 1);
-                pages_in_use += count;
-                if (pages_in_use > peak_pages_in_use)
-                    peak_pages_in_use = pages_in_use;
-                search_hint = i + 1;
-                if (i + 1 > highest_page_used)
-                    highest_page_used = i + 1;
-                void *p = page_address(first);
-                memset(p, 0, count * PAGE_SIZE);
-                return p;
-            }
-        }
-    }
-    return NULL;
+    size_t first = count == 1 ? find_low(1) : find_high(count);   /* both search the whole heap */
+    if (first == NO_PAGE)
+        return NULL;
+    for (size_t j = first; j < first + count; j++)
+        page_mark(j, 1);
+    pages_in_use += count;
+    if (pages_in_use > peak_pages_in_use)
+        peak_pages_in_use = pages_in_use;
+    if (count == 1 && first + 1 > lowest_region_top)
+        lowest_region_top = first + 1;
+    if (count > 1 && first < highest_region_bottom)
+        highest_region_bottom = first;
+    void *p = page_address(first);
+    memset(p, 0, count * PAGE_SIZE);
+    return p;
 }
 
 void mm_free_pages(void *pages, size_t count)
@@ -122,14 +166,17 @@ void mm_free_pages(void *pages, size_t count)
     for (size_t j = first; j < first + count; j++)
         page_mark(j, 0);
     pages_in_use -= count;
-    if (first < search_hint)
-        search_hint = first;
 }
 
 size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
 size_t mm_heap_size(void) { return total_pages * PAGE_SIZE; }
 size_t mm_heap_peak(void) { return peak_pages_in_use * PAGE_SIZE; }
-size_t mm_heap_reach(void) { return highest_page_used * PAGE_SIZE; }
+/* The heap's extent touched: the single pages' top plus the longer runs' span from the end. */
+size_t mm_heap_reach(void)
+{
+    size_t runs = highest_region_bottom == (size_t)-1 ? 0 : total_pages - highest_region_bottom;
+    return (lowest_region_top + runs) * PAGE_SIZE;
+}
 
 /* Takes one block of class c, refilling the class from a fresh page when empty. */
 static void *class_take(unsigned c)

@@ -1,0 +1,84 @@
+/* mm_stress.c: the runtime's heap (Runtime/mm.c, built on the host) under a seeded alloc/free mix: no block overlaps another, small blocks do not split the heap so that a large buffer cannot fit. */
+#include <stdio.h>
+#include "host_os.h"
+
+/* mm.c's entry points, renamed when it is compiled for this test (scripts/runtime-test.sh). */
+void init_mm(void);
+int mm_test_posix_memalign(void **out, size_t align, size_t size);
+void mm_test_free(void *p);
+size_t mm_heap_used(void);
+size_t mm_heap_peak(void);
+
+struct boot_state boot;
+void console_puts(const char *s) { fputs(s, stdout); }
+void rt_exit(int code)
+{
+    printf("mm_stress: FAIL: the heap gave up (exit %d) with %zu KiB in use\n", code, mm_heap_used() / 1024);
+    exit(1);
+}
+void rt_panic(const char *msg)
+{
+    printf("mm_stress: FAIL: %s\n", msg);
+    exit(1);
+}
+
+static uint64_t state = 88172645463325252ull;
+static uint64_t next(void)
+{
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+}
+
+#define SLOTS 8000
+#define EXTRA_BYTES (12u << 20)   /* with the image's 4 MiB: a 16 MiB heap, as a stub's */
+static unsigned char extra[EXTRA_BYTES] __attribute__((aligned(4096)));
+static unsigned char *blocks[SLOTS];
+static size_t sizes[SLOTS];
+static unsigned char fill[SLOTS];
+
+int main(void)
+{
+    boot.heap_extra_start = (uint64_t)(uintptr_t)extra;
+    boot.heap_extra_end = boot.heap_extra_start + sizeof(extra);
+    init_mm();
+    /* Mostly small blocks (tree nodes, ids), some of a few KiB, one in a hundred of 60-260 KiB
+     * (growing arrays); about half the slots are live at a time, up to ~14 MiB at the peak. */
+    for (long op = 0; op < 2000000; op++) {
+        size_t k = next() % SLOTS;
+        if (blocks[k]) {
+            for (size_t b = 0; b < sizes[k]; b++)
+                if (blocks[k][b] != fill[k]) {
+                    printf("mm_stress: FAIL: block %zu overwritten at byte %zu\n", k, b);
+                    return 1;
+                }
+            mm_test_free(blocks[k]);
+            blocks[k] = NULL;
+            continue;
+        }
+        size_t kind = next() % 100;
+        size_t size = kind < 90 ? 16 + next() % 200 : kind < 99 ? 1000 + next() % 8000 : 60000 + next() % 200000;
+        size_t align = next() % 50 == 0 ? 4096 : 16;
+        void *p;
+        if (mm_test_posix_memalign(&p, align, size) != 0 || ((uintptr_t)p & (align - 1))) {
+            printf("mm_stress: FAIL: posix_memalign(%zu, %zu)\n", align, size);
+            return 1;
+        }
+        blocks[k] = p;
+        sizes[k] = size;
+        fill[k] = (unsigned char)next();
+        memset(p, fill[k], size);
+    }
+    printf("mm_stress: 2,000,000 operations, peak %zu KiB of a 16 MiB heap, no block overwritten\n",
+           mm_heap_peak() / 1024);
+    for (size_t k = 0; k < SLOTS; k++)
+        if (blocks[k])
+            mm_test_free(blocks[k]);
+    /* Everything freed: the small blocks' pages stay with their size classes, packed low, so the
+     * RAM region keeps one long run for a large buffer. */
+    void *large;
+    mm_test_posix_memalign(&large, 16, 8u << 20);
+    printf("mm_stress: an 8 MiB buffer fits after everything is freed: PASS\n");
+    return 0;
+}
