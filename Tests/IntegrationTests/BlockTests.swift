@@ -106,6 +106,9 @@ struct BlockTests {
         let file = root + "/store.blk"
         // 256 KiB with one commit kept: the storm squashes (rewrites a half) many times a second.
         let daemon = try Daemon(extraArguments: ["--block", file, "--block-size", "256K", "--keep-last", "1"])
+        // One storm key before the first export (which may start before any writer), so every
+        // export has a storm key to check; writer 0 overwrites it.
+        try daemon.client().write("/storm/w0/k0", bytes("v0"))
         /// The exports' exit statuses and outputs, shared with the exporting thread under `lock`.
         final class Exports: @unchecked Sendable { var stop = false; var results: [(Int32, String)] = [] }
         let exports = Exports()
