@@ -162,6 +162,23 @@ public final class BlockStore<Device: BlockDevice> {
 
     /// Bytes available in one half.
     public var halfCapacity: UInt64 { halfBlocks * UInt64(blockSize) }
+
+    /// The generation of the newest valid superblock on `device`, read from the two superblock
+    /// slots alone (nil if neither is valid): whether a store in use has moved on, without
+    /// opening it again.
+    public static func newestGeneration(on device: Device) -> UInt64? {
+        guard let halfBlocks = halfBlocks(of: device) else { return nil }
+        return Superblock.newest(on: device, halfCapacity: halfBlocks * UInt64(device.blockSize)).0?.generation
+    }
+
+    /// Blocks in each log half of `device` (after the two superblocks); nil when the device is
+    /// too small or its blocks are.
+    static func halfBlocks(of device: Device) -> UInt64? {
+        guard device.blockSize >= BlockLimits.minimumBlockSize, device.blockCount >= BlockLimits.minimumBlockCount else {
+            return nil
+        }
+        return (device.blockCount - 2) / 2
+    }
     /// Number of objects in the active half.
     public var objectCount: Int { index.count }
 
@@ -172,10 +189,8 @@ public final class BlockStore<Device: BlockDevice> {
         self.device = device
         self.policy = policy
         blockSize = device.blockSize
-        guard blockSize >= BlockLimits.minimumBlockSize, device.blockCount >= BlockLimits.minimumBlockCount else {
-            throw .badGeometry
-        }
-        halfBlocks = (device.blockCount - 2) / 2
+        guard let halfBlocks = Self.halfBlocks(of: device) else { throw .badGeometry }
+        self.halfBlocks = halfBlocks
         let (best, problem) = Superblock.newest(on: device, halfCapacity: halfBlocks * UInt64(blockSize))
         if let best {
             generation = best.generation

@@ -75,7 +75,7 @@ if let exportBlock {
         } catch {
             fail("export \(exportBlock): \(error)")
         }
-        let now = (try? BlockStore(device: device, format: .never))?.generation
+        let now = BlockStore<FileBlockDevice>.newestGeneration(on: device)
         if let now, now != openedAt, attempt < BlockLimits.liveExportAttempts {
             logLine("the store changed while it was read (superblock generation \(openedAt.map(String.init) ?? "unread") -> \(now)): \(problem); exporting again")
             continue exportAttempts
