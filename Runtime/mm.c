@@ -85,24 +85,19 @@ void init_mm(void)
 
 #define NO_PAGE ((size_t)-1)
 
-/* Whether all 64 pages of bitmap word w are in use (a word past the end counts as free). */
+/* Whether all 64 pages of bitmap word w are in use (bits past the end are 0: free). */
 static int word_full(size_t w) { return page_bitmap[w] == ~0ull; }
 
-/* First fit from the bottom: the lowest `count` free pages in one region, or NO_PAGE. */
-static size_t find_low(size_t count)
+/* First fit from the bottom: the lowest free page, or NO_PAGE. */
+static size_t find_low_page(void)
 {
-    size_t run = 0;
     for (size_t i = 0; i < total_pages;) {
-        if (i % 64 == 0 && word_full(i / 64) && i + 64 <= total_pages) {
-            run = 0;
+        if (i % 64 == 0 && word_full(i / 64)) {
             i += 64;
             continue;
         }
-        if (i == MM_HEAP_PAGES)
-            run = 0; /* runs never span the two regions */
-        run = page_used(i) ? 0 : run + 1;
-        if (run == count)
-            return i + 1 - count;
+        if (!page_used(i))
+            return i;
         i++;
     }
     return NO_PAGE;
@@ -141,7 +136,7 @@ void *mm_alloc_pages(size_t count)
 {
     if (count == 0 || count > total_pages)
         return NULL;
-    size_t first = count == 1 ? find_low(1) : find_high(count);   /* both search the whole heap */
+    size_t first = count == 1 ? find_low_page() : find_high(count);   /* both search the whole heap */
     if (first == NO_PAGE)
         return NULL;
     for (size_t j = first; j < first + count; j++)
