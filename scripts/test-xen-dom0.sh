@@ -14,15 +14,12 @@ now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }   # busybox date has
 # The stub's console (xenconsoled's log) copied to dom0's console as it grows, "@@STUB " before each
 # line: if the stub stops (an exit, a trap), its last words reach the host's log even when this test
 # then blocks on a Xenstore request that will never be answered.
-( seen=0
+( seen=0; f=/var/log/xen/console/guest-Xenstore.log
   while :; do
       sleep 5
-      for f in /var/log/xen/console/guest-Xenstore.log /var/log/xen/console/guest-xenstore*.log; do
-          [ -e "$f" ] || continue
-          lines=$(wc -l < "$f")
-          [ "$lines" -gt "$seen" ] && { tail -n +$((seen + 1)) "$f" | head -n $((lines - seen)) | sed 's/^/@@STUB /'; seen=$lines; }
-          break
-      done
+      [ -e "$f" ] || continue
+      lines=$(wc -l < "$f")
+      [ "$lines" -gt "$seen" ] && { tail -n +$((seen + 1)) "$f" | head -n $((lines - seen)) | sed 's/^/@@STUB /'; seen=$lines; }
   done ) &
 follower=$!
 
