@@ -79,14 +79,24 @@ int evtchn_bind_interdomain(uint16_t remote_dom, uint32_t remote_port, uint32_t 
     return rc;
 }
 
+/* VIRQs bound so far (port + 1; 0 = not bound): Xen binds each VIRQ once per vCPU. */
+static evtchn_port_t virq_ports[NR_VIRQS];
+
 int evtchn_bind_virq(uint32_t virq, uint32_t *port)
 {
     if (!boot.shared_info)
         return -XEN_ENOSYS;
+    if (virq < NR_VIRQS && virq_ports[virq]) {
+        *port = virq_ports[virq] - 1;
+        return 0;
+    }
     struct evtchn_bind_virq op = { .virq = virq, .vcpu = 0 };
     int rc = (int)HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &op);
-    if (rc == 0 && (rc = remember(op.port)) == 0)
+    if (rc == 0 && (rc = remember(op.port)) == 0) {
         *port = op.port;
+        if (virq < NR_VIRQS)
+            virq_ports[virq] = op.port + 1;
+    }
     return rc;
 }
 
@@ -104,6 +114,9 @@ int evtchn_alloc_unbound(uint16_t remote_dom, uint32_t *port)
 int evtchn_close(uint32_t port)
 {
     forget(port);
+    for (unsigned v = 0; v < NR_VIRQS; v++)
+        if (virq_ports[v] == port + 1)
+            virq_ports[v] = 0;
     struct evtchn_close op = { .port = port };
     int rc = (int)HYPERVISOR_event_channel_op(EVTCHNOP_close, &op);
     rt_check_cpu_structures("after closing an event channel");

@@ -37,6 +37,7 @@ void start_kernel(void *boot_info, int mode)
     init_mm();
     init_events();
     init_gnttab();
+    init_restart();
     console_puts("xenstore-stubdom: ");
     console_puts(arch_boot_description());
     console_puts(boot.xen ? ", Xen present" : ", no Xen (QEMU)");

@@ -27,6 +27,9 @@ static uint8_t *extra_base;
 static size_t extra_pages;
 static size_t total_pages = MM_HEAP_PAGES;
 static uint64_t page_bitmap[(MM_MAX_PAGES + 63) / 64];   /* bit set = page in use */
+/* bit set = a page the runtime took for itself (mm_alloc_pages: rings, grant mappings, the disk's
+ * buffers, kept regions): it stays in use when mm_reset_swift_heap frees everything else. */
+static uint64_t kept_bitmap[(MM_MAX_PAGES + 63) / 64];
 static size_t pages_in_use;
 static size_t peak_pages_in_use;
 static size_t lowest_region_top;            /* one past the highest single page ever handed out */
@@ -66,6 +69,13 @@ static void page_mark(size_t i, int used)
         page_bitmap[i / 64] |= 1ull << (i % 64);
     else
         page_bitmap[i / 64] &= ~(1ull << (i % 64));
+}
+static void page_keep(size_t i, int kept)
+{
+    if (kept)
+        kept_bitmap[i / 64] |= 1ull << (i % 64);
+    else
+        kept_bitmap[i / 64] &= ~(1ull << (i % 64));
 }
 
 void init_mm(void)
@@ -132,15 +142,17 @@ static size_t find_high(size_t count)
  * run long enough although a third of the heap was free (the PV stub's "mm: out of memory" with a
  * disk, docs/stubdom.md).
  */
-void *mm_alloc_pages(size_t count)
+static void *alloc_pages(size_t count, int kept)
 {
     if (count == 0 || count > total_pages)
         return NULL;
     size_t first = count == 1 ? find_low_page() : find_high(count);   /* both search the whole heap */
     if (first == NO_PAGE)
         return NULL;
-    for (size_t j = first; j < first + count; j++)
+    for (size_t j = first; j < first + count; j++) {
         page_mark(j, 1);
+        page_keep(j, kept);
+    }
     pages_in_use += count;
     if (pages_in_use > peak_pages_in_use)
         peak_pages_in_use = pages_in_use;
@@ -153,14 +165,30 @@ void *mm_alloc_pages(size_t count)
     return p;
 }
 
+/* The runtime's own pages: kept by mm_reset_swift_heap. */
+void *mm_alloc_pages(size_t count) { return alloc_pages(count, 1); }
+
 void mm_free_pages(void *pages, size_t count)
 {
     size_t first = page_index(pages);
     if (first == (size_t)-1 || first + count > total_pages || (first < MM_HEAP_PAGES && first + count > MM_HEAP_PAGES))
         rt_panic("mm_free_pages: pointer outside the heap");
-    for (size_t j = first; j < first + count; j++)
+    for (size_t j = first; j < first + count; j++) {
         page_mark(j, 0);
+        page_keep(j, 0);
+    }
     pages_in_use -= count;
+}
+
+void mm_reset_swift_heap(void)
+{
+    for (size_t w = 0; w < (total_pages + 63) / 64; w++) {
+        uint64_t dropped = page_bitmap[w] & ~kept_bitmap[w];
+        pages_in_use -= (size_t)__builtin_popcountll(dropped);
+        page_bitmap[w] &= kept_bitmap[w];
+    }
+    for (unsigned c = 0; c < NR_CLASSES; c++)
+        free_blocks[c] = NULL;
 }
 
 size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
@@ -177,7 +205,7 @@ size_t mm_heap_reach(void)
 static void *class_take(unsigned c)
 {
     if (!free_blocks[c]) {
-        uint8_t *page = mm_alloc_pages(1);
+        uint8_t *page = alloc_pages(1, 0);
         if (!page)
             return NULL;
         size_t size = (size_t)1 << (c + MIN_CLASS_SHIFT);
@@ -211,11 +239,11 @@ int posix_memalign(void **out, size_t align, size_t size)
     } else {
         c = NR_CLASSES;
         pages = (uint32_t)((need + PAGE_SIZE - 1) / PAGE_SIZE);
-        block = mm_alloc_pages(pages);
+        block = alloc_pages(pages, 0);
     }
     if (!block) {
         console_puts("mm: out of memory\n");
-        rt_exit(RT_EXIT_OOM);
+        rt_crash(RT_EXIT_OOM);   /* a restart in place frees the whole Swift heap, when armed */
     }
     uintptr_t user = ((uintptr_t)block + sizeof(struct alloc_header) + align - 1) & ~(uintptr_t)(align - 1);
     struct alloc_header *h = (struct alloc_header *)user - 1;

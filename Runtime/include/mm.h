@@ -8,5 +8,8 @@
 void *mm_alloc_pages(size_t count);
 /* Returns pages obtained from mm_alloc_pages. */
 void mm_free_pages(void *pages, size_t count);
+/* Restart in place (restart.c): frees every page of the Swift heap (posix_memalign/malloc and
+ * their size classes) at once; the pages the runtime took with mm_alloc_pages stay in use. */
+void mm_reset_swift_heap(void);
 
 #endif

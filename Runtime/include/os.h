@@ -48,6 +48,9 @@ void init_events(void);
 void init_gnttab(void);
 void fini_gnttab(void);
 void fini_events(void);
+void init_restart(void);            /* restart.c: keeps a pristine copy of Swift's .data */
+/* Restart in place: the arch's trap state is reset for the next crash (x86: the reporting depth). */
+void arch_restart_traps(void);
 
 /* Console helpers for the runtime itself. */
 void console_puts(const char *s);

@@ -23,12 +23,54 @@ enum rt_exit_code {
     RT_EXIT_PANIC = 96,      /**< runtime panic (rt_panic) */
     RT_EXIT_OOM = 97,        /**< heap exhausted */
     RT_EXIT_STACK_OVERFLOW = 98, /**< a fault in the guard page below the stack (x86_64, arm32) */
+    RT_EXIT_CRASH_LOOP = 99, /**< restarts in place kept crashing (rt_crash) */
     RT_EXIT_TRAP_BASE = 100  /**< CPU exception: RT_EXIT_TRAP_BASE + vector (x86: 106 = #UD, a Swift trap;
                                   ARM: + exception vector index, 101 = undefined instruction, a Swift trap) */
 };
 
 /** Stops the domain: SCHEDOP_shutdown under Xen, isa-debug-exit (x86) or semihosting exit (ARM) in QEMU. */
 void rt_exit(int code) __attribute__((noreturn));
+
+/* ---- restart in place (restart.c) ----------------------------------------------------- */
+
+/** Implemented in Swift (@_cdecl): entered instead of xenstored_main after a crash, on a fresh
+ *  stack with Swift's globals and heap as at boot; resumes serving from the durable state. */
+int xenstored_resume(const char *cmdline);
+
+/** After a crash (x86 CPU exceptions, heap exhaustion): notes what was being served as the
+ *  culprit and restarts in place; exits with `code` instead ("*** exit code N" on the console)
+ *  when restarts are not armed, and with RT_EXIT_CRASH_LOOP when more than RT_RESTART_LIMIT
+ *  crashes came without a completed round between them. */
+void rt_crash(int code) __attribute__((noreturn));
+/** Crashes in a row (no completed round between) before the runtime gives up. */
+#define RT_RESTART_LIMIT 3
+/** From now on (non-zero) a crash restarts in place instead of ending the domain. */
+void rt_restart_arm(int on);
+/** Restarts in place since boot. */
+uint32_t rt_restart_count(void);
+/** Crashes since the last rt_round_completed. */
+uint32_t rt_consecutive_crashes(void);
+/** Notes what is being served (a connection id, 0 = none): a crash records it as its culprit. */
+void rt_serving(uint32_t what);
+/** What was being served at the last crash (which = 0) and the one before (which = 1). */
+uint32_t rt_crash_culprit(int which);
+/** A round ended normally: the crash-loop count starts again. */
+void rt_round_completed(void);
+/** Memory of `bytes` (rounded up to pages) that outlives restarts: the first call allocates it,
+ *  later calls (after a restart) return the same region; NULL if larger than the first or no memory. */
+void *rt_kept_region(size_t bytes);
+/** Store rings the runtime keeps mapped for Swift across restarts (domain id, page, grant handle, local port). */
+#define RT_KEPT_RINGS 1024
+/** rt_ring_kept_domid's answer for an unused entry. */
+#define RT_NO_DOMID 0xffffu
+/** Remembers `domid`'s mapped ring (replacing an earlier entry); -XEN_ENOSPC when the table is full. */
+int rt_ring_keep(uint16_t domid, void *page, uint32_t handle, uint32_t port);
+/** Forgets `domid`'s ring (after unmapping it). */
+void rt_ring_forget(uint16_t domid);
+/** The kept ring of `domid` (its page, grant handle and local port), NULL if none. */
+void *rt_ring_find(uint16_t domid, uint32_t *handle, uint32_t *port);
+/** The domain of kept-ring entry `index` (< RT_KEPT_RINGS), RT_NO_DOMID when unused. */
+uint16_t rt_ring_kept_domid(unsigned index);
 
 /* ---- boot facts ----------------------------------------------------------------------- */
 
@@ -83,7 +125,8 @@ size_t rt_stack_size(void);
 
 /** Binds a local port to `remote_port` of `remote_dom`; the new port is stored in *port. */
 int evtchn_bind_interdomain(uint16_t remote_dom, uint32_t remote_port, uint32_t *port);
-/** Binds a VIRQ (e.g. VIRQ_DOM_EXC = 3) on vCPU 0; the new port is stored in *port. */
+/** Binds a VIRQ (e.g. VIRQ_DOM_EXC = 3) on vCPU 0; the new port is stored in *port. A VIRQ
+ *  bound before (by the Swift side before a restart in place) gives its existing port. */
 int evtchn_bind_virq(uint32_t virq, uint32_t *port);
 /** Allocates a port that `remote_dom` may bind to (EVTCHNOP_alloc_unbound); it is polled like bound ports. */
 int evtchn_alloc_unbound(uint16_t remote_dom, uint32_t *port);

@@ -18,5 +18,6 @@ extern struct boot_state boot;
 
 void console_puts(const char *s);
 void rt_exit(int code) __attribute__((noreturn));
+void rt_crash(int code) __attribute__((noreturn));
 void rt_panic(const char *msg) __attribute__((noreturn));
 #endif

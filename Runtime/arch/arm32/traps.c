@@ -79,6 +79,8 @@ void trap_report(const struct trap_frame *f, unsigned vector)
     rt_exit(code);
 }
 
+void arch_restart_traps(void) { in_trap = 0; }
+
 /* Only the x86 PVH image fingerprints its CPU structures (issue 15). */
 int rt_check_cpu_structures(const char *where)
 {

@@ -333,8 +333,14 @@ void trap_report(const struct trap_frame *f)
     put_reg("\n    stack=", (uintptr_t)boot_stack);
     put_reg("..", (uintptr_t)boot_stack_top);
     put_backtrace(f);
-    console_puts("\n*** exit code ");
+    console_puts("\n");
+    /* NMI, double fault and machine check are not the Swift code's: the machine is suspect */
+    if (v != 2 && v != 8 && v != 18)
+        rt_crash(code);   /* returns only by restarting in place, when Swift armed it */
+    console_puts("*** exit code ");
     console_put_dec((uint64_t)code);
     console_puts("\n");
     rt_exit(code);
 }
+
+void arch_restart_traps(void) { in_trap = 0; }
