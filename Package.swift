@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "XenstoreStore", dependencies: ["XenstoreWire"], swiftSettings: coreSettings),
         .target(name: "XenstoreServer", dependencies: ["XenstoreWire", "XenstoreStore"], swiftSettings: coreSettings),
         .target(name: "XenstoreBlock", dependencies: ["XenstoreStore"], swiftSettings: coreSettings),
-        .target(name: "XenstoreRing", dependencies: ["XenstoreWire", "XenstoreServer"], swiftSettings: coreSettings),
+        .target(name: "XenstoreRing", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer"], swiftSettings: coreSettings),
         // HOST SHELLS (sockets, files, clocks)
         .systemLibrary(name: "CHost", path: "Sources/CHost"),
         .target(name: "XenstoreHost", dependencies: ["XenstoreServer", "XenstoreBlock", "XenstoreRing", "CHost"], swiftSettings: hostSettings),
@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreBlock"], path: "Tests/TestSupport"),
         .testTarget(name: "XenstoreCoreTests", dependencies: ["TestSupport", "XenstoreWire", "XenstoreStore", "XenstoreServer", "XenstoreRing"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "XenstoreWire", "XenstoreHost"], swiftSettings: hostSettings),
-        .testTarget(name: "XenstoreBlockTests", dependencies: ["TestSupport", "XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreWire"]),
+        .testTarget(name: "XenstoreBlockTests", dependencies: ["TestSupport", "XenstoreBlock", "XenstoreStore", "XenstoreServer", "XenstoreRing", "XenstoreWire"]),
         .testTarget(name: "DeployTests", dependencies: ["DeployKit"], swiftSettings: hostSettings),
         .testTarget(name: "XenTransportTests", dependencies: ["XenstoreXen", "XenstoreHost", "XenstoreRing", "XenstoreServer", "XenstoreWire"], swiftSettings: hostSettings),
     ]

@@ -1,6 +1,7 @@
 // What a restarted store needs to resume its rings: per-ring positions plus the server's connection state, in one blob.
 
 import XenstoreServer
+import XenstoreStore
 import XenstoreWire
 
 /// The saved position of one ring (see `RingLink.state(domid:)`).
@@ -47,6 +48,16 @@ public enum ResumableState {
             out.u32(ring.responseProducer)
         }
         return out.bytes
+    }
+
+    /// The state a restart in place resumes. `slot` is the state saved after the last round that
+    /// completed, with the durable head it went with; `storeState` is the state written in the
+    /// history store's last batch, whose head is `storeHead`. The slot is newer unless the crash
+    /// came between a round's commits reaching the store and its slot: then the slot names an
+    /// older head, and the state written with the commits is the one that matches them.
+    public static func newest(slot: (state: [UInt8], head: ObjectID?)?, storeHead: ObjectID?, storeState: [UInt8]?) -> [UInt8]? {
+        if let slot, slot.head == storeHead { return slot.state }
+        return storeState
     }
 
     /// Restores the server part into `server` (freshly made from the persisted history) and

@@ -1,4 +1,4 @@
-// CONTROL requests (`xenstore-control`): check, log, quota, print, help, memreport, and history.
+// CONTROL requests (`xenstore-control`): check, log, quota, print, help, memreport, history, and the test-only test-crash.
 
 import XenstoreStore
 import XenstoreWire
@@ -48,6 +48,11 @@ extension Server {
             return revert(arguments, author: connection.caller.domid)
         case Payload.bytes("merge"):
             return mergeForeign(arguments, author: connection.caller.domid)
+        case Payload.bytes("test-crash"):
+            guard arguments.isEmpty else { return .failure(.EINVAL) }
+            guard let crash = configuration.testCrash else { return .failure(.EACCES) }
+            crash()
+            return Server.text(Payload.bytes("OK"))
         case Payload.bytes("help"):
             return Server.text(Payload.bytes(
                 "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nmerge <rev> <base-rev>\nprint <string>\nquota [<domid>]\nrestore <rev> [<path>]\nrevert <rev>\n"))

@@ -47,6 +47,10 @@ public struct ServerConfiguration {
     /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use). A
     /// synchronous port: it reads counters only, when dom0 asks for the report.
     public var memoryReport: (() -> [UInt8])? = nil
+    /// CONTROL `test-crash`, for tests of a restart in place (the stub booted with
+    /// `--test-hooks`): asks the shell to crash at its next round with input, after this reply
+    /// has left. Nil (the default): the command is refused with EACCES.
+    public var testCrash: (() -> Void)? = nil
 
     /// The defaults of C xenstored 4.17.
     public init() {}

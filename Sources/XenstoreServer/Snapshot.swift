@@ -156,6 +156,10 @@ extension Server {
         return out.bytes
     }
 
+    /// The event channel `domid` was introduced with (0 for a domain not known), so that a
+    /// restarted store can bind a restored domain's ring again.
+    public func eventChannel(of domid: UInt32) -> UInt32 { domains[domid]?.eventChannel ?? 0 }
+
     /// Restores state saved by `encodeState` into a server just created from the persisted
     /// history (no connections yet). Saved connections come back under their old ids with their
     /// partial requests, undelivered output and watches; their open transactions are aborted:

@@ -56,6 +56,12 @@ public enum Limits {
     public static let privilegedOutputQueueBytes = 16 * 1024 * 1024
     /// The same bound for an unprivileged domain's connection.
     public static let unprivilegedOutputQueueBytes = 256 * 1024
+    /// The stub domain's restart in place: bytes of each of the two kept slots holding the last
+    /// round's connection state (a larger state turns restart in place off until it fits again).
+    public static let restartStateSlotBytes = 256 * 1024
+    /// The stub domain without a disk keeps its history store in kept memory: this fraction
+    /// (1/n) of its heap, so that a crash restarts in place with nothing committed lost.
+    public static let restartMemoryStoreDivisor = 4
     /// Replies queued for a connection at which the daemon stops reading its requests
     /// (back-pressure: a client that never reads its replies cannot grow our memory).
     public static let maxQueuedRepliesBeforeBackpressure = 64

@@ -194,6 +194,18 @@ import XenstoreWire
         #expect(c.request(.control, args("memreport")).text.contains("commits: 3"))
     }
 
+    @Test func controlTestCrashOnlyWithTheShellsHook() {
+        // refused unless the shell gave a hook (the stub booted with --test-hooks)
+        #expect(TestClient(Server(time: 1)).request(.control, args("test-crash")).error == .EACCES)
+        var configuration = ServerConfiguration()
+        var calls = 0
+        configuration.testCrash = { calls += 1 }
+        let c = TestClient(Server(configuration: configuration, time: 1))
+        #expect(c.request(.control, args("test-crash")).text == "OK\0")
+        #expect(c.request(.control, args("test-crash", "now")).error == .EINVAL)
+        #expect(calls == 1)
+    }
+
     @Test func controlCheckDetectsCorruptAccounting() {
         let server = Server(time: 1_700_000_000)
         let c = TestClient(server)
