@@ -60,7 +60,7 @@ runtime-test:
 ## QEMU, and run the host daemon as dom0's xenstored under real Xen in QEMU (test-xen-dom0).
 test: packages embedded-check runtime-test build
 	SWIFT=$(SWIFT) scripts/swift-test.sh
-	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-arm32 smoke-arm32-trap smoke-arm32-overflow test-xen test-xen-arm test-xen-dom0 fuzz-short
+	$(MAKE) smoke-x86 smoke-x86-trap smoke-x86-overflow smoke-x86-badaccess smoke-x86-restart smoke-arm32 smoke-arm32-trap smoke-arm32-overflow test-xen test-xen-arm test-xen-dom0 fuzz-short
 
 ## make bench: ours (in memory and --database) vs C xenstored and oxenstored, one run -> bench/results/.
 bench:

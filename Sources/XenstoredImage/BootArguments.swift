@@ -13,10 +13,16 @@ public struct BootArguments {
     public var selfTestOverflow = false
     /// `--selftest-badaccess`: read through a null pointer after the self-test, to check fault reporting.
     public var selfTestBadAccess = false
+    /// `--selftest-restart`: crash on purpose with restart in place armed (QEMU, no Xen): the
+    /// restarted image checks that Swift's globals and heap started afresh, then crashes until the
+    /// runtime gives up on the crash loop (exit 99).
+    public var selfTestRestart = false
     /// `--vchan`: as an ordinary guest (no `--event`), offer dom0 a vchan and serve its clients on it.
     public var vchan = false
     /// `--block`: keep the history on the virtual disk xvda (XenstoreBlock's format) and resume from it.
     public var block = false
+    /// `--test-hooks`: accept CONTROL `test-crash` (tests of restart in place); never in production.
+    public var testHooks = false
     /// Words that were not understood.
     public var unknown: [[UInt8]] = []
 
@@ -50,10 +56,14 @@ public struct BootArguments {
                 selfTestOverflow = true
             } else if word == Payload.bytes("--selftest-badaccess") {
                 selfTestBadAccess = true
+            } else if word == Payload.bytes("--selftest-restart") {
+                selfTestRestart = true
             } else if word == Payload.bytes("--vchan") {
                 vchan = true
             } else if word == Payload.bytes("--block") {
                 block = true
+            } else if word == Payload.bytes("--test-hooks") {
+                testHooks = true
             } else {
                 unknown.append(word)
             }

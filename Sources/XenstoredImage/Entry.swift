@@ -20,6 +20,9 @@ public enum ImageExitCode {
     /// Under Xen with `--block`: a round's commits could not be written to the disk; the image
     /// stopped before answering that round (nothing is acknowledged that is not durable).
     public static let diskWriteFailed: Int32 = 5
+    /// After a crash: the kept memory, the history store or the saved connection state could not be
+    /// read, so the restart in place could not resume (Restart.swift).
+    public static let restartFailed: Int32 = 6
     /// Self-test step n failed: `selfTestFirstFailure + n`.
     public static let selfTestFirstFailure: Int32 = SelfTest.firstFailureCode
 }
@@ -56,11 +59,67 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         var sink: UInt64 = 0
         Console.write(decimal: recurseOnPurpose(1, &sink))
     }
+    if arguments.selfTestRestart { crashForRestartSelfTest() }
     if arguments.selfTestBadAccess {
         Console.write("xenstored: reading address 8 on purpose (--selftest-badaccess)\n")
         Console.write(decimal: readOnPurpose(8))
     }
     guard code == 0, xen_present() != 0 else { return code }
+    let crashFlag = TestCrashFlag()
+    var configuration = imageConfiguration(arguments, crashFlag: crashFlag)
+    if arguments.block {
+        // every commit will be written to the disk, the boot branch's too: keep the chain whole
+        configuration = configuration.durable
+    }
+    let loop: RingServer
+    var memoryStore: KeptMemory?
+    // As the Xenstore domain (--event), the disk's handshake runs on the store we serve: start
+    // from a fresh boot store and take the disk's history on when it connects (SelfDisk.swift).
+    if arguments.block && arguments.dom0EventChannel == nil {
+        guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
+        loop = RingServer(server: opened.server)
+        persistEveryRound(loop, to: opened.store)
+    } else if !arguments.block, arguments.dom0EventChannel != nil, let opened = openKeptMemoryHistory(configuration) {
+        // Without a disk, the history lives in memory a crash does not take (restart in place).
+        memoryStore = opened.kept
+        loop = RingServer(server: opened.server)
+        persistEveryRound(loop, to: opened.store)
+    } else {
+        loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
+    }
+    loop.testCrash = crashFlag
+    guard let port = arguments.dom0EventChannel else {
+        guard arguments.vchan else { return code }
+        // An ordinary guest: dom0's clients reach us through vchan-socket-proxy.
+        guard loop.offerVchan(to: 0, at: "data/xenstore-vchan") else { return ImageExitCode.vchanUnavailable }
+        return loop.run()
+    }
+    // The Xenstore domain (--event): serve dom0's ring (grant reference 1) and every domain it introduces.
+    guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
+    _ = loop.watchDomainExceptions()
+    if let memoryStore {
+        armRestart(loop, kept: memoryStore)
+        Console.write("xenstored: restart in place armed (history in kept memory)\n")
+    }
+    if arguments.block {
+        let ownDomid = domain_find_xenstore()
+        if ownDomid < 0 {
+            Console.write("xenstored: cannot find our own domain id (no domain flagged as the Xenstore domain); serving without a disk\n")
+        } else {
+            loop.selfDisk = SelfDiskHandshake(server: loop.server, domid: UInt16(ownDomid), vdev: 51712)
+            loop.onSelfDiskConnected = { [loop] in takeOnOwnDisk(loop) }
+        }
+    }
+    return loop.run()
+}
+
+/// Set by CONTROL test-crash (`--test-hooks` only): the loop crashes at its next round with input.
+final class TestCrashFlag {
+    var requested = false
+}
+
+/// The server configuration of the image, from its heap and boot arguments (also after a restart).
+func imageConfiguration(_ arguments: BootArguments, crashFlag: TestCrashFlag) -> ServerConfiguration {
     var configuration = ServerConfiguration()
     // The heap is a few MiB: keep only the newest commits' trees alive (older ones keep their ids),
     // or a write-heavy client (test-xenstore writes 2000-byte values) exhausts memory.
@@ -81,39 +140,43 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
             + Payload.bytes("\nstack peak KiB: ") + Payload.decimal(UInt64(rt_stack_peak() / 1024))
             + Payload.bytes(" of ") + Payload.decimal(UInt64(rt_stack_size() / 1024))
     }
-    if arguments.block {
-        // every commit will be written to the disk, the boot branch's too: keep the chain whole
-        configuration = configuration.durable
+    if arguments.testHooks {
+        Console.write("xenstored: test hooks on (--test-hooks): CONTROL test-crash is accepted\n")
+        configuration.testCrash = { crashFlag.requested = true }
     }
-    let loop: RingServer
-    // As the Xenstore domain (--event), the disk's handshake runs on the store we serve: start
-    // from a fresh boot store and take the disk's history on when it connects (SelfDisk.swift).
-    if arguments.block && arguments.dom0EventChannel == nil {
-        guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
-        loop = RingServer(server: opened.server)
-        persistEveryRound(loop, to: opened.store)
-    } else {
-        loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
+    return configuration
+}
+
+/// Without a disk: the history store in kept memory (`Limits.restartMemoryStoreDivisor` of the
+/// heap), so that a crash restarts in place with every acknowledged write. Nil (reported) when the
+/// memory cannot be had; the image then serves from the heap alone, without restart in place.
+func openKeptMemoryHistory(_ configuration: ServerConfiguration) -> (kept: KeptMemory, store: BlockStore<KeptMemoryDevice>, server: Server)? {
+    let storeBytes = Int(mm_heap_size()) / Limits.restartMemoryStoreDivisor / 4096 * 4096
+    guard let kept = KeptMemory.create(storeBytes: storeBytes, place: .memory) else {
+        Console.write("xenstored: no memory to keep the history across a crash; restart in place is off\n")
+        return nil
     }
-    guard let port = arguments.dom0EventChannel else {
-        guard arguments.vchan else { return code }
-        // An ordinary guest: dom0's clients reach us through vchan-socket-proxy.
-        guard loop.offerVchan(to: 0, at: "data/xenstore-vchan") else { return ImageExitCode.vchanUnavailable }
-        return loop.run()
+    let store: BlockStore<KeptMemoryDevice>
+    do throws(BlockStoreError) {
+        store = try BlockStore(device: KeptMemoryDevice(kept), format: .newDevice)
+        try store.reserveRoom()
+    } catch {
+        Console.write("xenstored: the history store in kept memory cannot be made: ")
+        reportDiskProblem(error)
+        Console.write("; restart in place is off\n")
+        return nil
     }
-    // The Xenstore domain (--event): serve dom0's ring (grant reference 1) and every domain it introduces.
-    guard loop.attach(domid: 0, remotePort: port, privileged: true) else { return ImageExitCode.dom0RingUnavailable }
-    _ = loop.watchDomainExceptions()
-    if arguments.block {
-        let ownDomid = domain_find_xenstore()
-        if ownDomid < 0 {
-            Console.write("xenstored: cannot find our own domain id (no domain flagged as the Xenstore domain); serving without a disk\n")
-        } else {
-            loop.selfDisk = SelfDiskHandshake(server: loop.server, domid: UInt16(ownDomid), vdev: 51712)
-            loop.onSelfDiskConnected = { [loop] in takeOnOwnDisk(loop) }
-        }
+    do throws(OpenStoreError<BlockStoreError>) {
+        let server = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds()).server
+        server.storageState = roomLeft(store)
+        Console.write("xenstored: history in kept memory (")
+        Console.write(decimal: UInt64(storeBytes / 1024))
+        Console.write(" KiB): a crash restarts in place\n")
+        return (kept, store, server)
+    } catch {
+        Console.write("xenstored: the history store in kept memory cannot be started; restart in place is off\n")
+        return nil
     }
-    return loop.run()
 }
 
 /// Opens the history on the virtual disk xvda (waiting up to 30 s for it): resumes from its head, or
@@ -184,13 +247,21 @@ func takeOnOwnDisk(_ loop: RingServer) {
         return
     }
     persistEveryRound(loop, to: store)
+    if let kept = KeptMemory.create(storeBytes: 0, place: .disk) {
+        armRestart(loop, kept: kept)
+        Console.write("xenstored: restart in place armed (history on the disk)\n")
+    } else {
+        Console.write("xenstored: no memory to keep the connection state across a crash; restart in place is off\n")
+    }
 }
 
-/// From now on, each round's commits are written to `store` before that round's replies leave.
-func persistEveryRound(_ loop: RingServer, to store: BlockStore<XenBlockDevice>) {
+/// From now on, each round's commits are written to `store` before that round's replies leave
+/// (with the round's connection state, once restart in place is armed).
+func persistEveryRound<Device: BlockDevice>(_ loop: RingServer, to store: BlockStore<Device>) {
+    loop.durableHead = { store.headID }
     loop.afterCommits = { [loop] in
         do throws(BlockStoreError) {
-            try loop.server.persist(to: store, state: nil)
+            try loop.server.persist(to: store, state: loop.kept == nil ? nil : loop.resumableState())
             loop.server.storageState = roomLeft(store)
             return true
         } catch {
@@ -217,7 +288,7 @@ func openBlockStore(_ device: XenBlockDevice) -> BlockStore<XenBlockDevice>? {
 }
 
 /// Room left on the disk, as the server takes it (`Server.storageState`).
-func roomLeft(_ store: BlockStore<XenBlockDevice>) -> StorageState {
+func roomLeft<Device: BlockDevice>(_ store: BlockStore<Device>) -> StorageState {
     store.isNearlyFull ? .full : store.isReservedForDom0 ? .reservedForDom0 : .available
 }
 

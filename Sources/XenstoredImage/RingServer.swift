@@ -97,30 +97,94 @@ public final class RingServer {
     /// history on it.
     var onSelfDiskConnected: (() -> Void)?
     var selfDiskJustConnected = false
+    /// Set once restart in place is armed (`armRestart`): every round's connection state is saved here.
+    var kept: KeptMemory?
+    /// The head the history store holds durably (set with `afterCommits`), saved with each round's state.
+    var durableHead: (() -> ObjectID?)?
+    /// The state did not fit its kept slot: restart in place is off until it fits again.
+    var restartSuspended = false
+    /// Set by CONTROL test-crash (`--test-hooks`): crash at the next round with input.
+    var testCrash: TestCrashFlag?
 
     /// Creates a loop around `server`.
     public init(server: Server) {
         self.server = server
     }
 
-    /// Maps `domid`'s store ring (grant reference 1) and binds its event channel `remotePort`.
-    public func attach(domid: UInt16, remotePort: UInt32, privileged: Bool) -> Bool {
+    /// Maps `domid`'s store ring (grant reference 1) and binds its event channel `remotePort`, or
+    /// takes the ring the runtime kept mapped across a restart (`rt_ring_find`), resuming its saved
+    /// position when `state` is given. Request space is handed back only once the round that read
+    /// the requests is durable (`releaseConsumedSpace`), so a crash before that reads them again.
+    public func attach(domid: UInt16, remotePort: UInt32, privileged: Bool, resuming state: RingLinkState? = nil) -> Bool {
         var handle: UInt32 = 0
-        guard let page = gnttab_map_foreign(domid, GNTTAB_XENSTORE_REF, &handle) else {
-            report("cannot map the store ring of domain ", UInt64(domid))
-            return false
-        }
         var port: UInt32 = 0
-        let rc = evtchn_bind_interdomain(domid, remotePort, &port)
-        guard rc == 0 else {
-            _ = gnttab_unmap_foreign(page, handle)
-            report("cannot bind the event channel of domain ", UInt64(domid))
-            return false
+        var page = rt_ring_find(domid, &handle, &port)
+        if page == nil {
+            guard let mapped = gnttab_map_foreign(domid, GNTTAB_XENSTORE_REF, &handle) else {
+                report("cannot map the store ring of domain ", UInt64(domid))
+                return false
+            }
+            let rc = evtchn_bind_interdomain(domid, remotePort, &port)
+            guard rc == 0 else {
+                _ = gnttab_unmap_foreign(mapped, handle)
+                report("cannot bind the event channel of domain ", UInt64(domid))
+                return false
+            }
+            page = mapped
+            if rt_ring_keep(domid, mapped, handle, port) != 0 { report("no room to keep the ring across a restart, domain ", UInt64(domid)) }
         }
-        let link = RingLink(server: server, memory: MappedRingPage(base: page), caller: Caller(domid: UInt32(domid), privileged: privileged))
+        guard let page else { return false }
+        let memory = MappedRingPage(base: page)
+        let caller = Caller(domid: UInt32(domid), privileged: privileged)
+        let link: RingLink<MappedRingPage>
+        if let state {
+            link = RingLink(server: server, memory: memory, caller: caller, resuming: state, deferRelease: true)
+        } else {
+            link = RingLink(server: server, memory: memory, caller: caller, deferRelease: true)
+        }
         rings.append(DomainRing(domid: domid, page: page, grantHandle: handle, port: port, link: link))
-        report("serving the ring of domain ", UInt64(domid))
+        report(state == nil ? "serving the ring of domain " : "resumed the ring of domain ", UInt64(domid))
         return true
+    }
+
+    /// Unmaps a ring the runtime kept but the saved state does not know (mapped in the round that
+    /// crashed): the INTRODUCE that asked for it is read again and maps it afresh.
+    func releaseKeptRing(domid: UInt16) {
+        var handle: UInt32 = 0
+        var port: UInt32 = 0
+        guard let page = rt_ring_find(domid, &handle, &port) else { return }
+        rt_ring_forget(domid)
+        _ = evtchn_close(port)
+        _ = gnttab_unmap_foreign(page, handle)
+    }
+
+    /// The connection state of every store ring and their positions, as a restart resumes them.
+    func resumableState() -> [UInt8] {
+        var states: [RingLinkState] = []
+        for ring in rings { if let link = ring.link { states.append(link.state(domid: UInt32(ring.domid))) } }
+        return ResumableState.encode(server: server, rings: states)
+    }
+
+    /// Saves this round's connection state in the kept memory (restart in place armed): after the
+    /// round's commits are durable, before its replies leave and its request space is handed back.
+    func saveRoundState() {
+        guard let kept else { return }
+        if kept.save(state: resumableState(), head: durableHead?()) {
+            if restartSuspended {
+                restartSuspended = false
+                rt_restart_arm(1)
+                Console.write("xenstored: the connection state fits its kept slot again: restart in place is on\n")
+            }
+        } else if !restartSuspended {
+            restartSuspended = true
+            rt_restart_arm(0)
+            Console.write("xenstored: the connection state outgrew its kept slot: restart in place is off until it fits (a crash now ends the domain)\n")
+        }
+    }
+
+    /// Wakes every ring's domain (after a restart: replies and request space may have changed).
+    func notifyAll() {
+        for ring in rings { _ = evtchn_notify(ring.port) }
     }
 
     /// Offers a vchan to `domid` (published under `directory`, relative to our own Xenstore home in
@@ -194,6 +258,7 @@ public final class RingServer {
     func detach(domid: UInt16) {
         guard let index = rings.firstIndex(where: { $0.domid == domid && $0.transport == .xenstore }) else { return }
         let ring = rings.remove(at: index)
+        rt_ring_forget(domid)
         ring.link?.close(server)
         if evtchn_close(ring.port) != 0 { report("cannot close the event channel of domain ", UInt64(domid)) }
         if gnttab_unmap_foreign(ring.page, ring.grantHandle) != 0 {
@@ -218,14 +283,26 @@ public final class RingServer {
             // Input of every ring, then effects (commits made durable, rings added or removed),
             // then replies: no reply leaves before the commit it reports is on the disk.
             var notify: [Bool] = []
+            var consumedAny = false
+            let crashDue = testCrash?.requested == true  // asked in an earlier round, whose reply has left
             for ring in rings {
                 if let link = ring.link {
+                    rt_serving(ring.connection.raw)  // a crash now names this connection (restart.c)
+                    let before = link.state(domid: 0).requestCursor
                     let activity = link.serveInput(server, time: clock_wall_seconds())
+                    rt_serving(0)
                     if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
+                    consumedAny = consumedAny || link.state(domid: 0).requestCursor != before
                     notify.append(activity.shouldNotify)
                 } else {
                     notify.append(pumpVchan(ring))
                 }
+            }
+            if crashDue && consumedAny {
+                // --test-hooks: the crash comes after this round's requests were read, before any
+                // of it is durable: the restart must read them again
+                Console.write("xenstored: crashing on purpose (CONTROL test-crash)\n")
+                trapOnPurpose([])
             }
             let served = rings.map { $0.port }
             apply(server.takeEffects())
@@ -237,12 +314,13 @@ public final class RingServer {
                 apply(server.takeEffects())
                 if durabilityFailed { return durabilityFailureCode }
             }
+            saveRoundState()
             for (index, ring) in rings.enumerated() {
                 var wrote = false
                 if let link = ring.link {
                     let activity = link.flushOutput(server)
                     if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
-                    wrote = activity.shouldNotify
+                    wrote = activity.shouldNotify || link.releaseConsumedSpace()
                 } else {
                     wrote = flushVchan(ring)
                 }
@@ -258,6 +336,7 @@ public final class RingServer {
                 apply(server.takeEffects())
                 if durabilityFailed { return durabilityFailureCode }
             }
+            rt_round_completed()
             var busy = false
             for ring in rings where hasPendingWork(ring) { busy = true }
             if !busy {
