@@ -4,8 +4,11 @@
 # everything it downloads or builds goes to build/xen-test.
 #
 #   scripts/test-xen.sh [pvh|pv]      (default pvh; needs `make image xsguest` first)
-#   DOM0_EXTRA="XSDOM_ARGS=--param=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
-#       this one passes --selftest-trap to the image to see a crash report under Xen)
+#   DOM0_EXTRA="XSDOM_PARAM=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
+#       this one gives the image --selftest-trap instead of its usual words, to see a crash report under Xen)
+#   XSTEST_QUICK=1   the dom0 test stops after the crash test and one guest (make test-xen's run without a disk)
+# The image always gets --test-hooks: the dom0 test crashes it once on purpose (CONTROL test-crash)
+# during a write storm with a guest connected and a watch set, and checks that it restarted in place.
 #   XSTEST_SCRIPT=<dom0 script> XEN_LOG=<log>   another dom0 test and log (scripts/soak-xen.sh uses them)
 #   STUB_DISK=<host file> [STUB_DISK_RESUME=1]   the image boots with --block and gets that file (dom0's
 #       /dev/vda) as its disk the operator's way; afterwards the host exports it with XENSTORED
@@ -51,6 +54,17 @@ cp "${XSTEST_SCRIPT:-scripts/test-xen-dom0.sh}" "$WORK/payload/test.sh"
 mkdir -p "$WORK/payload/etc/xen"
 cp "$GUESTS/xsguest.elf" "$GUESTS/xsguest-pvh.elf" "$WORK/payload/guests/"
 cp "$HARNESS"/guests/tiny-pv.cfg "$HARNESS"/guests/tiny-pvh.cfg "$WORK/payload/etc/xen/"
+# a guest that keeps writing through its ring while the stub is crashed and restarted (XSTEST_CRASH)
+cat > "$WORK/payload/etc/xen/xsguest-flood.cfg" <<CFG
+name    = "xsguest-flood"
+type    = "pv"
+kernel  = "/guests/xsguest.elf"
+cmdline = "mode=flood"
+memory  = 8
+vcpus   = 1
+on_poweroff = "destroy"
+on_crash    = "destroy"
+CFG
 # the stub domain's disk: the operator's tool, and blkback and loop for dom0 (the harness's initramfs
 # carries only the Xen driver modules)
 mkdir -p "$WORK/payload/sbin" "$WORK/payload/lib/modules/$KVER"
@@ -61,6 +75,9 @@ cp "$WORK/x/lib/modules/$KVER/kernel/drivers/block/loop.ko" \
 # its history outlives the boot: exported and checked with git here afterwards, and resumed by the
 # next boot on the same file. The image then boots with --block.
 disk_args=()
+# The stub's own command line (init-xenstore-domain --param): test hooks, so that the dom0 test can
+# crash it on purpose (CONTROL test-crash) and watch it restart in place.
+stub_words=--test-hooks
 if [ -n "${STUB_DISK:-}" ]; then
     for m in virtio/virtio.ko virtio/virtio_ring.ko virtio/virtio_pci_modern_dev.ko virtio/virtio_pci_legacy_dev.ko \
              virtio/virtio_pci.ko block/virtio_blk.ko; do
@@ -69,7 +86,8 @@ if [ -n "${STUB_DISK:-}" ]; then
     [ -e "$STUB_DISK" ] || truncate -s 16M "$STUB_DISK"
     # 32 MiB, not the 16 of a stub without a disk: with 16, the PV stub resuming this disk ran out of
     # heap during the 100-guest step (docs/stubdom.md, "A stall explained"; Limitations)
-    disk_args=(XSTEST_DISK=vda XSDOM_ARGS=--param=--block XSDOM_MEM=${STUB_DISK_MEM:-32} ${STUB_DISK_RESUME:+XSTEST_DISK_RESUME=1})
+    disk_args=(XSTEST_DISK=vda XSDOM_MEM=${STUB_DISK_MEM:-32} ${STUB_DISK_RESUME:+XSTEST_DISK_RESUME=1})
+    stub_words=--block+$stub_words
     # XSTEST_BENCH=1: the load generator of make bench in dom0 (libxenstore), for the numbers with the
     # disk and without (docs/stubdom.md, Measured). Not by default: its history on the disk pushes the
     # 16 MiB PV stub towards its heap's end later in the test (docs/stubdom.md, Limitations).
@@ -122,7 +140,7 @@ echo "test-xen: booting Xen + dom0 with xenqemu.xenstore=domain:/guests/$(basena
 status=0
 XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} QEMU_STDIN=$WORK/serial-in \
 QEMU_EXTRA="${STUB_DISK:+-drive file=$STUB_DISK,if=virtio,format=raw}" \
-DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} ${disk_args[*]} ${DOM0_EXTRA:-}" \
+DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} XSDOM_PARAM=$stub_words XSTEST_CRASH=1 ${disk_args[*]} ${XSTEST_QUICK:+XSTEST_QUICK=1} ${DOM0_EXTRA:-}" \
     "$HARNESS/boot.sh" x86_64 "$LOG" || status=$?
 echo "test-xen: QEMU exit status $status"
 touch "$WORK/boot-ended"; wait "$stall_pid" || true

@@ -128,6 +128,7 @@ extension Server {
             guard let nul = payload.firstIndex(of: 0) else { return .failure(.EINVAL) }
             switch nodePath(Array(payload[..<nul]), connection) {
             case .success(let path):
+                if let poison = configuration.testPoisonWrite, path.bytes == poison.path { poison.crash() }
                 return run(.write(path, value: Array(payload[(nul + 1)...])), transaction: transaction, on: connection)
             case .failure(let error): return .failure(error)
             }

@@ -51,6 +51,10 @@ public struct ServerConfiguration {
     /// `--test-hooks`): asks the shell to crash at its next round with input, after this reply
     /// has left. Nil (the default): the command is refused with EACCES.
     public var testCrash: (() -> Void)? = nil
+    /// For tests of crash loops (the stub with `--test-hooks`): a WRITE to `path` calls `crash`
+    /// (which does not return) every time it is executed, as a request that crashes the server
+    /// would. Nil (the default): no path is special.
+    public var testPoisonWrite: (path: [UInt8], crash: () -> Void)? = nil
 
     /// The defaults of C xenstored 4.17.
     public init() {}

@@ -23,6 +23,8 @@ public struct BootArguments {
     public var block = false
     /// `--test-hooks`: accept CONTROL `test-crash` (tests of restart in place); never in production.
     public var testHooks = false
+    /// `--trace-rounds`: print every ring's indexes after each serving round (diagnosis; slow).
+    public var traceRounds = false
     /// Words that were not understood.
     public var unknown: [[UInt8]] = []
 
@@ -62,6 +64,8 @@ public struct BootArguments {
                 vchan = true
             } else if word == Payload.bytes("--block") {
                 block = true
+            } else if word == Payload.bytes("--trace-rounds") {
+                traceRounds = true
             } else if word == Payload.bytes("--test-hooks") {
                 testHooks = true
             } else {

@@ -88,6 +88,7 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         loop = RingServer(server: Server(configuration: configuration, time: clock_wall_seconds()))
     }
     loop.testCrash = crashFlag
+    loop.traceRounds = arguments.traceRounds
     guard let port = arguments.dom0EventChannel else {
         guard arguments.vchan else { return code }
         // An ordinary guest: dom0's clients reach us through vchan-socket-proxy.
@@ -141,8 +142,13 @@ func imageConfiguration(_ arguments: BootArguments, crashFlag: TestCrashFlag) ->
             + Payload.bytes(" of ") + Payload.decimal(UInt64(rt_stack_size() / 1024))
     }
     if arguments.testHooks {
-        Console.write("xenstored: test hooks on (--test-hooks): CONTROL test-crash is accepted\n")
+        Console.write("xenstored: test hooks on (--test-hooks): CONTROL test-crash is accepted, WRITE /tool/xenstored/test-poison crashes\n")
         configuration.testCrash = { crashFlag.requested = true }
+        // a request that crashes the server every time: its connection must be dropped after the second crash
+        configuration.testPoisonWrite = (Payload.bytes("/tool/xenstored/test-poison"), {
+            Console.write("xenstored: crashing on purpose (WRITE /tool/xenstored/test-poison, --test-hooks)\n")
+            trapOnPurpose([])
+        })
     }
     return configuration
 }

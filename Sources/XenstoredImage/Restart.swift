@@ -223,6 +223,7 @@ func resume<Device: BlockDevice>(from store: BlockStore<Device>, kept: KeptMemor
     }
     let loop = RingServer(server: server)
     loop.testCrash = crashFlag
+    loop.traceRounds = BootArguments(cString: boot_cmdline()).traceRounds
     // Rings mapped in the crashed round (an INTRODUCE not yet saved) go: the request comes again.
     for index in 0..<UInt32(RT_KEPT_RINGS) {
         let domid = rt_ring_kept_domid(index)

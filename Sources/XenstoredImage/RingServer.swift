@@ -182,6 +182,28 @@ public final class RingServer {
         }
     }
 
+    /// `--trace-rounds`: one console line per ring and round with its indexes (diagnosis only: slow).
+    var traceRounds = false
+
+    func traceRingIndexes() {
+        for ring in rings {
+            guard let link = ring.link else { continue }
+            Console.write("trace: domain ")
+            Console.write(decimal: UInt64(ring.domid))
+            Console.write(":")
+            for (label, offset) in [("req_cons ", RingLayout.requestConsumer), (" req_prod ", RingLayout.requestProducer),
+                                    (" rsp_cons ", RingLayout.responseConsumer), (" rsp_prod ", RingLayout.responseProducer)] as [(StaticString, Int)] {
+                Console.write(label)
+                Console.write(decimal: UInt64(xsring_load32(ring.page, offset)))
+            }
+            Console.write(" cursor ")
+            Console.write(decimal: UInt64(link.state(domid: 0).requestCursor))
+            Console.write(" queued ")
+            Console.write(decimal: UInt64(server.outputByteCount(ring.connection)))
+            Console.write(link.isStalled ? " stalled\n" : "\n")
+        }
+    }
+
     /// Wakes every ring's domain (after a restart: replies and request space may have changed).
     func notifyAll() {
         for ring in rings { _ = evtchn_notify(ring.port) }
@@ -320,7 +342,8 @@ public final class RingServer {
                 if let link = ring.link {
                     let activity = link.flushOutput(server)
                     if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
-                    wrote = activity.shouldNotify || link.releaseConsumedSpace()
+                    let released = link.releaseConsumedSpace()  // (not short-circuited: every round hands space back)
+                    wrote = activity.shouldNotify || released
                 } else {
                     wrote = flushVchan(ring)
                 }
@@ -337,6 +360,7 @@ public final class RingServer {
                 if durabilityFailed { return durabilityFailureCode }
             }
             rt_round_completed()
+            if traceRounds { traceRingIndexes() }
             var busy = false
             for ring in rings where hasPendingWork(ring) { busy = true }
             if !busy {

@@ -204,6 +204,15 @@ import XenstoreWire
         #expect(c.request(.control, args("test-crash")).text == "OK\0")
         #expect(c.request(.control, args("test-crash", "now")).error == .EINVAL)
         #expect(calls == 1)
+        // the poison write: only the exact path, every time it runs
+        var poisoned = 0
+        var poisonConfiguration = ServerConfiguration()
+        poisonConfiguration.testPoisonWrite = (b("/poison"), { poisoned += 1 })
+        let p = TestClient(Server(configuration: poisonConfiguration, time: 1))
+        p.write("/poison-not", "x")
+        p.write("/poison", "x")
+        p.write("/poison", "y")
+        #expect(poisoned == 2)
     }
 
     @Test func controlCheckDetectsCorruptAccounting() {

@@ -11,8 +11,9 @@
 #   xenqemu.xenstore=domain:KERNEL    KERNEL as the xenstore stub domain through init-xenstore-domain
 #   xenqemu.test=SCRIPT               the test to run (default /test.sh; without one: xl info and xl list)
 # Words of the form NAME=VALUE without a dot reach this script as environment variables (the kernel hands
-# them to init): XSDOM_TIMEOUT (s, default 30), XSDOM_MEM (MiB, default 16) and XSDOM_ARGS (extra
-# init-xenstore-domain arguments) for the stub domain, and whatever the test script reads.
+# them to init): XSDOM_TIMEOUT (s, default 30), XSDOM_MEM (MiB, default 16), XSDOM_ARGS (extra
+# init-xenstore-domain arguments) and XSDOM_PARAM (words for the stub's own command line, separated by
+# "+": init-xenstore-domain takes one --param; QEMU splits -append at commas) for the stub domain, and whatever the test script reads.
 #
 # Output markers, parsed on the host from the serial log:
 #   @@T <dom0 uptime> <event>     progress stamps
@@ -60,7 +61,8 @@ case $xenstore in
         # Builds the stub domain, tells Xen and dom0's kernel where Xenstore is now, starts it, and
         # returns once a first request through it got its reply.
         timeout "${XSDOM_TIMEOUT:-30}" init-xenstore-domain --kernel "${xenstore#domain:}" \
-            --memory "${XSDOM_MEM:-16}" ${XSDOM_ARGS:-} || fail "init-xenstore-domain exited with $?"
+            --memory "${XSDOM_MEM:-16}" ${XSDOM_ARGS:-} ${XSDOM_PARAM:+--param "$(echo "$XSDOM_PARAM" | tr + ' ')"} \
+            || fail "init-xenstore-domain exited with $?"
         stamp "xenstore domain up" ;;
     *) fail "unknown xenqemu.xenstore=$xenstore" ;;
 esac
