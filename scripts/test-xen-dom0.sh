@@ -94,6 +94,7 @@ crash_test() {
       done ) &
     storm=$!
     sleep 2
+    echo "@@XS info dom0 memory before the crash: $(grep -E '^(MemFree|MemAvailable):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
     start=$(now_ms)
     check "CONTROL test-crash accepted" xenstore-control test-crash
     check "a write after the crash is answered" xenstore-write /crash/after-crash yes

@@ -6,6 +6,7 @@
 #   scripts/test-xen.sh [pvh|pv]      (default pvh; needs `make image xsguest` first)
 #   DOM0_EXTRA="XSDOM_PARAM=--selftest-trap" scripts/test-xen.sh pvh   (extra dom0 cmdline words;
 #       this one gives the image --selftest-trap instead of its usual words, to see a crash report under Xen)
+#   STUB_WORDS=--block   more words for the image's command line ("+" between words; scripts/soak-xen.sh)
 #   XSTEST_QUICK=1   the dom0 test stops after the crash test and one guest (make test-xen's run without a disk)
 # The image always gets --test-hooks: the dom0 test crashes it once on purpose (CONTROL test-crash)
 # during a write storm with a guest connected and a watch set, and checks that it restarted in place.
@@ -77,7 +78,7 @@ cp "$WORK/x/lib/modules/$KVER/kernel/drivers/block/loop.ko" \
 disk_args=()
 # The stub's own command line (init-xenstore-domain --param): test hooks, so that the dom0 test can
 # crash it on purpose (CONTROL test-crash) and watch it restart in place.
-stub_words=--test-hooks
+stub_words=--test-hooks${STUB_WORDS:++$STUB_WORDS}   # STUB_WORDS: more words, "+" between them
 if [ -n "${STUB_DISK:-}" ]; then
     for m in virtio/virtio.ko virtio/virtio_ring.ko virtio/virtio_pci_modern_dev.ko virtio/virtio_pci_legacy_dev.ko \
              virtio/virtio_pci.ko block/virtio_blk.ko; do
@@ -117,7 +118,7 @@ fi
 # Stall watch: when the console stays silent for STALL_SECONDS (default 180; the dom0 test prints at
 # least every minute), type to Xen through the serial input (three CTRL-a, then 'q' domains and
 # vCPUs, 'e' event channels, 'r' run queues, 'd' registers), so the log shows where the machine waits,
-# then end QEMU rather than wait for the timeout.
+# then ask QEMU's monitor for its CPUs' state and registers, and end QEMU rather than wait for the timeout.
 rm -f "$WORK/serial-in"
 mkfifo "$WORK/serial-in"
 exec 9<>"$WORK/serial-in"   # held open: QEMU's console input never sees end of file
@@ -132,13 +133,38 @@ exec 9<>"$WORK/serial-in"   # held open: QEMU's console input never sees end of 
       printf '\001\001\001' >&9; sleep 2
       for key in q e r d; do printf '%s' "$key" >&9; sleep 5; done
       sleep 10
+      # and ask QEMU itself whether its CPUs run or halt, and where (Xen may no longer answer keys)
+      python3 - "$WORK/qemu-monitor.sock" <<'PY' | tr -d '\r' | grep -a -v '^(qemu)' | sed 's/^/test-xen: qemu monitor: /' | head -80 || true
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+    for command in (b"info status\n", b"info cpus\n", b"info registers -a\n"):
+        s.sendall(command)
+        time.sleep(1)
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+    sys.stdout.write(out.decode("utf-8", "replace"))
+except OSError as error:
+    print("no monitor:", error)
+PY
       pkill -f -- "-initrd $DOM0_KERNEL" || true
       break
   done ) &
 stall_pid=$!
 echo "test-xen: booting Xen + dom0 with xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 status=0
+rm -f "$WORK/qemu-monitor.sock"
 XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} QEMU_STDIN=$WORK/serial-in \
+QEMU_MONITOR=$WORK/qemu-monitor.sock \
 QEMU_EXTRA="${STUB_DISK:+-drive file=$STUB_DISK,if=virtio,format=raw}" \
 DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} XSDOM_PARAM=$stub_words XSTEST_CRASH=1 ${disk_args[*]} ${XSTEST_QUICK:+XSTEST_QUICK=1} ${DOM0_EXTRA:-}" \
     "$HARNESS/boot.sh" x86_64 "$LOG" || status=$?

@@ -9,7 +9,8 @@
  * Conventions: functions returning int return 0 on success and a negative Xen errno
  * (-XEN_Exxx, see <xen/errno.h>) on failure. Event-channel ports and grant references are
  * plain uint32_t; domain ids are uint16_t as in Xen's domid_t.
- * The Swift side supplies exactly one symbol, xenstored_main (below).
+ * The Swift side supplies two symbols: xenstored_main (below), and xenstored_resume, entered
+ * instead of it after a crash (restart in place).
  */
 
 /* ---- entry and exit ------------------------------------------------------------------- */
