@@ -83,10 +83,10 @@ crash_test() {
     xenstore-write /crash/watched before
     xenstore-watch /crash/watched > /tmp/crash-watch 2>&1 &
     watcher=$!
-    check "xl create xsguest-flood (a guest writing through its ring)" xl create /etc/xen/xsguest-flood.cfg
-    flood=$(xl domid xsguest-flood 2>/dev/null)
-    for i in $(seq 1 150); do [ "$(xenstore-read /local/domain/$flood/data/result 2>/dev/null)" = flooding ] && break; sleep 0.2; done
-    check "the guest is writing" test "$(xenstore-read /local/domain/$flood/data/result)" = flooding
+    check "xl create xsguest-tick (a guest writing through its ring every 50 ms)" xl create /etc/xen/xsguest-tick.cfg
+    guest=$(xl domid xsguest-tick 2>/dev/null)
+    for i in $(seq 1 150); do [ "$(xenstore-read /local/domain/$guest/data/tick 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.2; done
+    check "the guest is writing" test "$(xenstore-read /local/domain/$guest/data/tick)" -gt 0
     rm -f /tmp/storm-stop /tmp/storm-acked /tmp/storm-failed
     ( i=0; while [ ! -e /tmp/storm-stop ]; do
           i=$((i + 1))
@@ -112,10 +112,12 @@ crash_test() {
     for i in $(seq 1 50); do [ "$(grep -c /crash/watched /tmp/crash-watch)" -gt "$events" ] && break; sleep 0.2; done
     check "the watch set before the crash fires after it" test "$(grep -c /crash/watched /tmp/crash-watch)" -gt "$events"
     kill $watcher 2>/dev/null
-    xenstore-rm /local/domain/$flood/data/flood
-    for i in $(seq 1 100); do xenstore-read /local/domain/$flood/data/flood >/dev/null 2>&1 && break; sleep 0.2; done
-    check "the guest's writes are served after the restart" xenstore-read /local/domain/$flood/data/flood
-    check "xl destroy xsguest-flood" xl destroy xsguest-flood
+    tick=$(xenstore-read /local/domain/$guest/data/tick)
+    for i in $(seq 1 100); do [ "$(xenstore-read /local/domain/$guest/data/tick)" -gt "$tick" ] && break; sleep 0.2; done
+    check "the guest's writes are served after the restart (tick $tick, then $(xenstore-read /local/domain/$guest/data/tick))" \
+        test "$(xenstore-read /local/domain/$guest/data/tick)" -gt "$tick"
+    check "no tick write failed" sh -c "! grep -q 'tick write failed' /var/log/xen/console/guest-xsguest-tick.log"
+    check "xl destroy xsguest-tick" xl destroy xsguest-tick
     check "the same Xenstore domain ($stub)" test "$(xl domid Xenstore)" = "$stub"
     check "xl list" xl list
 }

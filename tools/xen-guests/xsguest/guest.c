@@ -7,6 +7,8 @@
  *   mode=huge    sends a header announcing a 100000-byte payload, expects the error word, then
  *                reconnects and writes data/result
  *   mode=flood   writes data/flood as fast as the ring allows, forever
+ *   mode=tick    writes data/tick = 1, 2, 3, ... about every 50 ms, each after the last was answered,
+ *                forever: a guest that keeps using its ring at a gentle pace (the stub's restart test)
  *   mode=hello   never touches Xenstore: prints "hello from pv guest" (or "pvh") and powers off; the
  *                Xen-in-QEMU harness's tiny-pv and tiny-pvh guests (tools/xen-qemu/guests/)
  * Every step is reported on the PV console ring ("xsguest: ..."), read by xenconsoled.
@@ -309,6 +311,47 @@ static void mode_flood(void)
     }
 }
 
+#ifndef XSGUEST_PVH
+/* Xen system time now, in ns, from our vCPU's time record and the TSC. */
+static uint64_t system_time_ns(void)
+{
+    const struct vcpu_time_info *t = &shared->vcpu_info[0].time;
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    uint64_t delta = (((uint64_t)hi << 32) | lo) - t->tsc_timestamp;
+    if (t->tsc_shift >= 0) delta <<= t->tsc_shift; else delta >>= -t->tsc_shift;
+    return t->system_time + (uint64_t)(((__uint128_t)delta * t->tsc_to_system_mul) >> 32);
+}
+#endif
+
+/* Waits about `ms` milliseconds (PV: a poll on the store's port with a timeout; else yields). */
+static void sleep_ms(unsigned ms)
+{
+#ifndef XSGUEST_PVH
+    if (shared) {
+        struct sched_poll poll = { .nr_ports = 1, .timeout = system_time_ns() + (uint64_t)ms * 1000000 };
+        set_xen_guest_handle(poll.ports, &xs_port);
+        sched_op(SCHEDOP_poll, &poll);
+        return;
+    }
+#endif
+    for (unsigned i = 0; i < ms; i++) sched_op(SCHEDOP_yield, 0);
+}
+
+static void mode_tick(void)
+{
+    char value[24];
+    for (unsigned long n = 1;; n++) {
+        int i = sizeof(value);
+        unsigned long v = n;
+        value[--i] = 0;
+        do { value[--i] = '0' + v % 10; v /= 10; } while (v);
+        if (request(XS_WRITE, "data/tick", &value[i], 0) != XS_WRITE) { say("xsguest: a tick write failed\n"); idle(); }
+        if (n % 100 == 0) { say("xsguest: ticks written: "); say_dec(n); say("\n"); }
+        sleep_ms(50);
+    }
+}
+
 static void run(const char *cmd)
 {
     const char *mode = "good";
@@ -328,6 +371,7 @@ static void run(const char *cmd)
     if (mode[0] == 'b') mode_badidx();
     else if (mode[0] == 'h') mode_huge();
     else if (mode[0] == 'f') mode_flood();
+    else if (mode[0] == 't') mode_tick();
     else mode_good();
     idle();
 }
