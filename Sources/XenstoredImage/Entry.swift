@@ -164,8 +164,7 @@ func openKeptMemoryHistory(_ configuration: ServerConfiguration) -> (kept: KeptM
     }
     let store: BlockStore<KeptMemoryDevice>
     do throws(BlockStoreError) {
-        store = try BlockStore(device: KeptMemoryDevice(kept), format: .newDevice)
-        try store.reserveRoom()
+        store = try kept.openStore(format: .newDevice)
     } catch {
         Console.write("xenstored: the history store in kept memory cannot be made: ")
         reportDiskProblem(error)

@@ -59,6 +59,14 @@ final class KeptMemory {
         return KeptMemory(base: base, storeBytes: storeBytes)
     }
 
+    /// The history's block store in this region, room reserved: `.newDevice` at boot, `.never`
+    /// after a restart (what the crashed run wrote must be there).
+    func openStore(format: BlockFormatRule) throws(BlockStoreError) -> BlockStore<KeptMemoryDevice> {
+        let store = try BlockStore(device: KeptMemoryDevice(self), format: format)
+        try store.reserveRoom()
+        return store
+    }
+
     /// Where the history is.
     var place: KeptHistoryPlace {
         get { KeptHistoryPlace(rawValue: base.load(fromByteOffset: 8, as: UInt32.self)) ?? .none }
@@ -178,8 +186,7 @@ public func xenstoredResume(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     case .memory:
         let store: BlockStore<KeptMemoryDevice>
         do throws(BlockStoreError) {
-            store = try BlockStore(device: KeptMemoryDevice(kept), format: .never)
-            try store.reserveRoom()
+            store = try kept.openStore(format: .never)
         } catch {
             Console.write("xenstored: FATAL: the history in kept memory cannot be read: ")
             reportDiskProblem(error)
