@@ -31,7 +31,7 @@ for run in $(seq 1 "$RUNS"); do
     for variant in $VARIANTS; do
         base=build/xen-test/soak-$variant-$run
         start=$(date +%s)
-        if XSTEST_SCRIPT=scripts/soak-xen-dom0.sh XEN_LOG=$base.log TIMEOUT=${SOAK_TIMEOUT:-3600} ${SOAK_DISK:+STUB_WORDS=--block} \
+        if XSTEST_SCRIPT=scripts/soak-xen-dom0.sh XEN_LOG=$base.log TIMEOUT=${SOAK_TIMEOUT:-3600} STUB_WORDS=${SOAK_DISK:+--block} \
             DOM0_EXTRA="SOAK_RANDOM_SECONDS=${SOAK_RANDOM_SECONDS:-60} SOAK_CYCLES=${SOAK_CYCLES:-50} SOAK_FILL_PERCENT=${SOAK_FILL_PERCENT:-90}${SOAK_DISK:+ SOAK_DISK=1}" \
             scripts/test-xen.sh "$variant" > "$base.out" 2>&1; then
             passed[$variant]=$((passed[$variant] + 1)); verdict=PASS
