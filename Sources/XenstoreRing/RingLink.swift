@@ -7,6 +7,9 @@ import XenstoreWire
 public struct RingActivity: Equatable, Sendable {
     /// Request bytes were consumed (the domain may be waiting for space).
     public var consumedRequests = false
+    /// Request bytes were read and given to the server, whether or not their space was handed
+    /// back yet (with deferred release it is not: `consumedRequests` stays false).
+    public var readRequests = false
     /// Reply bytes were written.
     public var wroteReplies = false
     /// A reconnection was completed.
@@ -23,6 +26,7 @@ public struct RingActivity: Equatable, Sendable {
     /// Adds what a later part of the same turn did (e.g. `flushOutput` after `serveInput`).
     public mutating func merge(_ later: RingActivity) {
         consumedRequests = consumedRequests || later.consumedRequests
+        readRequests = readRequests || later.readRequests
         wroteReplies = wroteReplies || later.wroteReplies
         reconnected = reconnected || later.reconnected
         if failure == nil { failure = later.failure }
@@ -147,6 +151,7 @@ public final class RingLink<Memory: RingMemory> {
                 }
                 if count == 0 { break }
                 budget -= count
+                activity.readRequests = true
                 activity.consumedRequests = cursor == nil
                 server.receive(scratch, on: connection, time: time)
             }

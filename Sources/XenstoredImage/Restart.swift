@@ -80,12 +80,14 @@ final class KeptMemory {
 
     private func sequence(of index: Int) -> UInt64 { slot(index).load(as: UInt64.self) }
 
+    /// The slot written last (0 when neither was).
+    private var newerSlot: Int { sequence(of: 0) >= sequence(of: 1) ? 0 : 1 }
+
     /// Saves `state` (with the durable `head` it belongs to) over the older slot; false if it does not fit.
     func save(state: [UInt8], head: ObjectID?) -> Bool {
         if state == lastSaved && head == lastSavedHead { return true }
         guard state.count <= KeptMemory.slotBytes - KeptMemory.slotHeaderBytes else { return false }
-        let newer = sequence(of: 0) >= sequence(of: 1) ? 0 : 1
-        let target = slot(1 - newer)
+        let target = slot(1 - newerSlot)
         target.storeBytes(of: 0, as: UInt64.self)  // invalid while it is rewritten
         state.withUnsafeBytes { (target + KeptMemory.slotHeaderBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         target.storeBytes(of: UInt32(state.count), toByteOffset: 8, as: UInt32.self)
@@ -100,8 +102,7 @@ final class KeptMemory {
 
     /// The newest slot whose checksum holds: its state and head.
     func newestState() -> (state: [UInt8], head: ObjectID?)? {
-        let order = sequence(of: 0) >= sequence(of: 1) ? [0, 1] : [1, 0]
-        for index in order where sequence(of: index) != 0 {
+        for index in [newerSlot, 1 - newerSlot] where sequence(of: index) != 0 {
             let slot = slot(index)
             let length = Int(slot.load(fromByteOffset: 8, as: UInt32.self))
             guard length <= KeptMemory.slotBytes - KeptMemory.slotHeaderBytes else { continue }

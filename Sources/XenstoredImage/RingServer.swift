@@ -305,22 +305,21 @@ public final class RingServer {
             // Input of every ring, then effects (commits made durable, rings added or removed),
             // then replies: no reply leaves before the commit it reports is on the disk.
             var notify: [Bool] = []
-            var consumedAny = false
+            var readAny = false
             let crashDue = testCrash?.requested == true  // asked in an earlier round, whose reply has left
             for ring in rings {
                 if let link = ring.link {
                     rt_serving(ring.connection.raw)  // a crash now names this connection (restart.c)
-                    let before = link.state(domid: 0).requestCursor
                     let activity = link.serveInput(server, time: clock_wall_seconds())
                     rt_serving(0)
                     if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
-                    consumedAny = consumedAny || link.state(domid: 0).requestCursor != before
+                    readAny = readAny || activity.readRequests
                     notify.append(activity.shouldNotify)
                 } else {
                     notify.append(pumpVchan(ring))
                 }
             }
-            if crashDue && consumedAny {
+            if crashDue && readAny {
                 // --test-hooks: the crash comes after this round's requests were read, before any
                 // of it is durable: the restart must read them again
                 Console.write("xenstored: crashing on purpose (CONTROL test-crash)\n")

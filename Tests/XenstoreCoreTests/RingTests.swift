@@ -287,7 +287,8 @@ func pump(_ link: RingLink<ArrayRingMemory>, _ guest: RingGuest, _ server: Serve
         let second = Message(.read, requestID: 51, payload: args("/tool")).encoded
         guest.unsent = Array(second[..<9])
         guest.push()
-        _ = link.serveInput(server, time: 1)
+        let activity = link.serveInput(server, time: 1)
+        #expect(activity.readRequests && !activity.consumedRequests)  // read, but its space kept
         #expect(guest.memory.load32(at: RingLayout.requestConsumer) == 0)  // space not handed back
         guest.unsent = Array(second[9...])
         let (restarted, resumed) = try restart(server, saved, guest)
