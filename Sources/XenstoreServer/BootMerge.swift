@@ -13,6 +13,9 @@ public struct BootMergeReport {
     /// The nodes both sides changed differently since the boot branch's base, where the store's
     /// version was overridden by the boot branch's, in the order met (parents first).
     public let overridden: [MergeConflict]
+    /// The store's head was already a commit of this boot branch (an adoption written before a
+    /// restart in place that resumed the branch): the branch continued it, no merge commit.
+    public let continued: Bool
 }
 
 extension Server {
@@ -28,7 +31,9 @@ extension Server {
     /// the permissions separately (clients were acknowledged its version during this boot), and
     /// a node one side deleted and the other changed is as the boot branch has it; every such node
     /// is in the report, the log (`.log`) and the commit message (`ThreeWayMerge.mergePreferringTheirs`).
-    /// A store holding no history (it must be new) simply receives the server's history.
+    /// A store holding no history (it must be new) simply receives the server's history; so does a
+    /// store whose head is a commit of the server's boot branch, as after an adoption written
+    /// before a restart in place that resumed the branch (`continued`).
     ///
     /// Connections, watches, domains, quotas and open transactions are untouched: watches fire
     /// for every node that differs between the boot branch's head and the merged tree (what the
@@ -54,7 +59,14 @@ extension Server {
         bootBase = nil
         loadRevisions(from: store)
         var overridden: [MergeConflict] = []
-        if let recovered {
+        // A store whose head is a commit of this very boot branch (an adoption written before a
+        // restart in place resumed the branch) needs no merge: the branch continues it. Only ids
+        // already computed are compared (a server on a stored boot branch has them all); computing
+        // a fresh server's would change where a long boot branch is cut.
+        let recoveredID = recovered.map { $0.id(of: $0.head) }
+        let continued = recoveredID != nil && history.firstParentLog(limit: history.retainedCommits + 1)
+            .contains { history.computedID(of: $0) == recoveredID }
+        if let recovered, !continued {
             let stored = recovered.head
             let merged = ThreeWayMerge.mergePreferringTheirs(base: base, ours: stored.root, theirs: history.head.root,
                                                              generations: history.generations)
@@ -66,8 +78,8 @@ extension Server {
             effects.append(.log(line))
         }
         try persistOrReport(to: store, state: state)
-        return BootMergeReport(recoveredHead: recovered.map { $0.id(of: $0.head) }, head: history.id(of: history.head),
-                               overridden: overridden)
+        return BootMergeReport(recoveredHead: recoveredID, head: history.id(of: history.head),
+                               overridden: overridden, continued: continued)
     }
 
     /// The boot merge commit's message: the summary, then the overridden nodes (at most

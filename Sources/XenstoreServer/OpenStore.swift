@@ -31,17 +31,26 @@ extension Server {
     /// (with `persist(to:state:)`); the store's older commits are reachable through
     /// `revisionLoader` (a synchronous read of the store, used only by history operations).
     /// Returns the server and the head it resumed from (nil when fresh).
-    public static func open<Store: HistoryStore>(from store: Store, configuration: ServerConfiguration,
-                                                 time: Int64) throws(OpenStoreError<Store.Failure>) -> (server: Server, resumedAt: ObjectID?) {
+    ///
+    /// With `bootBranch`, the store holds a boot branch (a store kept only until the real one is
+    /// reachable, such as the stub domain's history in kept memory before its disk connects):
+    /// the server keeps a `bootBase` — the initial tree, which every boot branch starts from, also
+    /// when resumed from the store — so that `adoptRecoveredHistory` can later merge what the
+    /// store holds onto the real store's history.
+    public static func open<Store: HistoryStore>(from store: Store, configuration: ServerConfiguration, time: Int64,
+                                                 bootBranch: Bool = false) throws(OpenStoreError<Store.Failure>) -> (server: Server, resumedAt: ObjectID?) {
         let configuration = configuration.durable
         let loaded = try loadStoredHistory(from: store, generations: GenerationCounter(),
                                            retainedCommits: configuration.retainedCommits)
         let server: Server
         if let loaded {
             server = Server(configuration: configuration, history: loaded, time: time)
+            if bootBranch { server.bootBase = Server.initialTree(generations: loaded.generations) }
         } else {
             server = Server(configuration: configuration, time: time)
-            server.bootBase = nil  // its initial commit goes to the store now: nothing to adopt later
+            // its initial commit goes to the store now: nothing to adopt later, unless the store
+            // itself is the boot branch
+            if !bootBranch { server.bootBase = nil }
             try server.persistOrReport(to: store, state: nil)
         }
         server.loadRevisions(from: store)

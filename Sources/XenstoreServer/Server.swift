@@ -125,15 +125,21 @@ public final class Server {
     /// plus `/local` and `/local/domain`), dom0 introduced, at `time` (seconds since the epoch).
     public convenience init(configuration: ServerConfiguration = ServerConfiguration(), time: Int64) {
         let generations = GenerationCounter()
-        let perms = Permissions.ownedBy(0)
-        func node(_ children: [Child]) -> Node { Node(value: [], permissions: perms, children: children, generation: generations.take()) }
-        let tool = node([Child(name: Payload.bytes("xenstored"), node: node([]))])
-        let local = node([Child(name: Payload.bytes("domain"), node: node([]))])
-        let root = node([Child(name: Payload.bytes("local"), node: local), Child(name: Payload.bytes("tool"), node: tool)])
+        let root = Server.initialTree(generations: generations)
         let history = History(root: root, author: 0, message: Payload.bytes("Domain 0: initial store"), time: time,
                               generations: generations, retainedCommits: configuration.retainedCommits)
         self.init(configuration: configuration, history: history, time: time)
         bootBase = root
+    }
+
+    /// The initial tree of `init(configuration:time:)`, its nodes numbered by `generations`: the
+    /// base of every boot branch (`bootBase`).
+    static func initialTree(generations: GenerationCounter) -> Node {
+        let perms = Permissions.ownedBy(0)
+        func node(_ children: [Child]) -> Node { Node(value: [], permissions: perms, children: children, generation: generations.take()) }
+        let tool = node([Child(name: Payload.bytes("xenstored"), node: node([]))])
+        let local = node([Child(name: Payload.bytes("domain"), node: node([]))])
+        return node([Child(name: Payload.bytes("local"), node: local), Child(name: Payload.bytes("tool"), node: tool)])
     }
 
     /// Creates a server continuing an existing history (e.g. loaded from a git database):

@@ -355,6 +355,85 @@ private func record(_ store: BlockStore<SimDevice>, _ id: ObjectID) throws -> Co
         #expect(server.takeEffects().contains { if case .committed = $0 { return true } else { return false } })
     }
 
+    /// A boot branch kept in a store of its own (the stub's kept memory before its disk
+    /// connects) and resumed from it (a restart in place) still merges onto the disk: the
+    /// resumed server's base is the initial tree again, so only the node both sides wrote
+    /// conflicts, and the merge commit's second parent is the boot branch's stored head.
+    @Test func aBootBranchResumedFromItsOwnStoreIsMergedOntoTheDisk() throws {
+        let device = blankDisk()
+        let diskHead = try typicalDisk(device)
+        let bootDevice = blankDisk()
+        let (first, fresh) = try Server.open(from: try BlockStore(device: bootDevice), configuration: ServerConfiguration(),
+                                             time: bootTime, bootBranch: true)
+        #expect(fresh == nil)
+        #expect(first.bootBase != nil)
+        let dom0 = TestClient(first, time: bootTime)
+        let vbd = "/local/domain/0/backend/vbd/1/51712"
+        #expect(dom0.write("\(vbd)/state", "4").isOK)
+        #expect(dom0.write("/shared", "boot").isOK)
+        #expect(dom0.write("/tool/xenstored/boot", "yes").isOK)
+        let bootStore = try BlockStore(device: bootDevice)
+        try first.persist(to: bootStore, state: nil)
+        let bootHead = try #require(bootStore.headID)
+
+        // the restart: a new server from the boot branch's store
+        let (resumed, resumedAt) = try Server.open(from: try BlockStore(device: bootDevice), configuration: ServerConfiguration(),
+                                                   time: bootTime + 2, bootBranch: true)
+        #expect(resumedAt == bootHead)
+        #expect(resumed.bootBase != nil)
+        let report = try resumed.adoptRecoveredHistory(from: try reopen(device), state: nil, time: bootTime + 5)
+        let merged = contents(resumed)
+        #expect(merged["/disk/only"] == "from the disk")
+        #expect(merged["/local/domain/5/name"] == "disk-name")
+        #expect(merged["/tool/xenstored/version"] == "1")
+        #expect(merged["/tool/xenstored/boot"] == "yes")
+        #expect(merged["\(vbd)/state"] == "4")
+        #expect(merged["/shared"] == "boot")
+        #expect(report.overridden == [.value(path: [b("shared")])])
+        #expect(resumed.history.head.parentIDs == [diskHead, bootHead])
+    }
+
+    /// A crash after the adoption was written, before restart in place moved to the disk: the
+    /// boot branch resumes from its store, dom0 writes on, and the disk is adopted again. A disk
+    /// that was blank before now holds an earlier commit of that branch: the branch continues it,
+    /// no merge commit. A disk that had a history gets a second merge commit, nothing reported
+    /// as overridden.
+    @Test(arguments: [false, true]) func anAdoptionRepeatedAfterARestartChangesNothing(diskHadHistory: Bool) throws {
+        let device = blankDisk()
+        let diskHead: ObjectID? = diskHadHistory ? try typicalDisk(device) : nil
+        let bootDevice = blankDisk()
+        let (server, _) = try Server.open(from: try BlockStore(device: bootDevice), configuration: ServerConfiguration(),
+                                          time: bootTime, bootBranch: true)
+        let dom0 = TestClient(server, time: bootTime)
+        #expect(dom0.write("/shared", "boot").isOK)
+        #expect(dom0.write("/boot/only", "yes").isOK)
+        try server.persist(to: try BlockStore(device: bootDevice), state: nil)
+        let first = try server.adoptRecoveredHistory(from: try reopen(device), state: nil, time: bootTime + 5)
+        #expect(first.recoveredHead == diskHead)
+        let firstTree = contents(server)
+
+        let (resumed, _) = try Server.open(from: try BlockStore(device: bootDevice), configuration: ServerConfiguration(),
+                                           time: bootTime + 6, bootBranch: true)
+        #expect(TestClient(resumed, time: bootTime + 6).write("/after/restart", "yes").isOK)
+        let resumedHead = resumed.history.id(of: resumed.history.head)
+        let disk = try reopen(device)
+        let again = try resumed.adoptRecoveredHistory(from: disk, state: nil, time: bootTime + 7)
+        #expect(again.recoveredHead == first.head)
+        #expect(again.overridden.isEmpty)
+        var expected = firstTree
+        expected["/after/restart"] = "yes"
+        expected["/after"] = ""
+        #expect(contents(resumed) == expected)
+        #expect(disk.headID == again.head)
+        #expect(again.continued == !diskHadHistory)
+        if diskHadHistory {
+            #expect(try record(disk, again.head).parents == [first.head, resumedHead])
+        } else {
+            #expect(again.head == resumedHead)
+            #expect(try record(disk, again.head).parents == [first.head])
+        }
+    }
+
     /// Adoption is for a server with a boot branch, once: not twice, not on a server opened
     /// from a store; nothing is read or changed then.
     @Test func adoptionNeedsABootBranch() throws {
