@@ -315,11 +315,11 @@ static int submit(uint8_t operation, uint64_t offset, size_t len)
     }
 }
 
-static int probing;
+static int probing, probed;
 
 int blkfront_probe_start(void)
 {
-    if (!connected || probing)
+    if (!connected || probing || probed)
         return -XEN_EINVAL;
     push(BLKIF_OP_READ, 0, PAGE_SIZE);
     probing = 1;
@@ -329,12 +329,23 @@ int blkfront_probe_start(void)
 int blkfront_probe_poll(void)
 {
     int16_t status = 0;
+    if (probed)
+        return 1;
     if (!probing)
         return -XEN_EINVAL;
     if (!take_response(&status))
         return 0;
     probing = 0;
-    return report_status(status, BLKIF_OP_READ, 0) == 0 ? 1 : -XEN_EIO;
+    if (report_status(status, BLKIF_OP_READ, 0) != 0)
+        return -XEN_EIO;
+    probed = 1;
+    return 1;
+}
+
+enum blkfront_phase blkfront_phase(void)
+{
+    return probed ? BLKFRONT_READY : probing ? BLKFRONT_PROBING : connected ? BLKFRONT_ATTACHED
+         : prepared ? BLKFRONT_PREPARED : BLKFRONT_NONE;
 }
 
 uint32_t blkfront_event_port(void) { return prepared ? port : 0; }

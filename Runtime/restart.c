@@ -60,6 +60,24 @@ void *rt_kept_region(size_t bytes)
     return kept_region;
 }
 
+void rt_kept_shrink(size_t bytes)
+{
+    size_t keep = (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+    if (!kept_region || keep * PAGE_SIZE >= kept_region_bytes)
+        return;
+    mm_free_pages((uint8_t *)kept_region + keep * PAGE_SIZE, kept_region_bytes / PAGE_SIZE - keep);
+    kept_region_bytes = keep * PAGE_SIZE;
+}
+
+int rt_first_time(unsigned what)
+{
+    static uint32_t asked;   /* the runtime's own .bss: a restart in place keeps it */
+    if (what >= 32 || (asked >> what) & 1)
+        return 0;
+    asked |= 1u << what;
+    return 1;
+}
+
 int rt_ring_keep(uint16_t domid, void *page, uint32_t handle, uint32_t port)
 {
     rt_ring_forget(domid);

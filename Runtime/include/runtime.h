@@ -60,6 +60,11 @@ void rt_round_completed(void);
 /** Memory of `bytes` (rounded up to pages) that outlives restarts: the first call allocates it,
  *  later calls (after a restart) return the same region; NULL if larger than the first or no memory. */
 void *rt_kept_region(size_t bytes);
+/** Gives the kept region's pages beyond its first `bytes` (rounded up to pages) back to the heap
+ *  (the stub domain's boot branch store, once its disk holds the history). */
+void rt_kept_shrink(size_t bytes);
+/** Test hooks: 1 the first time `what` (< 32) is asked since boot, 0 after, restarts included. */
+int rt_first_time(unsigned what);
 /** Store rings the runtime keeps mapped for Swift across restarts (domain id, page, grant handle, local port). */
 #define RT_KEPT_RINGS 1024
 /** rt_ring_kept_domid's answer for an unused entry. */
@@ -205,8 +210,17 @@ const char *blkfront_protocol(void);
 /** Starts reading the first block without waiting (the Xenstore domain: the backend may need
  *  our store's answers before it serves the ring, so the event loop keeps serving meanwhile). */
 int blkfront_probe_start(void);
-/** The probe's outcome so far: 1 answered, 0 not yet, -XEN_EIO failed. */
+/** The probe's outcome so far: 1 answered (also every call after), 0 not yet, -XEN_EIO failed. */
 int blkfront_probe_poll(void);
+/** How far the handshake got (it outlives a restart in place, SelfDisk.swift resumes from it). */
+enum blkfront_phase {
+    BLKFRONT_NONE = 0,      /**< nothing granted yet */
+    BLKFRONT_PREPARED = 1,  /**< ring granted, event channel allocated (blkfront_prepare) */
+    BLKFRONT_ATTACHED = 2,  /**< the backend's geometry taken (blkfront_attach), no probe yet */
+    BLKFRONT_PROBING = 3,   /**< the first read is out */
+    BLKFRONT_READY = 4,     /**< the first read was answered: requests may start */
+};
+enum blkfront_phase blkfront_phase(void);
 /** The disk's event channel (0 before blkfront_prepare); bound like every port the event loop
  *  waits on, so the loop must take its pending bit each turn. */
 uint32_t blkfront_event_port(void);
