@@ -23,6 +23,10 @@ public struct BootArguments {
     public var block = false
     /// `--test-hooks`: accept CONTROL `test-crash` (tests of restart in place); never in production.
     public var testHooks = false
+    /// `--test-crash-handshake` (with `--test-hooks`): crash once when our disk's handshake has
+    /// published its half, and once when the disk's history has been adopted (tests that a
+    /// restart in place resumes the handshake from any phase).
+    public var testCrashHandshake = false
     /// `--trace-rounds`: print every ring's indexes after each serving round (diagnosis; slow).
     public var traceRounds = false
     /// Words that were not understood.
@@ -66,6 +70,8 @@ public struct BootArguments {
                 block = true
             } else if word == Payload.bytes("--trace-rounds") {
                 traceRounds = true
+            } else if word == Payload.bytes("--test-crash-handshake") {
+                testCrashHandshake = true
             } else if word == Payload.bytes("--test-hooks") {
                 testHooks = true
             } else {

@@ -79,8 +79,9 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
         guard let opened = openDiskHistory(configuration) else { return ImageExitCode.diskUnavailable }
         loop = RingServer(server: opened.server)
         persistEveryRound(loop, to: opened.store)
-    } else if !arguments.block, arguments.dom0EventChannel != nil, let opened = openKeptMemoryHistory(configuration) {
-        // Without a disk, the history lives in memory a crash does not take (restart in place).
+    } else if arguments.dom0EventChannel != nil, let opened = openKeptMemoryHistory(configuration, bootBranch: arguments.block) {
+        // The history lives in memory a crash does not take (restart in place): for good without
+        // a disk, as the boot branch until the disk connects with one.
         memoryStore = opened.kept
         loop = RingServer(server: opened.server)
         persistEveryRound(loop, to: opened.store)
@@ -100,18 +101,46 @@ public func xenstoredMain(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
     _ = loop.watchDomainExceptions()
     if let memoryStore {
         armRestart(loop, kept: memoryStore)
-        Console.write("xenstored: restart in place armed (history in kept memory)\n")
+        Console.write(arguments.block ? "xenstored: restart in place armed (history in kept memory until the disk connects)\n"
+                                      : "xenstored: restart in place armed (history in kept memory)\n")
     }
-    if arguments.block {
-        let ownDomid = domain_find_xenstore()
-        if ownDomid < 0 {
-            Console.write("xenstored: cannot find our own domain id (no domain flagged as the Xenstore domain); serving without a disk\n")
-        } else {
-            loop.selfDisk = SelfDiskHandshake(server: loop.server, domid: UInt16(ownDomid), vdev: 51712)
-            loop.onSelfDiskConnected = { [loop] in takeOnOwnDisk(loop) }
-        }
-    }
+    if arguments.block { startSelfDisk(loop, arguments, resuming: false) }
     return loop.run()
+}
+
+/// Points where `--test-crash-handshake` (with `--test-hooks`) crashes the image once each
+/// (`rt_first_time`), to test that our disk's handshake resumes from any phase.
+enum TestCrashPoint: UInt32 {
+    /// Our half of the handshake published, in the round that wrote it (SelfDisk.swift).
+    case handshakePublished = 0
+    /// The disk's history adopted and written, before restart in place moved to the disk.
+    case diskAdopted = 1
+
+    /// Crashes here if this boot asked for it and it did not happen yet.
+    func crashIfAsked(_ asked: Bool) {
+        guard asked, rt_first_time(rawValue) != 0 else { return }
+        Console.write(self == .handshakePublished
+            ? "xenstored: crashing on purpose (our disk's handshake published, --test-crash-handshake)\n"
+            : "xenstored: crashing on purpose (the disk's history adopted, --test-crash-handshake)\n")
+        trapOnPurpose([])
+    }
+}
+
+/// With `--block`, as the Xenstore domain: runs our own disk's handshake on the store we serve
+/// (SelfDisk.swift) and takes the disk's history on when it connects. `resuming` after a restart
+/// in place that came before: the handshake goes on from where the runtime's blkfront got.
+func startSelfDisk(_ loop: RingServer, _ arguments: BootArguments, resuming: Bool) {
+    let ownDomid = domain_find_xenstore()
+    guard ownDomid >= 0 else {
+        Console.write("xenstored: cannot find our own domain id (no domain flagged as the Xenstore domain); serving without a disk\n")
+        return
+    }
+    let handshake = resuming ? SelfDiskHandshake.resuming(server: loop.server, domid: UInt16(ownDomid), vdev: 51712)
+                             : SelfDiskHandshake(server: loop.server, domid: UInt16(ownDomid), vdev: 51712)
+    let crashes = arguments.testHooks && arguments.testCrashHandshake
+    handshake.crashOnceWhenPublished = crashes
+    loop.selfDisk = handshake
+    loop.onSelfDiskConnected = { [loop] in takeOnOwnDisk(loop, crashOnceWhenAdopted: crashes) }
 }
 
 /// Set by CONTROL test-crash (`--test-hooks` only): the loop crashes at its next round with input.
@@ -153,10 +182,12 @@ func imageConfiguration(_ arguments: BootArguments, crashFlag: TestCrashFlag) ->
     return configuration
 }
 
-/// Without a disk: the history store in kept memory (`Limits.restartMemoryStoreDivisor` of the
-/// heap), so that a crash restarts in place with every acknowledged write. Nil (reported) when the
-/// memory cannot be had; the image then serves from the heap alone, without restart in place.
-func openKeptMemoryHistory(_ configuration: ServerConfiguration) -> (kept: KeptMemory, store: BlockStore<KeptMemoryDevice>, server: Server)? {
+/// The history store in kept memory (`Limits.restartMemoryStoreDivisor` of the heap), so that a
+/// crash restarts in place with every acknowledged write: for good without a disk; with one
+/// (`bootBranch`), it holds the boot branch until the disk connects and is then given back to
+/// the heap. Nil (reported) when the memory cannot be had; the image then serves from the heap
+/// alone, without restart in place (with a disk: until the disk connects).
+func openKeptMemoryHistory(_ configuration: ServerConfiguration, bootBranch: Bool) -> (kept: KeptMemory, store: BlockStore<KeptMemoryDevice>, server: Server)? {
     let storeBytes = Int(mm_heap_size()) / Limits.restartMemoryStoreDivisor / 4096 * 4096
     guard let kept = KeptMemory.create(storeBytes: storeBytes, place: .memory) else {
         Console.write("xenstored: no memory to keep the history across a crash; restart in place is off\n")
@@ -172,11 +203,12 @@ func openKeptMemoryHistory(_ configuration: ServerConfiguration) -> (kept: KeptM
         return nil
     }
     do throws(OpenStoreError<BlockStoreError>) {
-        let server = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds()).server
+        let server = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds(),
+                                     bootBranch: bootBranch).server
         server.storageState = roomLeft(store)
         Console.write("xenstored: history in kept memory (")
         Console.write(decimal: UInt64(storeBytes / 1024))
-        Console.write(" KiB): a crash restarts in place\n")
+        Console.write(bootBranch ? " KiB) until the disk connects: a crash restarts in place\n" : " KiB): a crash restarts in place\n")
         return (kept, store, server)
     } catch {
         Console.write("xenstored: the history store in kept memory cannot be started; restart in place is off\n")
@@ -215,7 +247,15 @@ func openDiskHistory(_ configuration: ServerConfiguration) -> (server: Server, s
 /// serve (the boot branch merged onto it, `Server.adoptRecoveredHistory`), and from then on every
 /// round's commits are on the disk before their replies leave. A disk that cannot be read is left
 /// unchanged and reported; we keep serving from memory (the host's xenbus depends on us).
-func takeOnOwnDisk(_ loop: RingServer) {
+///
+/// Restart in place, armed since boot with the boot branch in kept memory, moves to the disk in
+/// this order: the merged history and the connection state on the disk, the state in the kept
+/// slot with the disk's head, then the kept header says "disk" and the boot store's memory goes
+/// back to the heap. A crash before the header changes resumes the boot branch and the handshake
+/// (`blkfront_phase` is ready), and adopts the disk again: on a disk that held no history before,
+/// it now holds exactly the boot branch (nothing to merge); otherwise a second merge commit, of
+/// the same tree.
+func takeOnOwnDisk(_ loop: RingServer, crashOnceWhenAdopted: Bool) {
     guard let device = XenBlockDevice(alreadyConnected: ()) else {
         Console.write("xenstored: our disk connected with no usable size; serving from memory only\n")
         return
@@ -229,6 +269,8 @@ func takeOnOwnDisk(_ loop: RingServer) {
         loop.server.storageState = roomLeft(store)
         if report.recoveredHead == nil {
             Console.write("xenstored: new history on the disk\n")
+        } else if report.continued {
+            Console.write("xenstored: the disk already holds the boot branch (adopted before a restart in place): continued\n")
         } else {
             Console.write("xenstored: history resumed from the disk, the boot branch merged onto it (")
             Console.write(decimal: UInt64(report.overridden.count))
@@ -251,8 +293,20 @@ func takeOnOwnDisk(_ loop: RingServer) {
         Console.write("xenstored: serving from memory only\n")
         return
     }
+    TestCrashPoint.diskAdopted.crashIfAsked(crashOnceWhenAdopted)
     persistEveryRound(loop, to: store)
-    if let kept = KeptMemory.create(storeBytes: 0, place: .disk) {
+    if let kept = loop.kept {
+        guard loop.afterCommits?() == true else {  // the state in force on the disk is now this run's
+            loop.durabilityFailed = true
+            return
+        }
+        loop.saveRoundState()
+        kept.place = .disk
+        let released = kept.releaseStore()
+        Console.write("xenstored: restart in place now resumes from the disk; the boot branch's ")
+        Console.write(decimal: UInt64(released / 1024))
+        Console.write(" KiB of kept memory went back to the heap\n")
+    } else if let kept = KeptMemory.create(storeBytes: 0, place: .disk) {
         armRestart(loop, kept: kept)
         Console.write("xenstored: restart in place armed (history on the disk)\n")
     } else {

@@ -31,7 +31,7 @@ final class KeptMemory {
     static let slotHeaderBytes = 64
     static let slotBytes = Limits.restartStateSlotBytes
     let base: UnsafeMutableRawPointer
-    let storeBytes: Int
+    private(set) var storeBytes: Int
     /// The state last saved (to skip saving the same bytes again).
     var lastSaved: [UInt8] = []
     var lastSavedHead: ObjectID?
@@ -65,6 +65,16 @@ final class KeptMemory {
         let store = try BlockStore(device: KeptMemoryDevice(self), format: format)
         try store.reserveRoom()
         return store
+    }
+
+    /// Gives the block store's memory back to the heap, once the history is on the disk and the
+    /// header says so; returns how many bytes went back.
+    func releaseStore() -> Int {
+        let released = storeBytes
+        base.storeBytes(of: UInt64(0), toByteOffset: 16, as: UInt64.self)
+        storeBytes = 0
+        rt_kept_shrink(KeptMemory.headerBytes + 2 * KeptMemory.slotBytes)
+        return released
     }
 
     /// Where the history is.
@@ -183,7 +193,7 @@ public func xenstoredResume(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
             Console.write("xenstored: FATAL: the disk cannot be read after the crash\n")
             return ImageExitCode.restartFailed
         }
-        return resume(from: store, kept: kept, configuration: configuration, crashFlag: crashFlag, dom0Port: port)
+        return resume(from: store, kept: kept, configuration: configuration, crashFlag: crashFlag, arguments: arguments, dom0Port: port)
     case .memory:
         let store: BlockStore<KeptMemoryDevice>
         do throws(BlockStoreError) {
@@ -194,19 +204,24 @@ public func xenstoredResume(_ cmdline: UnsafePointer<CChar>?) -> Int32 {
             Console.write("\n")
             return ImageExitCode.restartFailed
         }
-        return resume(from: store, kept: kept, configuration: configuration, crashFlag: crashFlag, dom0Port: port)
+        // with --block, the boot branch: the disk had not been taken on yet
+        return resume(from: store, kept: kept, configuration: configuration, crashFlag: crashFlag, arguments: arguments,
+                      dom0Port: port, bootBranch: arguments.block)
     case .none:
         Console.write("xenstored: FATAL: the kept memory names no history store\n")
         return ImageExitCode.restartFailed
     }
 }
 
-/// The common part of `xenstored_resume` for either history store.
+/// The common part of `xenstored_resume` for either history store. With `bootBranch` (kept
+/// memory holding the boot branch of a `--block` boot), our disk's handshake goes on afterwards.
 func resume<Device: BlockDevice>(from store: BlockStore<Device>, kept: KeptMemory, configuration: ServerConfiguration,
-                                 crashFlag: TestCrashFlag, dom0Port: UInt32) -> Int32 {
+                                 crashFlag: TestCrashFlag, arguments: BootArguments, dom0Port: UInt32,
+                                 bootBranch: Bool = false) -> Int32 {
     let server: Server
     do throws(OpenStoreError<BlockStoreError>) {
-        server = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds()).server
+        server = try Server.open(from: store, configuration: configuration, time: clock_wall_seconds(),
+                                 bootBranch: bootBranch).server
     } catch {
         Console.write("xenstored: FATAL: the history cannot be reopened after the crash\n")
         return ImageExitCode.restartFailed
@@ -231,7 +246,7 @@ func resume<Device: BlockDevice>(from store: BlockStore<Device>, kept: KeptMemor
     }
     let loop = RingServer(server: server)
     loop.testCrash = crashFlag
-    loop.traceRounds = BootArguments(cString: boot_cmdline()).traceRounds
+    loop.traceRounds = arguments.traceRounds
     // Rings mapped in the crashed round (an INTRODUCE not yet saved) go: the request comes again.
     for index in 0..<UInt32(RT_KEPT_RINGS) {
         let domid = rt_ring_kept_domid(index)
@@ -257,6 +272,7 @@ func resume<Device: BlockDevice>(from store: BlockStore<Device>, kept: KeptMemor
     Console.write(" rings and their connections from ")
     Console.write(source)
     Console.write(" at the durable head\n")
+    if bootBranch { startSelfDisk(loop, arguments, resuming: true) }
     loop.notifyAll()
     return loop.run()
 }

@@ -107,6 +107,8 @@ final class SelfDiskHandshake {
     private(set) var phase = Phase.waiting
     var backend: [UInt8] = []
     var watchingBackend = false
+    /// `--test-crash-handshake`: crash once in the round that published our half.
+    var crashOnceWhenPublished = false
 
     /// Starts watching `/local/domain/<domid>/device/vbd/<vdev>` as domain `domid`.
     init(server: Server, domid: UInt16, vdev: UInt32) {
@@ -117,6 +119,34 @@ final class SelfDiskHandshake {
         Console.write("xenstored: waiting for dom0 to give us a disk at ")
         Console.write(bytes: frontend)
         Console.write("\n")
+    }
+
+    /// After a restart in place: a new loopback connection (the old one was not saved), whose
+    /// watch fires at once, and the phase the runtime's blkfront reached (it outlives the
+    /// restart). Before the ring was granted or with only that done, the handshake starts over:
+    /// `blkfront_prepare` gives the same ring-ref and event channel again, and writing our half
+    /// again is harmless. Once blkback's geometry was taken, the backend is connected: Connected
+    /// is written again if the crashed round's write of it was lost, and the first read started
+    /// or waited for (`blkfront_probe_poll` keeps answering 1 once it was answered).
+    static func resuming(server: Server, domid: UInt16, vdev: UInt32) -> SelfDiskHandshake {
+        let handshake = SelfDiskHandshake(server: server, domid: domid, vdev: vdev)
+        let reached = blkfront_phase()
+        Console.write("xenstored: our disk's handshake goes on after the restart (blkfront phase ")
+        Console.write(decimal: UInt64(reached.rawValue))
+        Console.write(")\n")
+        guard reached.rawValue >= BLKFRONT_ATTACHED.rawValue else { return handshake }
+        let state = handshake.node(handshake.frontend, "state")
+        if handshake.client.readNumber(state) != XenbusState.connected,
+           !handshake.client.write(state, Payload.decimal(XenbusState.connected)) {
+            _ = handshake.fail("switching to Connected again")
+            return handshake
+        }
+        if reached == BLKFRONT_ATTACHED, blkfront_probe_start() != 0 {
+            _ = handshake.fail("the first read from the disk")
+            return handshake
+        }
+        handshake.phase = .probing
+        return handshake
     }
 
     func node(_ directory: [UInt8], _ leaf: StaticString) -> [UInt8] {
@@ -157,6 +187,7 @@ final class SelfDiskHandshake {
                 return fail("publishing ring-ref, event-channel and protocol")
             }
             phase = .initialised
+            TestCrashPoint.handshakePublished.crashIfAsked(crashOnceWhenPublished)
             return false
         case .initialised:
             guard let state = client.readNumber(node(backend, "state")) else { return false }
