@@ -39,8 +39,27 @@ bench() {
         echo "@@XS bench $1 $line"
     done
 }
+# restarts in place so far, counted in xenconsoled's log of the stub only (the PVH image also writes to Xen's console)
+xslog=/var/log/xen/console/guest-Xenstore.log
+restarts() { n=$(grep -c '^\*\*\* restarting in place' $xslog 2>/dev/null); echo "${n:-0}"; }
+# wait_restarts <n>: waits (up to 10 s) until the log shows n restarts
+wait_restarts() { for i in $(seq 1 50); do [ "$(restarts)" -ge "$1" ] && break; sleep 0.2; done; }
 if [ -n "${XSTEST_DISK:-}" ]; then
     bench memory   # before the disk: the boot store, in memory
+    # Before the disk connects, the boot branch is in kept memory and restart in place is armed:
+    # a crash keeps what dom0 wrote, and the merge onto the disk keeps it too (checked below).
+    if [ -n "${XSTEST_CRASH:-}" ]; then
+        stub_log
+        check "restart in place is armed before the disk connects" \
+            grep -m1 'restart in place armed (history in kept memory until the disk connects)' /tmp/stub.log
+        before=$(restarts)
+        check "a write before the disk" xenstore-write /crash/before-disk written-before-disk
+        check "CONTROL test-crash before the disk" xenstore-control test-crash
+        check "a write after that crash is answered" xenstore-write /crash/after-crash-before-disk yes
+        wait_restarts $((before + 1))
+        check "the stub restarted in place before its disk connected" test "$(restarts)" = $((before + 1))
+        check "the write before that crash is there" test "$(xenstore-read /crash/before-disk)" = written-before-disk
+    fi
     if [ "$XSTEST_DISK" = vda ]; then   # the host's file, through virtio: the history outlives this boot
         for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do   # dependencies first
             insmod /lib/modules/$(uname -r)/$m.ko 2>/dev/null
@@ -57,6 +76,19 @@ if [ -n "${XSTEST_DISK:-}" ]; then
     check "the stub's disk connected (frontend state 4)" test "$(xenstore-read /local/domain/$stub/device/vbd/51712/state)" = 4
     echo "@@XS info disk offered to connected: $(( $(now_ms) - start )) ms"
     for i in $(seq 1 50); do stub_log; grep -q 'history on the disk\|history resumed\|memory only' /tmp/stub.log && break; sleep 0.2; done
+    if [ -n "${XSTEST_CRASH:-}" ]; then
+        # --test-crash-handshake: the stub crashed once with its half of the handshake published
+        # (not yet durable) and once with the disk's history adopted, before restart in place moved
+        # to the disk; each time the handshake went on from where blkfront got
+        for i in $(seq 1 50); do stub_log; grep -q 'restart in place now resumes from the disk' /tmp/stub.log && break; sleep 0.2; done
+        check "a crash with the handshake half done" grep -m1 "crashing on purpose (our disk's handshake published" /tmp/stub.log
+        check "the handshake went on from the granted ring" grep -m1 "handshake goes on after the restart (blkfront phase 1)" /tmp/stub.log
+        check "a crash with the disk's history adopted" grep -m1 "crashing on purpose (the disk's history adopted" /tmp/stub.log
+        check "the handshake went on from the connected disk" grep -m1 "handshake goes on after the restart (blkfront phase 4)" /tmp/stub.log
+        check "restart in place moved to the disk" grep -m1 'restart in place now resumes from the disk' /tmp/stub.log
+        check "the write from before the disk and its crash is on the disk's history" test "$(xenstore-read /crash/before-disk)" = written-before-disk
+        check "the same Xenstore domain ($stub) after three restarts" test "$(xl domid Xenstore)" = "$stub"
+    fi
     if [ -n "${XSTEST_DISK_RESUME:-}" ]; then   # the disk holds an earlier boot's history
         check "the stub resumed the disk's history and merged its boot branch onto it" grep 'history resumed from the disk, the boot branch merged' /tmp/stub.log
         check "a node the earlier boot wrote is back" xenstore-read /test-disk/earlier-boot
@@ -76,9 +108,8 @@ fi
 # next round with input. It must restart in place: same domain, every acknowledged write there, the
 # watch and the guest served, and everything after this (guests, test-xenstore) runs on it.
 crash_test() {
-    xslog=/var/log/xen/console/guest-Xenstore.log   # counted here only: the PVH image also writes to Xen's console
     stub_log
-    restarts_before=$(grep -c '^\*\*\* restarting in place' $xslog)
+    restarts_before=$(restarts)
     check "restart in place is armed" grep -m1 'restart in place armed' /tmp/stub.log
     xenstore-write /crash/watched before
     xenstore-watch /crash/watched > /tmp/crash-watch 2>&1 &
@@ -102,8 +133,8 @@ crash_test() {
     sleep 2
     touch /tmp/storm-stop; wait $storm
     stub_log
-    check "the stub crashed and restarted in place once" test "$(grep -c '^\*\*\* restarting in place' $xslog)" = $((restarts_before + 1))
-    check "it resumed its rings" grep -m1 'xenstored: resumed' /tmp/stub.log
+    check "the stub crashed and restarted in place once" test "$(restarts)" = $((restarts_before + 1))
+    check "it resumed its rings (once per restart)" test "$(grep -c 'xenstored: resumed [0-9]* rings' $xslog)" = "$(restarts)"
     check "no dom0 write failed" test ! -e /tmp/storm-failed
     check "the last acknowledged write is there ($(cat /tmp/storm-acked 2>/dev/null))" test "$(xenstore-read /crash/storm)" = "$(cat /tmp/storm-acked 2>/dev/null)"
     check "the write before the crash is there" test "$(xenstore-read /crash/watched)" = before

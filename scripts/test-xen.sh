@@ -90,7 +90,8 @@ if [ -n "${STUB_DISK:-}" ]; then
     # 32 MiB, not the 16 of a stub without a disk: with 16, the PV stub resuming this disk ran out of
     # heap during the 100-guest step (docs/stubdom.md, "A stall explained"; Limitations)
     disk_args=(XSTEST_DISK=vda XSDOM_MEM=${STUB_DISK_MEM:-32} ${STUB_DISK_RESUME:+XSTEST_DISK_RESUME=1})
-    stub_words=--block+$stub_words
+    # --test-crash-handshake: two crashes in the disk's handshake, each resumed (scripts/test-xen-dom0.sh)
+    stub_words=--block+--test-crash-handshake+$stub_words
     # XSTEST_BENCH=1: the load generator of make bench in dom0 (libxenstore), for the numbers with the
     # disk and without (docs/stubdom.md, Measured). Not by default: its history on the disk pushes the
     # 16 MiB PV stub towards its heap's end later in the test (docs/stubdom.md, Limitations).
