@@ -238,7 +238,7 @@ public final class SocketDaemon {
             let fd = Glibc.accept(entry.fd, nil, nil)
             if fd < 0 { return }
             setNonBlocking(fd)
-            let id = server.openConnection(caller: entry.listener.caller)
+            let id = server.openConnection(caller: entry.listener.caller, transport: Array("socket \(entry.listener.path)".utf8))
             clients[id] = Client(fd: fd)
             if verbose { logLine("connection \(id.raw) as domain \(entry.listener.caller.domid)") }
         }

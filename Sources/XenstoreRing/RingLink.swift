@@ -57,9 +57,14 @@ public final class RingLink<Memory: RingMemory> {
     public init(server: Server, memory: Memory, caller: Caller, deferRelease: Bool = false) {
         self.endpoint = RingEndpoint(memory: memory)
         self.caller = caller
-        self.connection = server.openConnection(caller: caller)
+        self.connection = server.openConnection(caller: caller, transport: RingLink.transportLabel(caller))
         if deferRelease { cursor = endpoint.storeIndexes.requestConsumer }
         endpoint.advertise()
+    }
+
+    /// How a ring connection is shown under `/tool/xenstored/connection/<id>/transport`.
+    static func transportLabel(_ caller: Caller) -> [UInt8] {
+        Payload.bytes("ring of domain ") + Payload.decimal(caller.domid)
     }
 
     /// Re-attaches a ring after a restart: `state` was saved in the same durable batch as the
@@ -129,7 +134,7 @@ public final class RingLink<Memory: RingMemory> {
             // Discard everything of the old connection (watches, transactions, partial packets,
             // queued replies) and start over on zeroed indexes.
             server.closeConnection(connection)
-            connection = server.openConnection(caller: caller)
+            connection = server.openConnection(caller: caller, transport: RingLink.transportLabel(caller))
             endpoint.completeReconnection()
             if cursor != nil { cursor = 0 }
             isStalled = false

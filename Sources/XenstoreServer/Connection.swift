@@ -112,10 +112,15 @@ final class Transaction {
     var lastTrigger: [[UInt8]: Int] = [:]
     /// Bytes held for this transaction, accounted against its domain's `memory` quota.
     var heldBytes = 0
+    /// When TRANSACTION_START came (the server's wall clock, seconds since the epoch).
+    let startedAt: Int64
+    /// Requests made in the transaction so far (TRANSACTION_END not counted).
+    var requests = 0
 
-    init(id: UInt32, base: Commit) {
+    init(id: UInt32, base: Commit, startedAt: Int64) {
         self.id = id
         self.base = base
+        self.startedAt = startedAt
         self.workspace = Workspace(root: base.root)
     }
 }
@@ -136,6 +141,8 @@ final class Connection {
     var droppedEvents = 0
     /// Set when framing failed; nothing more is read from or queued for this connection.
     var isBroken = false
+    /// How the connection reaches the server, as the shell described it (not saved across a restart).
+    var transport: [UInt8]?
 
     init(id: ConnectionID, caller: Caller) {
         self.id = id

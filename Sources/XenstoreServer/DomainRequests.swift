@@ -20,6 +20,7 @@ extension Server {
         if isNew {
             effects.append(.connectDomain(domid: id, gfn: gfn, eventChannel: UInt32(port)))
             fireSpecial(Server.introduceDomain, domid: id)
+            introspectionChanged(domain: id)
         }
         return .ok
     }

@@ -13,18 +13,32 @@ extension Server {
     func addWatch(_ watch: Watch, to connection: Connection) {
         connection.watches.append(watch)
         domains.hold(Server.watchBytes([watch]), in: .watches, by: connection.caller.domid)
+        if Server.watchesIntrospection(watch) { introspectionWatchers += 1 }
+        introspectionChanged(connection: connection.id, "watch")
     }
 
     /// Drops one watch of a connection and gives its bytes back.
     func removeWatch(at index: Int, from connection: Connection) {
         let watch = connection.watches.remove(at: index)
         domains.hold(-Server.watchBytes([watch]), in: .watches, by: connection.caller.domid)
+        if Server.watchesIntrospection(watch) { introspectionWatchers -= 1 }
+        introspectionChanged(connection: connection.id, "watch")
     }
 
-    /// Drops every watch of a connection and gives their bytes back.
-    func removeAllWatches(of connection: Connection) {
+    /// Drops every watch of a connection and gives their bytes back; `announce` false when the
+    /// connection itself goes (one change of `/tool/xenstored/connection/<id>` says it all).
+    func removeAllWatches(of connection: Connection, announce: Bool = true) {
         domains.hold(-Server.watchBytes(connection.watches), in: .watches, by: connection.caller.domid)
+        for watch in connection.watches where Server.watchesIntrospection(watch) { introspectionWatchers -= 1 }
+        let had = !connection.watches.isEmpty
         connection.watches.removeAll()
+        if had && announce { introspectionChanged(connection: connection.id, "watch") }
+    }
+
+    /// Whether a watch is at or below `/tool/xenstored` (it may see the virtual subtrees change).
+    static func watchesIntrospection(_ watch: Watch) -> Bool {
+        guard let node = watch.node else { return false }
+        return Introspection.watches(node)
     }
 
     /// Accounted bytes of watches: path, token and `Limits.watchMemoryOverhead` each.

@@ -61,13 +61,18 @@ extension Server {
             }
             transaction = found
         }
+        deferredIntrospection = []
         let outcome = execute(type, message.payload, transaction: transaction, on: connection)
+        let changed = deferredIntrospection ?? []
+        deferredIntrospection = nil
         reply(connection, to: message, outcome)
         if type == .watch, case .success = outcome, let watch = connection.watches.last {
             // The initial event follows the acknowledgement.
             queueEvent(on: connection, path: watch.relative ? relativeEventPath(watch.path, connection) : watch.path,
                        token: watch.token)
         }
+        // Changes of the virtual /tool/xenstored subtrees the request made, after its reply.
+        for components in changed { introspectionChanged(components) }
     }
 
     /// Requests that can make the durable store grow: a mutation outside a transaction, or the
@@ -141,6 +146,7 @@ extension Server {
         case .resetWatches:
             removeAllWatches(of: connection)
             for open in connection.transactions.values { release(open, of: connection) }
+            if !connection.transactions.isEmpty { introspectionChanged(connection: connection.id, "transaction") }
             connection.transactions.removeAll()
             connection.abortedTransactions.removeAll()
             return .ok
@@ -154,6 +160,7 @@ extension Server {
             }
             connection.transactions[transaction.id] = nil
             release(transaction, of: connection)
+            introspectionChanged(connection: connection.id, "transaction")
             if argument == [0x46] { return .ok }
             let outcome = commit(transaction, by: connection)
             if case .failure(.EAGAIN) = outcome {
@@ -180,6 +187,7 @@ extension Server {
             guard let domid = Server.domidArgument(payload) else { return .failure(.EINVAL) }
             guard domains[domid]?.introduced == true else { return .failure(.ENOENT) }
             domains[domid]!.shutDown = false
+            introspectionChanged(domain: domid)
             return .ok
         case .setTarget:
             return setTarget(payload)
@@ -216,6 +224,19 @@ extension Server {
     /// Runs a node operation: inside a transaction on its branch, else directly on the head
     /// as a one-operation commit.
     func run(_ operation: NodeOperation, transaction: Transaction?, on connection: Connection) -> Outcome {
+        // The virtual /tool/xenstored subtrees: answered live, never logged or committed.
+        if let answer = introspect(operation, caller: connection.caller) { return answer }
+        let outcome = runStored(operation, transaction: transaction, on: connection)
+        if operation.path == Introspection.root,
+           let merged = introspectRoot(operation, caller: connection.caller, stored: outcome,
+                                       in: transaction?.workspace.root ?? history.head.root) {
+            return merged
+        }
+        return outcome
+    }
+
+    /// `run` on the stored tree.
+    func runStored(_ operation: NodeOperation, transaction: Transaction?, on connection: Connection) -> Outcome {
         let context = context(for: connection)
         if let transaction {
             if !connection.caller.privileged {

@@ -113,6 +113,14 @@ public final class Server {
     /// until a history recovered from a durable store is adopted (`adoptRecoveredHistory`); nil
     /// for a server built on a history, and after adoption.
     public internal(set) var bootBase: Node?
+    /// The generation count of the virtual `/tool/xenstored` subtrees: moves whenever the names
+    /// in them may change (`introspectionChanged`).
+    var introspectionGeneration: UInt64 = 1
+    /// Watches registered at or below `/tool/xenstored` (none: changes fire nothing).
+    var introspectionWatchers = 0
+    /// While a request runs, changes of the virtual subtrees wait here, so their events follow
+    /// the request's reply (`handle`); nil outside requests (events are queued at once).
+    var deferredIntrospection: [[[UInt8]]]? = nil
 
     /// Features this server can offer a domain (GET_FEATURE): watch depth.
     public static let supportedFeatures: UInt32 = 4
@@ -162,13 +170,19 @@ public final class Server {
     // MARK: - Connections
 
     /// Opens a connection for a caller (a socket client, a test socket, or a domain ring).
-    public func openConnection(caller: Caller) -> ConnectionID {
+    /// `transport` says how it reaches the server, for `/tool/xenstored/connection/<id>/transport`
+    /// (e.g. `socket /run/xenstored/socket`, `ring of domain 3`); without it (and for connections
+    /// restored after a restart) that node says `socket` for dom0 and `ring` for other domains.
+    public func openConnection(caller: Caller, transport: [UInt8]? = nil) -> ConnectionID {
         let id = ConnectionID(raw: nextConnection)
         nextConnection += 1
         var identity = caller
         identity.target = domains[caller.domid]?.target
-        connections[id] = Connection(id: id, caller: identity)
+        let connection = Connection(id: id, caller: identity)
+        connection.transport = transport
+        connections[id] = connection
         connectionOrder.append(id)
+        introspectionChanged(connection: id)
         return id
     }
 
@@ -177,11 +191,12 @@ public final class Server {
         starvation.forget(id)
         if let connection = connections[id] {
             for transaction in connection.transactions.values { release(transaction, of: connection) }
-            removeAllWatches(of: connection)
+            removeAllWatches(of: connection, announce: false)
             domains.hold(-connection.output.byteCount, in: .output, by: connection.caller.domid)
         }
         connections[id] = nil
         if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
+        introspectionChanged(connection: id)
     }
 
     /// Feeds bytes received on a connection; complete requests are executed at once. Call it
@@ -296,6 +311,7 @@ public final class Server {
         record.shutDown = true
         domains[domid] = record
         fireSpecial(Server.releaseDomain, domid: domid)
+        introspectionChanged(domain: domid)
     }
 
     /// The domain is dying or gone: fire `@releaseDomain` and forget it.
@@ -311,6 +327,7 @@ public final class Server {
         effects.append(.disconnectDomain(domid: domid))
         removeTraces(of: domid)
         fireSpecial(Server.releaseDomain, domid: domid)
+        introspectionChanged(domain: domid)
     }
 
     /// Whether a domain is known (dom0, introduced, or connected).

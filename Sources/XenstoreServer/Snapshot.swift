@@ -245,6 +245,11 @@ extension Server {
             nextConnection = max(nextConnection, connection.id.raw &+ 1)
         }
         connectionOrder.sort()
+        introspectionWatchers = 0
+        for connection in connections.values {
+            for watch in connection.watches where Server.watchesIntrospection(watch) { introspectionWatchers += 1 }
+        }
+        introspectionGeneration &+= 1
         return restored.map { $0.id }
     }
 }

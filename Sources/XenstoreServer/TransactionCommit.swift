@@ -12,7 +12,8 @@ extension Server {
         var id = nextTransaction
         while id == 0 || connection.transactions[id] != nil || connection.abortedTransactions.contains(id) { id &+= 1 }
         nextTransaction = id &+ 1
-        connection.transactions[id] = Transaction(id: id, base: history.head)
+        connection.transactions[id] = Transaction(id: id, base: history.head, startedAt: now)
+        introspectionChanged(connection: connection.id, "transaction")
         protectIfStarving(connection, transaction: id)
         return .success(Payload.decimal(id) + [0])
     }

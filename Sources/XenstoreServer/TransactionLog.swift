@@ -211,6 +211,7 @@ extension Server {
         // Take the workspace out of the transaction so that it is changed in place (a second
         // reference would make every request copy its trigger list); what a refused request
         // changed is undone below.
+        transaction.requests += 1
         var workspace = transaction.workspace
         transaction.workspace = Workspace(root: workspace.root)
         let savedRoot = workspace.root

@@ -218,7 +218,7 @@ public final class RingServer {
             report("cannot offer a vchan to domain ", UInt64(domid))
             return false
         }
-        let connection = server.openConnection(caller: Caller(domid: UInt32(domid), privileged: true))
+        let connection = server.openConnection(caller: Caller(domid: UInt32(domid), privileged: true), transport: Payload.bytes("vchan of domain ") + Payload.decimal(domid))
         rings.append(DomainRing(domid: domid, vchanPage: page, port: port, connection: connection))
         Console.write("xenstored: vchan offered at ")
         Console.write(directory)
@@ -242,7 +242,7 @@ public final class RingServer {
             } else {
                 server.closeConnection(ring.vchanConnection)
                 vchan_reset(ring.page)
-                ring.vchanConnection = server.openConnection(caller: Caller(domid: UInt32(ring.domid), privileged: true))
+                ring.vchanConnection = server.openConnection(caller: Caller(domid: UInt32(ring.domid), privileged: true), transport: Payload.bytes("vchan of domain ") + Payload.decimal(ring.domid))
                 ring.broken = false
             }
         }

@@ -16,7 +16,7 @@ final class LoopbackClient {
 
     init(server: Server, caller: Caller) {
         self.server = server
-        connection = server.openConnection(caller: caller)
+        connection = server.openConnection(caller: caller, transport: Payload.bytes("loopback (the disk handshake)"))
     }
 
     /// Sends one request and returns its reply (nil if the server sent none, which it always does).

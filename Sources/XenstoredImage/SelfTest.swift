@@ -42,7 +42,7 @@ public enum SelfTest {
     /// Runs every step; prints `SELFTEST: PASS` or the failing step and returns the exit code.
     public static func run() -> Int32 {
         let server = Server(time: time)
-        let connection = server.openConnection(caller: .dom0)
+        let connection = server.openConnection(caller: .dom0, transport: Payload.bytes("loopback (the boot self-test)"))
         let steps = script()
         for (index, step) in steps.enumerated() {
             if step.bytewise {

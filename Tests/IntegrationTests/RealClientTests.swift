@@ -139,6 +139,65 @@ struct RealClientTests {
         #expect(result.lines == ["/w", "/w/a", "/w/a", "/w/b/c", "/w/a", "/w"], "\(result)")
     }
 
+    @Test("xenstore-ls, -read and -watch show a guest's watches and transactions under /tool/xenstored as they come and go")
+    func liveStateUnderToolXenstored() throws {
+        let daemon = try Daemon(domains: [7])
+        defer { daemon.stop() }
+        let guest = try daemon.client(domain: 7)  // connected first: SET_PERMS may name only known domains
+        #expect(try daemon.xs("xenstore-write", "/local/domain/7/x", "").rc == 0)
+        let chmod = try daemon.xs("xenstore-chmod", "-r", "/local/domain/7", "n7")
+        #expect(chmod.rc == 0, "\(chmod)")
+        _ = try guest.request(.watch, payload("x", "guest-token"))
+        _ = try guest.nextWatchEvent()
+        let transaction = try guest.startTransaction()
+        _ = try guest.request(.write, bytes("x/in-transaction") + [0] + bytes("1"), transaction: transaction)
+
+        // Find the guest's connection by its domain.
+        let ids = try daemon.xs("xenstore-list", "/tool/xenstored/connection")
+        #expect(ids.rc == 0, "\(ids)")
+        let mine = try ids.lines.filter { try daemon.xs("xenstore-read", "/tool/xenstored/connection/\($0)/domid").stdout == "7\n" }
+        #expect(mine.count == 1, "\(ids)")
+        let connection = "/tool/xenstored/connection/\(mine.first ?? "none")"
+        let listing = try daemon.xs("xenstore-ls", "-f", connection)
+        #expect(listing.rc == 0, "\(listing)")
+        #expect(listing.lines.contains("\(connection)/watch/0/path = \"/local/domain/7/x\""), "\(listing)")
+        #expect(listing.lines.contains("\(connection)/watch/0/token = \"guest-token\""), "\(listing)")
+        #expect(listing.lines.contains("\(connection)/transaction/\(transaction)/requests = \"1\""), "\(listing)")
+        #expect(listing.lines.contains("\(connection)/privileged = \"0\""), "\(listing)")
+        #expect(try daemon.xs("xenstore-read", "/tool/xenstored/domain/7/transactions").stdout == "1\n")
+        #expect(try daemon.xs("xenstore-read", "/tool/xenstored/domain/7/watches").stdout == "1\n")
+        let whole = try daemon.xs("xenstore-ls", "/tool/xenstored")
+        #expect(whole.rc == 0 && whole.lines.contains("server = \"\""), "\(whole)")
+
+        // Read-only, dom0 only.
+        let write = try daemon.xs("xenstore-write", "/tool/xenstored/server/nodes", "0")
+        #expect(write.rc != 0 && write.stderr.contains("could not write"), "\(write)")
+        #expect(throws: ClientError.server(.EACCES)) { try guest.request(.read, payload("/tool/xenstored/server/nodes")) }
+        #expect(throws: ClientError.server(.EACCES)) { try guest.request(.directory, payload("/tool/xenstored/connection")) }
+
+        // The transaction ends: it is gone from the listing.
+        try guest.endTransaction(transaction, commit: true)
+        #expect(try daemon.xs("xenstore-list", "\(connection)/transaction").stdout == "")
+        #expect(try daemon.xs("xenstore-read", "/tool/xenstored/domain/7/transactions").stdout == "0\n")
+
+        // A watcher of /tool/xenstored/connection sees its own watch registered, then a connection
+        // open and close.
+        let watch = try daemon.start(Programs.client("xenstore-watch"), ["-n", "4", "/tool/xenstored/connection"])
+        #expect(watch.waitForLines(2), "\(watch.finish(seconds: 0))")
+        var newcomer: XenstoreClient? = try daemon.client()
+        _ = try newcomer?.request(.read, payload("/local/domain/7/x"))
+        #expect(watch.waitForLines(3))
+        newcomer = nil
+        let result = watch.finish(seconds: 10)
+        #expect(result.rc == 0, "\(result)")
+        #expect(result.lines.count == 4, "\(result)")
+        if result.lines.count == 4 {
+            #expect(result.lines[0] == "/tool/xenstored/connection")
+            #expect(result.lines[1].hasPrefix("/tool/xenstored/connection/") && result.lines[1].hasSuffix("/watch"), "\(result)")
+            #expect(result.lines[2].hasPrefix("/tool/xenstored/connection/") && result.lines[2] == result.lines[3], "\(result)")
+        }
+    }
+
     @Test("xenstore-watch on a subtree reports the watched path when an ancestor is removed")
     func watchRemovedAncestor() throws {
         let daemon = try Daemon()
