@@ -42,6 +42,8 @@ extension Server {
         case Payload.bytes("history"):
             let limit = arguments.first.flatMap { Payload.parseDecimal($0) }.map { Int(min($0, 10_000)) } ?? 20
             return historyReport(limit: limit)
+        case Payload.bytes("rev-read"), Payload.bytes("rev-directory"), Payload.bytes("rev-perms"):
+            return revisionRead(command, arguments, caller: connection.caller)
         case Payload.bytes("restore"):
             return restore(arguments, author: connection.caller.domid)
         case Payload.bytes("revert"):
@@ -55,7 +57,7 @@ extension Server {
             return Server.text(Payload.bytes("OK"))
         case Payload.bytes("help"):
             return Server.text(Payload.bytes(
-                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nmerge <rev> <base-rev>\nprint <string>\nquota [<domid>]\nrestore <rev> [<path>]\nrevert <rev>\n"))
+                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nmerge <rev> <base-rev>\nprint <string>\nquota [<domid>]\nrestore <rev> [<path>]\nrev-directory <rev> <path>\nrev-perms <rev> <path>\nrev-read <rev> <path>\nrevert <rev>\n"))
         default:
             return .failure(.EINVAL)
         }

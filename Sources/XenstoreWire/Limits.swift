@@ -51,6 +51,10 @@ public enum Limits {
     /// (`ServerConfiguration.guestMemoryLimit`); 0 means unlimited.
     public static let defaultGuestMemoryTotal = 256 << 20
 
+    /// Most first-parent steps a revision may name (`main~N`, CONTROL rev-read and friends):
+    /// as many commits as the default in-memory window keeps.
+    public static let revisionStepsMax = 4096
+
     /// Bytes of undelivered output (replies and watch events) kept for a privileged connection
     /// before further watch events for it are dropped and counted.
     public static let privilegedOutputQueueBytes = 16 * 1024 * 1024

@@ -70,4 +70,30 @@ import XenstoreWire
         #expect(c.request(.control, args("merge", "zzzz", "abcd")).error == .EINVAL)
         #expect(c.request(.control, args("restore", "0000000")).error == .ENOENT)
     }
+
+    @Test func pastRevisionsAreReadableWithControlRevCommands() {
+        let server = Server(time: 1_700_000_000)
+        let c = TestClient(server)
+        #expect(c.write("/vm/a", "one").isOK)
+        #expect(c.write("/vm/a", "two").isOK)
+        #expect(c.setPerms("/vm/a", "n0", "r3").isOK)
+        #expect(c.write("/vm/b", "x").isOK)
+        let head = server.history.id(of: server.history.head).hex
+        func control(_ parts: String...) -> Reply { c.request(.control, Payload.join(parts.map { b($0) })) }
+        #expect(control("rev-read", "main", "/vm/a").payload == b("two"))
+        #expect(control("rev-read", "HEAD~2", "/vm/a").payload == b("two"))
+        #expect(control("rev-read", "main~3", "/vm/a").payload == b("one"))
+        #expect(control("rev-read", String(decoding: head.prefix(8), as: UTF8.self), "/vm/b").payload == b("x"))
+        #expect(control("rev-directory", "main", "/vm").strings == ["a", "b"])
+        #expect(control("rev-directory", "main~1", "/vm").strings == ["a"])
+        #expect(control("rev-perms", "main~1", "/vm/a").strings == ["n0", "r3"])
+        #expect(control("rev-perms", "main~2", "/vm/a").strings == ["n0"])
+        #expect(control("rev-read", "main~1", "/vm/b").error == .ENOENT)
+        #expect(control("rev-read", "main~100000", "/vm/a").error == .EINVAL)
+        #expect(control("rev-read", "main~50", "/vm/a").error == .ENOENT)  // older than the first commit
+        #expect(control("rev-read", "nothex", "/vm/a").error == .EINVAL)
+        #expect(control("rev-read", "main").error == .EINVAL)
+        let guest = TestClient(server, caller: Caller(domid: 3, privileged: false))
+        #expect(guest.request(.control, Payload.join([b("rev-read"), b("main"), b("/vm/a")])).error == .EACCES)
+    }
 }
