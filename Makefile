@@ -5,9 +5,9 @@ RUNDIR ?= $(CURDIR)/run
 SOCKET ?= $(RUNDIR)/socket
 # Debian packages: clients for `make run`; clients, Xen's conformance test and headers for `make test`.
 CLIENT_PACKAGES := xenstore-utils
-# zlib headers for the git database of the host daemon; Xen library headers for --xen (dom0).
-BUILD_PACKAGES := zlib1g-dev libxen-dev
-TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
+# zlib headers for the git database of the host daemon; Xen library headers for --xen (dom0); libfuse3 for xsctl mount.
+BUILD_PACKAGES := zlib1g-dev libxen-dev libfuse3-dev
+TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev libfuse3-dev fuse3 qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
 .PHONY: all build release run check deps test unit-test integration-test embedded-check runtime-test packages bench bench-compare test-sim clean
 .DEFAULT_GOAL := build

@@ -37,7 +37,10 @@ let package = Package(
         .systemLibrary(name: "CXen", path: "Sources/CXen"),
         .target(name: "XenstoreXen", dependencies: ["XenstoreHost", "XenstoreRing", "XenstoreServer", "CXen"], swiftSettings: hostSettings),
         .executableTarget(name: "xenstored", dependencies: ["XenstoreHost", "XenstoreXen", "XenstoreServer", "XenstoreStore", "XenstoreBlock", argumentParser], swiftSettings: hostSettings),
-        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost", argumentParser], swiftSettings: hostSettings),
+        // libfuse3 (Debian's libfuse3-dev) behind a path-level interface, for `xsctl mount`.
+        .target(name: "CFuseGlue", cSettings: [.define("FUSE_USE_VERSION", to: "31"), .define("_FILE_OFFSET_BITS", to: "64")],
+                linkerSettings: [.linkedLibrary("fuse3")]),
+        .executableTarget(name: "xsctl", dependencies: ["XenstoreWire", "XenstoreStore", "XenstoreHost", "CFuseGlue", argumentParser], swiftSettings: hostSettings),
         // DEPLOYMENT (host builder: pack, xl config, git deployment repository; see docs/deploy.md)
         .target(name: "DeployKit", dependencies: ["CHost"], swiftSettings: hostSettings),
         .executableTarget(name: "xsdeploy", dependencies: ["DeployKit", argumentParser], swiftSettings: hostSettings),

@@ -29,6 +29,9 @@ struct XSCtl: ParsableCommand {
                                            commit (fires watches)
               revert REV                   undo the change REV made, as a new commit
                                            (EAGAIN on conflict)
+              mount MOUNTPOINT             the live store (read-write, with this
+                                           connection's rights) and history/<REV>/
+                                           (read-only) as a file system (FUSE)
 
             History (in the daemon's --database directory, given with -C):
               log [PATH] [-n N]            first-parent history, only commits that
@@ -61,7 +64,7 @@ struct XSCtl: ParsableCommand {
             `xsctl COMMAND --help` shows one command's arguments.
             Exit status: 0 success, 1 a failed request or command, 2 a usage error.
             """,
-        subcommands: [Read.self, Write.self, List.self, Remove.self, Watch.self, History.self, Restore.self, Revert.self,
+        subcommands: [Read.self, Write.self, List.self, Remove.self, Watch.self, History.self, Restore.self, Revert.self, Mount.self,
                       Log.self, Show.self, Diff.self, Blame.self, Bisect.self, Checkout.self, GC.self,
                       Clone.self, Pull.self, Push.self])
 
