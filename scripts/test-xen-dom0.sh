@@ -160,6 +160,11 @@ check "ls /test" xenstore-ls /test
 check "list /local/domain" xenstore-list /local/domain
 check "rm" xenstore-rm /test/key
 check "xl list" xl list
+# The stub's live state under /tool/xenstored (docs/introspection.md), read with the real clients.
+check "xenstore-ls /tool/xenstored/server" xenstore-ls /tool/xenstored/server
+check "/tool/xenstored/domain lists dom0" sh -c 'xenstore-list /tool/xenstored/domain | grep -qx 0'
+check "dom0's ring is one of the stub's connections" sh -c 'for c in $(xenstore-list /tool/xenstored/connection); do xenstore-read /tool/xenstored/connection/$c/transport; done | grep -qx "ring of domain 0"'
+check "/tool/xenstored refuses writes" sh -c '! xenstore-write /tool/xenstored/server/nodes 0 2>/dev/null'
 domains_before=$(xenstore-list /local/domain | tr '\n' ' ')
 
 # guest_cycle <name>: xl create /etc/xen/<name>.cfg; the tiny guest prints a line and powers off;

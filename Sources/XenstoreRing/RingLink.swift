@@ -77,6 +77,7 @@ public final class RingLink<Memory: RingMemory> {
         self.endpoint = RingEndpoint(memory: memory)
         self.caller = caller
         self.connection = state.connection
+        server.describeTransport(state.connection, RingLink.transportLabel(caller))
         endpoint.advertise()
         if state.stalled {
             isStalled = true

@@ -172,7 +172,8 @@ public final class Server {
     /// Opens a connection for a caller (a socket client, a test socket, or a domain ring).
     /// `transport` says how it reaches the server, for `/tool/xenstored/connection/<id>/transport`
     /// (e.g. `socket /run/xenstored/socket`, `ring of domain 3`); without it (and for connections
-    /// restored after a restart) that node says `socket` for dom0 and `ring` for other domains.
+    /// restored after a restart until `describeTransport`) that node says `socket` for dom0 and
+    /// `ring` for other domains.
     public func openConnection(caller: Caller, transport: [UInt8]? = nil) -> ConnectionID {
         let id = ConnectionID(raw: nextConnection)
         nextConnection += 1
@@ -184,6 +185,12 @@ public final class Server {
         connectionOrder.append(id)
         introspectionChanged(connection: id)
         return id
+    }
+
+    /// Says how an existing connection reaches the server (see `openConnection`): for
+    /// connections restored after a restart, whose transport the saved state does not keep.
+    public func describeTransport(_ id: ConnectionID, _ transport: [UInt8]) {
+        connections[id]?.transport = transport
     }
 
     /// Closes a connection, dropping its watches and open transactions.

@@ -172,5 +172,8 @@ import XenstoreWire
         let newcomer = TestClient(restarted, time: start)
         #expect(again.takeEvents() == [Event(path: "/tool/xenstored/connection/\(newcomer.id.raw)", token: "c")])
         #expect(again.read("/tool/xenstored/connection/\(dom0.id.raw)/watch/0/path").text == "/tool/xenstored/connection")
+        #expect(again.read("/tool/xenstored/connection/\(dom0.id.raw)/transport").text == "socket")
+        restarted.describeTransport(dom0.id, Array("ring of domain 0".utf8))
+        #expect(again.read("/tool/xenstored/connection/\(dom0.id.raw)/transport").text == "ring of domain 0")
     }
 }

@@ -271,6 +271,10 @@ func pump(_ link: RingLink<ArrayRingMemory>, _ guest: RingGuest, _ server: Serve
         _ = link.releaseConsumedSpace()
         _ = link.flushOutput(server)      // one ring-full of replies reaches the page, then the store dies
         let (restarted, resumed) = try restart(server, saved, guest)
+        // The resumed ring says again how it reaches the store (/tool/xenstored).
+        let dom0 = TestClient(restarted, time: 1_700_000_500)
+        #expect(dom0.read("/tool/xenstored/connection/\(link.connection.raw)/transport").text == "ring of domain 0")
+        restarted.closeConnection(dom0.id)
         pump(resumed, guest, restarted)
         _ = resumed.releaseConsumedSpace()
         #expect(guest.messages.map(\.header.requestID) == [40, 41])
