@@ -91,13 +91,21 @@ extension Server {
             return .success(node.value)
         case .getPerms:
             return .success(Payload.join(Introspection.permissions.entries.map { $0.encoded }))
+        default:
+            return listing(of: node, operation) ?? .failure(.EACCES)
+        }
+    }
+
+    /// DIRECTORY or DIRECTORY_PART of a virtual node; nil for any other operation.
+    func listing(of node: Node, _ operation: NodeOperation) -> Outcome? {
+        switch operation {
         case .directory:
             let payload = Payload.join(node.childNames)
             return payload.count > Limits.payloadMax ? .failure(.E2BIG) : .success(payload)
         case .directoryPart(_, let offset):
             return .success(NodeOperations.directoryPart(node, offset: offset, counters: counters))
         default:
-            return .failure(.EACCES)
+            return nil
         }
     }
 
@@ -113,16 +121,7 @@ extension Server {
         for name in Introspection.subtrees where !names.contains(name) { names.append(name) }
         names.sort { $0.lexicographicallyPrecedes($1) }
         let builder = IntrospectionBuilder(generation: node.generation)
-        let merged = builder.directory(bytes: names.map { ($0, builder.leaf([])) })
-        switch operation {
-        case .directory:
-            let payload = Payload.join(merged.childNames)
-            return payload.count > Limits.payloadMax ? .failure(.E2BIG) : .success(payload)
-        case .directoryPart(_, let offset):
-            return .success(NodeOperations.directoryPart(merged, offset: offset, counters: counters))
-        default:
-            return nil
-        }
+        return listing(of: builder.directory(bytes: names.map { ($0, builder.leaf([])) }), operation)
     }
 
     /// The virtual node `/tool/xenstored/<subtree>` or, for `connection` and `domain` with a
