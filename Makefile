@@ -73,6 +73,9 @@ bench-compare:
 ## make soak-xen RUNS=N: boot each x86 stub-domain image N times under Xen in QEMU with a long workload
 ## (test-xenstore random mode, 50 guest create/destroy cycles, the store filled to 90 % of the heap); mk/image.mk.
 
+## make bench-xen BOOTS=N [VARIANT=pv]: the stub domain against C xenstored under Xen in QEMU, N boots per
+## side alternating, the same xsbench load in dom0 -> bench/results/xen.csv and xen.md; mk/image.mk.
+
 ## make test-sim SEED=N [SIM_STEPS=20000]: one long seeded run of the block-device crash simulator.
 test-sim: build
 	SEED=$(SEED) SIM_STEPS=$(or $(SIM_STEPS),20000) $(SWIFT) test --filter XenstoreBlockTests.SimulatorTests

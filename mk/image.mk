@@ -209,4 +209,10 @@ test-xen: $(IMAGE_PVH) $(IMAGE_PV) xsguest
 soak-xen: $(IMAGE_PVH) $(IMAGE_PV) xsguest
 	scripts/soak-xen.sh $(or $(RUNS),1)
 
+# The stub domain against C xenstored under Xen in QEMU (not part of `make test`): BOOTS boots per side,
+# alternating, the same xsbench workloads in dom0 -> bench/results/xen.csv and xen.md (scripts/bench-xen.sh).
+.PHONY: bench-xen
+bench-xen: $(IMAGE_PVH) $(IMAGE_PV)
+	VARIANT=$(or $(VARIANT),pvh) scripts/bench-xen.sh $(or $(BOOTS),3)
+
 include mk/image-arm32.mk

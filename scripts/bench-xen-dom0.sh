@@ -1,0 +1,31 @@
+#!/bin/sh
+# bench-xen-dom0.sh: dom0's test in `make bench-xen`: the same xsbench workloads against whichever Xenstore this boot has (the stub domain or C xenstored), with its CPU time around each.
+#
+# Reads BENCH_SIDE (stub or cxen) and BENCH_SECONDS (default 5) from dom0's command line. Prints one
+# line per workload:  @@BENCH <side> <workload> <xsbench CSV line> <xenstore CPU seconds>
+# (xsbench's CSV columns are listed in bench/xsbench.c). The CPU time is the stub domain's vCPU time
+# from `xl vcpu-list` (0.1 s steps), or C xenstored's user + system time from /proc/PID/stat.
+seconds=${BENCH_SECONDS:-5}
+side=${BENCH_SIDE:-stub}
+
+xenstore_cpu() {
+    if [ "$side" = stub ]; then
+        xl vcpu-list Xenstore 2>/dev/null | awk 'NR > 1 { t += $6 } END { printf "%.1f", t }'
+    else
+        pid=$(cat /run/xenstored.pid 2>/dev/null)
+        awk -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/$pid/stat
+    fi
+}
+
+# A moment for the boot's own requests (xl, xenconsoled) to settle.
+sleep 2
+for workload in "write:-m write -n 1" "read:-m read -n 1" "directory:-m dir -n 1" \
+                "vmstart-1:-m vmstart -n 1 -w 40" "vmstart-8:-m vmstart -n 8 -w 40"; do
+    name=${workload%%:*}
+    before=$(xenstore_cpu)
+    line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "$seconds" 2>/tmp/xsbench.err | tail -1)
+    after=$(xenstore_cpu)
+    [ -n "$line" ] || line="failed: $(tail -2 /tmp/xsbench.err | tr '\n' ' ')"
+    echo "@@BENCH $side $name $line $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }')"
+done
+xl list

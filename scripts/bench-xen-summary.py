@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""bench-xen-summary.py: the summary of `make bench-xen` (bench/results/xen.csv) as a Markdown table: medians per side, ratios, spread, CPU time per request."""
+import csv
+import statistics
+import subprocess
+import sys
+
+path, commit, started, boots, variant = sys.argv[1:6]
+rows = list(csv.DictReader(open(path)))
+workloads = ["write", "read", "directory", "vmstart-1", "vmstart-8"]
+labels = {
+    "write": "write, 1 client (ops/s)",
+    "read": "read, 1 client (ops/s)",
+    "directory": "directory of 100, 1 client (ops/s)",
+    "vmstart-1": "vmstart N=1, 40 writes (commits/s)",
+    "vmstart-8": "vmstart N=8, 40 writes (commits/s)",
+}
+
+
+def values(side, workload, column):
+    out = []
+    for row in rows:
+        if row["side"] == side and row["workload"] == workload:
+            try:
+                out.append(float(row[column]))
+            except (TypeError, ValueError):
+                pass
+    return out
+
+
+def rate_column(workload):
+    return "commits_per_s" if workload.startswith("vmstart") else "ops_per_s"
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def cpu_per_request_ms(side, workload):
+    """The Xenstore's CPU time per request (per commit for vmstart), median over boots, in ms."""
+    per = []
+    count_column = "commits" if workload.startswith("vmstart") else "ops"
+    for row in rows:
+        if row["side"] == side and row["workload"] == workload:
+            try:
+                cpu, count = float(row["xenstore_cpu_s"]), float(row[count_column])
+            except (TypeError, ValueError):
+                continue
+            if count > 0:
+                per.append(1000 * cpu / count)
+    return median(per)
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}"
+
+
+try:
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+except (OSError, IndexError):
+    qemu = "QEMU (version unknown)"
+
+print("# Stub domain against C xenstored under Xen (`make bench-xen`)")
+print()
+print(f"Run {started}, commit {commit}: {boots} boot{'' if boots == '1' else 's'} per side, alternating; the {variant.upper()} stub image "
+      f"(16 MiB) and Debian's C xenstored 4.17 in dom0, each as the host's only Xenstore; xsbench in dom0 over "
+      f"/dev/xen/xenbus; Xen 4.17 + dom0 (one vCPU) under {qemu} (TCG, 2 emulated CPUs) on the 2-core machine.")
+print("Medians over the boots; the range in brackets. Ratio > 1: the stub is faster. CPU per request: the stub "
+      "domain's vCPU time (`xl vcpu-list`, 0.1 s steps) or C xenstored's user + system time, divided by the "
+      "requests (commits for vmstart) of the run.")
+print()
+print("| workload | stub | C xenstored | stub/cx | p99 stub / cx (ms) | EAGAIN per commit stub / cx | CPU per request stub / cx (ms) |")
+print("|---|---|---|---|---|---|---|")
+for workload in workloads:
+    column = rate_column(workload)
+    stub, cx = values("stub", workload, column), values("cxen", workload, column)
+    ms, mc = median(stub), median(cx)
+    ratio = f"{ms / mc:.2f}" if ms and mc else "–"
+    spread = lambda xs: f" [{min(xs):,.0f}–{max(xs):,.0f}]" if len(xs) > 1 else ""
+    p99s, p99c = median(values("stub", workload, "p99_us")), median(values("cxen", workload, "p99_us"))
+    retries = "–"
+    if workload.startswith("vmstart"):
+        retries = f"{fmt(median(values('stub', workload, 'retries_per_commit')), 2)} / {fmt(median(values('cxen', workload, 'retries_per_commit')), 2)}"
+    p99 = f"{fmt(p99s / 1000 if p99s else None, 1)} / {fmt(p99c / 1000 if p99c else None, 1)}"
+    cpu = f"{fmt(cpu_per_request_ms('stub', workload), 2)} / {fmt(cpu_per_request_ms('cxen', workload), 2)}"
+    print(f"| {labels[workload]} | {fmt(ms)}{spread(stub)} | {fmt(mc)}{spread(cx)} | {ratio} | {p99} | {retries} | {cpu} |")
+print()
+print("Raw rows: bench/results/xen.csv (xsbench's columns, bench/xsbench.c, plus boot, side, workload and xenstore_cpu_s).")
