@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 path, commit, started, boots, variant = sys.argv[1:6]
+image = sys.argv[6] if len(sys.argv) > 6 else ""
+
 rows = list(csv.DictReader(open(path)))
 workloads = ["write", "read", "directory", "vmstart-1", "vmstart-8"]
 labels = {
@@ -87,4 +89,7 @@ for workload in workloads:
     cpu = f"{fmt(cpu_per_request_ms('stub', workload), 2)} / {fmt(cpu_per_request_ms('cxen', workload), 2)}"
     print(f"| {labels[workload]} | {fmt(ms)}{spread(stub)} | {fmt(mc)}{spread(cx)} | {ratio} | {p99} | {retries} | {cpu} |")
 print()
-print("Raw rows: bench/results/xen.csv (xsbench's columns, bench/xsbench.c, plus boot, side, workload and xenstore_cpu_s).")
+if image and not image.startswith("build/xenstore-stubdom-"):
+    print(f"The stub image: {image} (not this commit's).")
+    print()
+print(f"Raw rows: {path} (xsbench's columns, bench/xsbench.c, plus boot, side, workload and xenstore_cpu_s).")

@@ -3,6 +3,7 @@
 #
 #   scripts/bench-xen.sh [BOOTS]      (default 3 boots per side; needs `make image`)
 #   BENCH_SECONDS   seconds per workload (default 5)     VARIANT   pvh (default) or pv: the stub image
+#   IMAGE           another stub image (e.g. an older commit's), RESULTS   another prefix for the .csv/.md
 # Not part of `make test`. Each boot is Debian's Xen 4.17 + dom0 under QEMU (TCG, 2 emulated CPUs,
 # dom0 with one vCPU); the stub gets 16 MiB and its usual words, C xenstored is Debian's. The load
 # generator is bench/xsbench.c (libxenstore) in dom0: write, read and directory with one client,
@@ -15,7 +16,8 @@ VARIANT=${VARIANT:-pvh}
 HARNESS=tools/xen-qemu
 WORK=build/xen-test            # the Xen and kernel packages are shared with make test-xen
 OUT=build/bench-xen
-IMAGE=build/xenstore-stubdom-x86_64-$VARIANT
+IMAGE=${IMAGE:-build/xenstore-stubdom-x86_64-$VARIANT}
+RESULTS=${RESULTS:-bench/results/xen}
 [ -e "$IMAGE" ] || { echo "bench-xen: $IMAGE missing, run make image" >&2; exit 2; }
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -35,7 +37,7 @@ gcc -O2 -Wall -o "$OUT/payload/usr/bin/xsbench" bench/xsbench.c -lxenstore
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+changes" || true)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-csv=bench/results/xen.csv
+csv=$RESULTS.csv
 echo "boot,side,workload,peer,mode,clients,duration_s,writes_per_tx,shared_reads,ops,ops_per_s,commits,commits_per_s,eagain_retries,retries_per_commit,gaveup,errors,p50_us,p99_us,max_us,daemon_cpu_s,check,xenstore_cpu_s" > "$csv.new"
 failed=0
 for boot in $(seq 1 "$BOOTS"); do
@@ -58,6 +60,6 @@ for boot in $(seq 1 "$BOOTS"); do
     done
 done
 mv "$csv.new" "$csv"
-python3 scripts/bench-xen-summary.py "$csv" "$commit$dirty" "$started" "$BOOTS" "$VARIANT" > bench/results/xen.md
-cat bench/results/xen.md
+python3 scripts/bench-xen-summary.py "$csv" "$commit$dirty" "$started" "$BOOTS" "$VARIANT" "$IMAGE" > "$RESULTS.md"
+cat "$RESULTS.md"
 exit $failed
