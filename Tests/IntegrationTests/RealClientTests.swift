@@ -180,6 +180,25 @@ struct RealClientTests {
         #expect(try daemon.xs("xenstore-list", "\(connection)/transaction").stdout == "")
         #expect(try daemon.xs("xenstore-read", "/tool/xenstored/domain/7/transactions").stdout == "0\n")
 
+        // Events the guest does not read pile up, in its socket and then in the daemon's queue for
+        // it; once it reads them the queue is empty again.
+        let dom0 = try daemon.client()
+        for i in 0..<8000 { try dom0.write("/local/domain/7/x/k\(i)", [0x61]) }  // about 400 KB of events
+        func counter(_ name: String) throws -> Int {
+            Int(try daemon.xs("xenstore-read", "\(connection)/output/\(name)").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        let queued = try counter("events")
+        #expect(queued > 0, "8,000 unread events: more than a socket holds wait in the daemon's queue")
+        #expect(try counter("bytes") > 0)
+        let delivered = 8000 - (try counter("dropped-events"))
+        for _ in 0..<delivered { _ = try guest.nextWatchEvent() }
+        var drained = false
+        for _ in 0..<100 where !drained {
+            drained = try counter("events") == 0 && counter("bytes") == 0
+            if !drained { usleep(50_000) }
+        }
+        #expect(drained, "the guest read every event: nothing left queued")
+
         // A watcher of /tool/xenstored/connection sees its own watch registered, then a connection
         // open and close.
         let watch = try daemon.start(Programs.client("xenstore-watch"), ["-n", "4", "/tool/xenstored/connection"])
