@@ -43,7 +43,7 @@ deps packages:
 ## make check: the quick tier, no root and no apt (run `make deps` once first): build, swift test,
 ## the Embedded compile of the core for both bare-metal targets. A few minutes.
 check:
-	@for header in zlib.h xenctrl.h; do [ -f /usr/include/$$header ] || { echo "make check: /usr/include/$$header missing: run 'make deps' (as root) first" >&2; exit 2; }; done
+	@for header in zlib.h xenctrl.h fuse3/fuse.h; do [ -f /usr/include/$$header ] || { echo "make check: /usr/include/$$header missing: run 'make deps' (as root) first" >&2; exit 2; }; done
 	$(SWIFT) build
 	SWIFT=$(SWIFT) scripts/swift-test.sh
 	scripts/embedded-check.sh

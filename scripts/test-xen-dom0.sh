@@ -118,10 +118,17 @@ crash_test() {
     guest=$(xl domid xsguest-tick 2>/dev/null)
     for i in $(seq 1 150); do [ "$(xenstore-read /local/domain/$guest/data/tick 2>/dev/null || echo 0)" -gt 0 ] && break; sleep 0.2; done
     check "the guest is writing" test "$(xenstore-read /local/domain/$guest/data/tick)" -gt 0
-    rm -f /tmp/storm-stop /tmp/storm-acked /tmp/storm-failed
+    rm -f /tmp/storm-stop /tmp/storm-acked /tmp/storm-failed /tmp/storm-nostart
+    # A write "failed" when the store answered it with an error (or the connection broke). Exit 127 is
+    # the dynamic loader failing to start xenstore-write at all (seen once in CI, 2026-12-07:
+    # "libxenstore.so.4: cannot open shared object file" in dom0, the emulated machine's corruption of
+    # docs/stubdom.md, issue 15): the store was never asked; it is reported, not counted as a failure.
     ( i=0; while [ ! -e /tmp/storm-stop ]; do
           i=$((i + 1))
-          if xenstore-write /crash/storm $i; then echo $i > /tmp/storm-acked; else echo $i >> /tmp/storm-failed; fi
+          xenstore-write /crash/storm $i 2>>/tmp/storm-errors; status=$?
+          if [ $status -eq 0 ]; then echo $i > /tmp/storm-acked
+          elif [ $status -eq 127 ]; then echo $i >> /tmp/storm-nostart
+          else echo $i >> /tmp/storm-failed; fi
       done ) &
     storm=$!
     sleep 2
@@ -135,6 +142,7 @@ crash_test() {
     stub_log
     check "the stub crashed and restarted in place once" test "$(restarts)" = $((restarts_before + 1))
     check "it resumed its rings (once per restart)" test "$(grep -c 'xenstored: resumed [0-9]* rings' $xslog)" = "$(restarts)"
+    [ -e /tmp/storm-nostart ] && echo "@@XS info xenstore-write did not start (exit 127) for storm writes $(tr '\n' ' ' < /tmp/storm-nostart): $(sort -u /tmp/storm-errors | head -2 | tr '\n' ' ')"
     check "no dom0 write failed" test ! -e /tmp/storm-failed
     check "the last acknowledged write is there ($(cat /tmp/storm-acked 2>/dev/null))" test "$(xenstore-read /crash/storm)" = "$(cat /tmp/storm-acked 2>/dev/null)"
     check "the write before the crash is there" test "$(xenstore-read /crash/watched)" = before
