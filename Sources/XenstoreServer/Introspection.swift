@@ -144,11 +144,16 @@ extension Server {
                 return build.directory(bytes: introspectedDomains().map { (Payload.decimal($0), build.leaf([])) })
             }
             guard let raw = Payload.parseDecimal(key), raw <= UInt64(UInt32.max), Payload.decimal(raw) == key,
-                  introspectedDomains().contains(UInt32(raw)) else { return nil }
+                  isIntrospectedDomain(UInt32(raw)) else { return nil }
             return domainNode(UInt32(raw), build)
         default:
             return nil
         }
+    }
+
+    /// Whether `domain/<domid>` exists (`introspectedDomains`), without listing them all.
+    func isIntrospectedDomain(_ domid: UInt32) -> Bool {
+        domains[domid] != nil || connections.values.contains { $0.caller.domid == domid }
     }
 
     /// Domains shown under `domain/`: every known domain and every domain with a connection.
@@ -276,13 +281,21 @@ extension Server {
     /// introduced or released): the generation count moves, and watches at or below
     /// `/tool/xenstored` that cover `path`, or lie below it, fire once with `path`. Counters
     /// (bytes, queued messages) change without events: an event would itself change them.
-    func introspectionChanged(_ components: [[UInt8]]) {
+    /// `components` (below `/tool/xenstored`) are only built when somebody watches: this runs at
+    /// every TRANSACTION_START and END.
+    func introspectionChanged(_ components: @autoclosure () -> [[UInt8]]) {
         introspectionGeneration &+= 1
         guard introspectionWatchers > 0 else { return }
         if deferredIntrospection != nil {
-            deferredIntrospection!.append(components)
+            deferredIntrospection!.append(components())
             return
         }
+        fireIntrospection(components())
+    }
+
+    /// Queues the event of a change at `components` for every watch at or below `/tool/xenstored`
+    /// that covers it or lies below it.
+    func fireIntrospection(_ components: [[UInt8]]) {
         let path = NodePath(components: Introspection.root.components + components)
         for id in connectionOrder {
             guard let connection = connections[id], !connection.isBroken,

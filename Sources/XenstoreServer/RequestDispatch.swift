@@ -72,7 +72,7 @@ extension Server {
                        token: watch.token)
         }
         // Changes of the virtual /tool/xenstored subtrees the request made, after its reply.
-        for components in changed { introspectionChanged(components) }
+        for components in changed { fireIntrospection(components) }
     }
 
     /// Requests that can make the durable store grow: a mutation outside a transaction, or the
