@@ -156,14 +156,16 @@ int evtchn_wait(uint64_t timeout_ns)
     for (;;) {
         if (any_bound_pending())
             return 1;
-        uint64_t now = clock_monotonic_ns();
+        /* No clock reading without a deadline: where Xen emulates the TSC each one is a trap. */
+        int overflow = nr_bound > MAX_POLL_PORTS;
+        uint64_t now = deadline || overflow ? clock_monotonic_ns() : 0;
         if (deadline && now >= deadline)
             return 0;
         struct sched_poll poll = {
             .nr_ports = nr_bound < MAX_POLL_PORTS ? nr_bound : MAX_POLL_PORTS,
             .timeout = deadline, /* absolute Xen system time, 0 = none */
         };
-        if (nr_bound > MAX_POLL_PORTS && (!deadline || deadline > now + OVERFLOW_POLL_NS))
+        if (overflow && (!deadline || deadline > now + OVERFLOW_POLL_NS))
             poll.timeout = now + OVERFLOW_POLL_NS;
         set_xen_guest_handle(poll.ports, bound);
         if (HYPERVISOR_sched_op(SCHEDOP_poll, &poll) != 0)

@@ -1,4 +1,4 @@
-/* time.c: the wall clock from Xen's shared_info (wc_sec/wc_nsec + the arch's monotonic clock); 0 without Xen. */
+/* time.c: the wall clock from Xen's shared_info (wc_sec/wc_nsec + the arch's coarse monotonic clock); 0 without Xen. */
 #include "os.h"
 
 int64_t clock_wall_seconds(void)
@@ -15,5 +15,5 @@ int64_t clock_wall_seconds(void)
         nsec = s->wc_nsec;
         rmb();
     } while ((version & 1) || version != s->wc_version);
-    return (int64_t)(sec + (nsec + clock_monotonic_ns()) / 1000000000ull);
+    return (int64_t)(sec + (nsec + clock_coarse_ns()) / 1000000000ull);
 }

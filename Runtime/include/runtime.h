@@ -105,7 +105,11 @@ void console_flush(void);
 
 /** Nanoseconds since boot (x86: Xen system time, or TSC ticks without Xen; ARM: the generic timer). */
 uint64_t clock_monotonic_ns(void);
-/** Seconds since the epoch from Xen's wall clock; 0 without Xen. */
+/** The monotonic clock as of Xen's last update of this vCPU's time record (x86: no TSC reading,
+ *  which is a trap where Xen emulates the TSC; the record is renewed whenever the vCPU is scheduled
+ *  and at least once a second; ARM: `clock_monotonic_ns`). */
+uint64_t clock_coarse_ns(void);
+/** Seconds since the epoch from Xen's wall clock (to `clock_coarse_ns`'s precision); 0 without Xen. */
 int64_t clock_wall_seconds(void);
 
 /* ---- memory --------------------------------------------------------------------------- */

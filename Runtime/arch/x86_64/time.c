@@ -11,6 +11,22 @@ static uint64_t scale_delta(uint64_t delta, uint32_t mul, int8_t shift)
     return (uint64_t)(((unsigned __int128)delta * mul) >> 32);
 }
 
+uint64_t clock_coarse_ns(void)
+{
+    if (!boot.shared_info)
+        return 0;
+    const volatile struct vcpu_time_info *t = &boot.shared_info->vcpu_info[0].time;
+    uint32_t version;
+    uint64_t ns;
+    do {
+        version = t->version;
+        rmb();
+        ns = t->system_time;
+        rmb();
+    } while ((version & 1) || version != t->version);
+    return ns;
+}
+
 uint64_t clock_monotonic_ns(void)
 {
     if (!boot.shared_info)
