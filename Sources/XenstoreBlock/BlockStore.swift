@@ -138,6 +138,9 @@ public final class BlockStore<Device: BlockDevice> {
 
     /// Number of squashes performed since opening.
     public private(set) var squashCount = 0
+    /// Batches appended since opening, and their bytes (padded to blocks).
+    public private(set) var batchCount = 0
+    public private(set) var batchBytes: UInt64 = 0
     /// The superblock generation in force.
     public private(set) var generation: UInt64 = 0
     /// The head commit id in force.
@@ -409,10 +412,15 @@ public final class BlockStore<Device: BlockDevice> {
         readAhead = nil
         var padded = bytes
         let tail = padded.count % blockSize
-        if tail != 0 { padded.append(contentsOf: [UInt8](repeating: 0, count: blockSize - tail)) }
+        if tail != 0 { padded.append(contentsOf: repeatElement(0, count: blockSize - tail)) }
         let requestBytes = max(1, device.maxBlocksPerRequest) * blockSize
         var position = 0
         var block = blockOf(half: half, offset: offset)
+        if padded.count <= requestBytes {
+            // one request: the padded bytes as they are, not copied once more
+            do throws(BlockDeviceError) { try device.write(startingAt: block, padded) } catch { throw .device(error) }
+            return
+        }
         while position < padded.count {
             let end = min(padded.count, position + requestBytes)
             do throws(BlockDeviceError) { try device.write(startingAt: block, Array(padded[position..<end])) } catch { throw .device(error) }
@@ -465,9 +473,11 @@ public final class BlockStore<Device: BlockDevice> {
     /// The batch itself: squashes first (keeping `keepLast`, then only the head) when it would
     /// cross the watermark; `.noSpace` when it cannot fit even then. False if nothing was new.
     func appendBatch(head: Commit, history: History, state: [UInt8]?) throws(BlockStoreError) -> Bool {
-        let newState = state.map { GitEncoding.objectID(.blob, body: $0) } ?? stateID
+        let newStateID = state.map { GitEncoding.objectID(.blob, body: $0) }
+        let newState = newStateID ?? stateID
         if let known = history.computedID(of: head), known == headID && newState == stateID { return false }
-        var batch = makeBatch(head: head, history: history, state: state)
+        let stateBlob = state.flatMap { bytes in newStateID.map { (id: $0, bytes: bytes) } }
+        var batch = makeBatch(head: head, history: history, state: stateBlob)
         let newHead = history.id(of: head)
         if newHead == headID && newState == stateID { return false }
         let limit = halfCapacity * UInt64(policy.watermarkPercent) / 100
@@ -478,7 +488,7 @@ public final class BlockStore<Device: BlockDevice> {
                 } catch {
                     guard error == .noSpace else { throw error }  // nothing changed: try keeping less
                 }
-                batch = makeBatch(head: head, history: history, state: state)
+                batch = makeBatch(head: head, history: history, state: stateBlob)
             }
             if padded(batch.end) > halfCapacity { throw .noSpace }
         }
@@ -489,6 +499,8 @@ public final class BlockStore<Device: BlockDevice> {
         for (id, location) in batch.locations { index[id] = location }
         lastWrittenRoot = head.root
         largestBatch = max(largestBatch, padded(batch.end) - batch.offset)
+        batchCount += 1
+        batchBytes += padded(batch.end) - batch.offset
         return true
     }
 
@@ -505,15 +517,12 @@ public final class BlockStore<Device: BlockDevice> {
         try squash(keepLast: policy.keepLast, newerThan: policy.keepNewerThan)  // sets isNearlyFull
     }
 
-    func makeBatch(head: Commit, history: History, state: [UInt8]?) -> Appender {
+    func makeBatch(head: Commit, history: History, state: (id: ObjectID, bytes: [UInt8])?) -> Appender {
         var appender = Appender(offset: logEnd)
         history.forEachUnstoredObject(from: head, since: lastWrittenRoot, isStored: { self.index[$0] != nil }) { id, type, body in
             appender.add(type == .tree ? .tree : type == .blob ? .blob : .commit, id, body)
         }
-        if let state {
-            let id = GitEncoding.objectID(.blob, body: state)
-            if index[id] == nil { appender.add(.blob, id, state) }
-        }
+        if let state, index[state.id] == nil { appender.add(.blob, state.id, state.bytes) }
         return appender
     }
 

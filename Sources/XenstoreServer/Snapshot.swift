@@ -21,7 +21,10 @@ public struct SnapshotWriter {
 
     /// Appends a 32-bit word.
     public mutating func u32(_ value: UInt32) {
-        for shift: UInt32 in [0, 8, 16, 24] { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+        bytes.append(UInt8(truncatingIfNeeded: value))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 24))
     }
 
     /// Appends a 64-bit word.

@@ -57,6 +57,49 @@ public enum GitEncoding {
 
     /// The tree body of `node`; the ids of its children must already be known.
     public static func treeBody(_ node: Node) -> [UInt8] {
+        treeBody(node, valueID: objectID(.blob, body: node.value), permsID: objectID(.blob, body: node.permissions.blob))
+    }
+
+    /// The tree body of `node` whose `.value` and `.perms` blobs have the given ids (a writer
+    /// that stores those blobs too hashes each once).
+    static func treeBody(_ node: Node, valueID: ObjectID, permsID: ObjectID) -> [UInt8] {
+        // The common case in one pass over the children, copying no list: names in plain byte
+        // order are in git's order unless one continues the previous with a byte below '/'.
+        let children = node.children
+        var body: [UInt8] = []
+        body.reserveCapacity(children.nameBytes + children.count * (treeMode.count + 21) + 2 * (blobMode.count + 28))
+        func appendEntry(_ mode: [UInt8], _ name: [UInt8], _ id: ObjectID) {
+            body.append(contentsOf: mode)
+            body.append(0x20)
+            body.append(contentsOf: name)
+            body.append(0)
+            body.append(contentsOf: id.bytes)
+        }
+        func appendBlobs() {
+            appendEntry(blobMode, permsEntry, permsID)
+            appendEntry(blobMode, valueEntry, valueID)
+        }
+        var blobsWritten = false
+        var previous: [UInt8] = []
+        for child in children {
+            let name = child.name
+            if name.count > previous.count && !previous.isEmpty && name.starts(with: previous) && name[previous.count] < 0x2F {
+                return sortedTreeBody(node, valueID: valueID, permsID: permsID)
+            }
+            if !blobsWritten && name[0] >= 0x2E {
+                appendBlobs()
+                blobsWritten = true
+            }
+            guard let childID = child.node.cachedID else { preconditionFailure("child id must be computed first") }
+            appendEntry(treeMode, name, childID)
+            previous = name
+        }
+        if !blobsWritten { appendBlobs() }
+        return body
+    }
+
+    /// `treeBody` where git's order is not the children's plain order: sorted entry by entry.
+    static func sortedTreeBody(_ node: Node, valueID: ObjectID, permsID: ObjectID) -> [UInt8] {
         // Children are kept in plain byte order. Git's order differs only where a name continues
         // another with a byte below '/', which among Xenstore's characters is '-' alone; '.perms'
         // and '.value' go after the children starting with '-'. Sort only in the rare other case.
@@ -94,10 +137,10 @@ public enum GitEncoding {
             let id: ObjectID
             if entry == -2 {
                 body.append(contentsOf: blobMode)
-                id = objectID(.blob, body: node.permissions.blob)
+                id = permsID
             } else if entry == -1 {
                 body.append(contentsOf: blobMode)
-                id = objectID(.blob, body: node.value)
+                id = valueID
             } else {
                 body.append(contentsOf: treeMode)
                 guard let childID = children[entry].node.cachedID else {
@@ -147,13 +190,15 @@ public enum GitEncoding {
         while let entry = stack.popLast() {
             let current = entry.node
             if entry.expanded {
-                let body = treeBody(current)
+                let perms = current.permissions.blob
+                let valueID = objectID(.blob, body: current.value)
+                let permsID = objectID(.blob, body: perms)
+                let body = treeBody(current, valueID: valueID, permsID: permsID)
                 let id = current.cachedID ?? objectID(.tree, body: body)
                 current.cachedID = id
                 if known(id) { continue }
-                visit(objectID(.blob, body: current.value), .blob, current.value)
-                let perms = current.permissions.blob
-                visit(objectID(.blob, body: perms), .blob, perms)
+                visit(valueID, .blob, current.value)
+                visit(permsID, .blob, perms)
                 visit(id, .tree, body)
                 continue
             }
