@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench-xen-summary.py: the summary of `make bench-xen` (bench/results/xen.csv) as a Markdown table: medians per side, ratios, spread, CPU time per request."""
 import csv
+import os
 import statistics
 import subprocess
 import sys
@@ -93,3 +94,65 @@ if image and not image.startswith("build/xenstore-stubdom-"):
     print(f"The stub image: {image} (not this commit's).")
     print()
 print(f"Raw rows: {path} (xsbench's columns, bench/xsbench.c, plus boot, side, workload and xenstore_cpu_s).")
+
+# The stub's own account (CONTROL profile, on for a second, shorter run of each workload):
+# microseconds per request (per commit for vmstart) in each phase of its event loop, median over
+# the boots, less the profile's own clock readings (each phase switch reads the clock once).
+profile_path = os.environ.get("PROFILE_CSV", "")
+profile_rows = list(csv.DictReader(open(profile_path))) if profile_path and os.path.exists(profile_path) else []
+if profile_rows:
+    runs = {}
+    for row in profile_rows:
+        try:
+            runs.setdefault((row["boot"], row["workload"]), {})[row["counter"]] = float(row["value"])
+        except ValueError:
+            pass
+    phases = [row["counter"][:-3] for row in profile_rows if row["counter"].endswith("-us") and row["counter"] != "elapsed-us"]
+    phases = list(dict.fromkeys(phases))
+
+    def per_request(workload, value_of):
+        per = []
+        for (boot, name), run in runs.items():
+            count = run.get("commits" if workload.startswith("vmstart") else "ops")
+            if name != workload or not count:
+                continue
+            value = value_of(run)
+            if value is not None:
+                per.append(value / count)
+        return median(per)
+
+    def phase_us(phase):
+        def value_of(run):
+            if f"{phase}-us" not in run:
+                return None
+            clock_us = run.get("clock-read-ns", 0) / 1000
+            return max(0.0, run[f"{phase}-us"] - run.get(f"{phase}-entries", 0) * clock_us)
+        return value_of
+
+    def busy_us(run):
+        return sum(phase_us(p)(run) or 0 for p in phases if p != "idle")
+
+    print()
+    print("## Where the stub's time goes")
+    print()
+    print("The stub's own clock (CONTROL `profile`, `Sources/XenstoredImage/RoundProfile.swift`), on for a second run of "
+          f"each workload ({profile_path}): microseconds per request (per commit for vmstart) in each phase of its "
+          "event loop, median over the boots, less the profile's own clock readings (one per phase switch, "
+          "`clock-read-ns` each, measured in the same run). Wall-clock time of the domain: it includes time its vCPU "
+          "waited for a physical one. `busy` is all but `idle`.")
+    print()
+    print("| phase | " + " | ".join(workloads) + " |")
+    print("|---|" + "---|" * len(workloads))
+    digits = lambda x: 0 if x is not None and x >= 100 else 1
+    for phase in phases:
+        cells = [per_request(w, phase_us(phase)) for w in workloads]
+        print(f"| {phase} | " + " | ".join(fmt(x, digits(x)) for x in cells) + " |")
+    cells = [per_request(w, busy_us) for w in workloads]
+    print("| busy | " + " | ".join(fmt(x, digits(x)) for x in cells) + " |")
+    for counter in ["rounds", "store-batches", "store-batch-bytes", "store-squashes"]:
+        cells = [per_request(w, lambda run, c=counter: run.get(c)) for w in workloads]
+        print(f"| {counter} per request | " + " | ".join(fmt(x, 2) for x in cells) + " |")
+    clock = median([run["clock-read-ns"] for run in runs.values() if "clock-read-ns" in run])
+    print()
+    print(f"One clock reading cost {fmt(clock / 1000 if clock else None, 1)} µs (median): "
+          "Xen emulates the TSC for this domain under QEMU, so every reading is a trap.")

@@ -4,11 +4,14 @@
 #   scripts/bench-xen.sh [BOOTS]      (default 3 boots per side; needs `make image`)
 #   BENCH_SECONDS   seconds per workload (default 5)     VARIANT   pvh (default) or pv: the stub image
 #   IMAGE           another stub image (e.g. an older commit's), RESULTS   another prefix for the .csv/.md
+#   SIDES           which Xenstores to boot, in order (default "stub cxen"; "stub" for profiling runs)
 # Not part of `make test`. Each boot is Debian's Xen 4.17 + dom0 under QEMU (TCG, 2 emulated CPUs,
 # dom0 with one vCPU); the stub gets 16 MiB and its usual words, C xenstored is Debian's. The load
 # generator is bench/xsbench.c (libxenstore) in dom0: write, read and directory with one client,
 # vmstart (transactions of 40 writes) with 1 and 8 clients. Results: bench/results/xen.csv (one row per
-# boot and workload) and bench/results/xen.md (medians, ratios, CPU time per request).
+# boot and workload), bench/results/xen-profile.csv (the stub's CONTROL profile per boot and workload:
+# microseconds per phase of its event loop) and bench/results/xen.md (medians, ratios, CPU time per
+# request, where the stub's time goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BOOTS=${1:-3}
@@ -38,10 +41,12 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+changes" || true)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 csv=$RESULTS.csv
+profile=$RESULTS-profile.csv
+echo "boot,workload,counter,value" > "$profile.new"
 echo "boot,side,workload,peer,mode,clients,duration_s,writes_per_tx,shared_reads,ops,ops_per_s,commits,commits_per_s,eagain_retries,retries_per_commit,gaveup,errors,p50_us,p99_us,max_us,daemon_cpu_s,check,xenstore_cpu_s" > "$csv.new"
 failed=0
 for boot in $(seq 1 "$BOOTS"); do
-    for side in stub cxen; do
+    for side in ${SIDES:-stub cxen}; do
         log=$OUT/boot-$boot-$side.log
         if [ $side = stub ]; then store="domain:/guests/$(basename "$IMAGE")"; else store=daemon; fi
         echo "bench-xen: boot $boot of $BOOTS, $side ($(date -u '+%H:%M UTC'), log $log)"
@@ -57,9 +62,13 @@ for boot in $(seq 1 "$BOOTS"); do
         echo "$lines" | awk -v boot="$boot" '$1 == "@@BENCH" && $4 ~ /,/ {
             csv = $0; sub(/^@@BENCH [^ ]+ [^ ]+ /, "", csv); sub(/ [^ ]+$/, "", csv)
             printf "%s,%s,%s,%s,%s\n", boot, $2, $3, csv, $NF }' >> "$csv.new"
+        # "@@PROFILE side workload name value name value ...": one row per phase
+        tr -d '\r' < "$log" | grep -a "^@@PROFILE $side " | awk -v boot="$boot" '{
+            for (i = 4; i + 1 <= NF; i += 2) printf "%s,%s,%s,%s\n", boot, $3, $i, $(i + 1) }' >> "$profile.new"
     done
 done
 mv "$csv.new" "$csv"
-python3 scripts/bench-xen-summary.py "$csv" "$commit$dirty" "$started" "$BOOTS" "$VARIANT" "$IMAGE" > "$RESULTS.md"
+mv "$profile.new" "$profile"
+PROFILE_CSV=$profile python3 scripts/bench-xen-summary.py "$csv" "$commit$dirty" "$started" "$BOOTS" "$VARIANT" "$IMAGE" > "$RESULTS.md"
 cat "$RESULTS.md"
 exit $failed

@@ -1,4 +1,4 @@
-// CONTROL requests (`xenstore-control`): check, log, quota, print, help, memreport, history, and the test-only test-crash.
+// CONTROL requests (`xenstore-control`): check, log, quota, print, help, memreport, history, revisions, profile (stub only), and the test-only test-crash.
 
 import XenstoreStore
 import XenstoreWire
@@ -39,6 +39,14 @@ extension Server {
             out += Payload.bytes("\ntransaction requests replayed: ") + Payload.decimal(counters.transactionRequestsReplayed)
             if let extra = configuration.memoryReport?() { out += [0x0A] + extra }
             return Server.text(out)
+        case Payload.bytes("profile"):
+            guard let profile = configuration.profile else { return .failure(.EINVAL) }
+            switch arguments.first {
+            case nil: return Server.text(profile(.report))
+            case Payload.bytes("start") where arguments.count == 1: return Server.text(profile(.start))
+            case Payload.bytes("stop") where arguments.count == 1: return Server.text(profile(.stop))
+            default: return .failure(.EINVAL)
+            }
         case Payload.bytes("history"):
             let limit = arguments.first.flatMap { Payload.parseDecimal($0) }.map { Int(min($0, 10_000)) } ?? 20
             return historyReport(limit: limit)
@@ -57,7 +65,7 @@ extension Server {
             return Server.text(Payload.bytes("OK"))
         case Payload.bytes("help"):
             return Server.text(Payload.bytes(
-                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nmerge <rev> <base-rev>\nprint <string>\nquota [<domid>]\nrestore <rev> [<path>]\nrev-directory <rev> <path>\nrev-perms <rev> <path>\nrev-read <rev> <path>\nrevert <rev>\n"))
+                "Available commands:\ncheck\nhelp\nhistory [<count>]\nlog\nlogfile\nmemreport\nmerge <rev> <base-rev>\nprint <string>\nprofile [start|stop]\nquota [<domid>]\nrestore <rev> [<path>]\nrev-directory <rev> <path>\nrev-perms <rev> <path>\nrev-read <rev> <path>\nrevert <rev>\n"))
         default:
             return .failure(.EINVAL)
         }

@@ -47,6 +47,10 @@ public struct ServerConfiguration {
     /// Extra lines for CONTROL `memreport` from the shell (e.g. the stub domain's heap use). A
     /// synchronous port: it reads counters only, when dom0 asks for the report.
     public var memoryReport: (() -> [UInt8])? = nil
+    /// CONTROL `profile [start|stop]` from the shell: starts counting where the shell's time
+    /// goes (the stub domain's phases of its event loop), reports the counts, or reports and
+    /// stops. Nil (the host daemon): the command is refused with EINVAL, as an unknown one.
+    public var profile: ((ProfileRequest) -> [UInt8])? = nil
     /// CONTROL `test-crash`, for tests of a restart in place (the stub booted with
     /// `--test-hooks`): asks the shell to crash at its next round with input, after this reply
     /// has left. Nil (the default): the command is refused with EACCES.
@@ -58,6 +62,16 @@ public struct ServerConfiguration {
 
     /// The defaults of C xenstored 4.17.
     public init() {}
+
+    /// What CONTROL `profile` asks of the shell's profiler.
+    public enum ProfileRequest: Sendable {
+        /// `profile start`: zero the counts and count from now on.
+        case start
+        /// `profile`: the counts since the start.
+        case report
+        /// `profile stop`: the counts, and stop counting.
+        case stop
+    }
 }
 
 /// How much room the durable store has left, as the shell last measured it. Requests that would

@@ -162,6 +162,7 @@ func imageConfiguration(_ arguments: BootArguments, crashFlag: TestCrashFlag) ->
     // stays for dom0, the history window and the runtime.
     configuration.guestMemoryLimit = Int(mm_heap_size() / 2)
     configuration.domainExists = { domain_state(UInt16(truncatingIfNeeded: $0)) != Int32(DOMAIN_STATE_GONE.rawValue) }
+    configuration.profile = { request in roundProfile.handle(request) }
     configuration.memoryReport = {
         Payload.bytes("heap in use KiB: ") + Payload.decimal(UInt64(mm_heap_used() / 1024))
             + Payload.bytes("\nheap size KiB: ") + Payload.decimal(UInt64(mm_heap_size() / 1024))
@@ -318,9 +319,18 @@ func takeOnOwnDisk(_ loop: RingServer, crashOnceWhenAdopted: Bool) {
 /// (with the round's connection state, once restart in place is armed).
 func persistEveryRound<Device: BlockDevice>(_ loop: RingServer, to store: BlockStore<Device>) {
     loop.durableHead = { store.headID }
+    roundProfile.storeCounters = {
+        [(name: "store-batches" as StaticString, value: UInt64(store.batchCount)),
+         (name: "store-batch-bytes" as StaticString, value: store.batchBytes),
+         (name: "store-squashes" as StaticString, value: UInt64(store.squashCount))]
+    }
     loop.afterCommits = { [loop] in
         do throws(BlockStoreError) {
-            try loop.server.persist(to: store, state: loop.kept == nil ? nil : loop.resumableState())
+            let outer = roundProfile.enter(.stateEncode)
+            let state = loop.kept == nil ? nil : loop.roundStateForCommits()
+            roundProfile.enter(.historyStore)
+            defer { roundProfile.enter(outer) }
+            try loop.server.persist(to: store, state: state)
             loop.server.storageState = roomLeft(store)
             return true
         } catch {

@@ -155,7 +155,9 @@ final class KeptMemoryDevice: BlockDevice {
     func write(startingAt block: UInt64, _ bytes: [UInt8]) throws(BlockDeviceError) {
         guard bytes.count % 4096 == 0 else { throw .io(code: 22) }
         guard block <= blockCount, UInt64(bytes.count / 4096) <= blockCount - block else { throw .outOfRange }
+        let outer = roundProfile.enter(.deviceWrite)
         bytes.withUnsafeBytes { (base + Int(block) * 4096).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        roundProfile.enter(outer)
     }
 
     func flush() throws(BlockDeviceError) {}
@@ -165,6 +167,7 @@ final class KeptMemoryDevice: BlockDevice {
 /// `kept` (and with the round's commits in the history store) before its replies leave.
 func armRestart(_ loop: RingServer, kept: KeptMemory) {
     loop.kept = kept
+    loop.encodedRoundState = nil
     loop.saveRoundState()
     rt_restart_arm(1)
 }

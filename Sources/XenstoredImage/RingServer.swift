@@ -23,8 +23,10 @@ struct MappedRingPage: RingMemory {
     func load32(at offset: Int) -> UInt32 { xsring_load32(base, offset) }
     func store32(_ value: UInt32, at offset: Int) { xsring_store32(base, offset, value) }
     func copyBytes(from offset: Int, count: Int, appendingTo bytes: inout [UInt8]) {
+        let outer = roundProfile.enter(.ringIn)
         let source = UnsafeRawBufferPointer(start: base + offset, count: count)
         bytes.append(contentsOf: source)
+        roundProfile.enter(outer)
     }
     func storeBytes(_ bytes: ArraySlice<UInt8>, at offset: Int) {
         bytes.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -158,6 +160,19 @@ public final class RingServer {
         _ = gnttab_unmap_foreign(page, handle)
     }
 
+    /// This round's encoded `resumableState`, once the round's commits were written with it:
+    /// the kept slot then saves the same bytes instead of encoding them again. Cleared whenever
+    /// the server may have changed since (`apply` starts; the kept slot took it).
+    var encodedRoundState: [UInt8]?
+
+    /// The connection state of every store ring and their positions, encoded as the round's
+    /// commits are written with it (and kept for `saveRoundState` of the same round).
+    func roundStateForCommits() -> [UInt8] {
+        let state = resumableState()
+        encodedRoundState = state
+        return state
+    }
+
     /// The connection state of every store ring and their positions, as a restart resumes them.
     func resumableState() -> [UInt8] {
         var states: [RingLinkState] = []
@@ -169,7 +184,12 @@ public final class RingServer {
     /// round's commits are durable, before its replies leave and its request space is handed back.
     func saveRoundState() {
         guard let kept else { return }
-        if kept.save(state: resumableState(), head: durableHead?()) {
+        let outer = roundProfile.enter(.stateEncode)
+        let state = encodedRoundState ?? resumableState()
+        encodedRoundState = nil
+        roundProfile.enter(.stateSave)
+        defer { roundProfile.enter(outer) }
+        if kept.save(state: state, head: durableHead?()) {
             if restartSuspended {
                 restartSuspended = false
                 rt_restart_arm(1)
@@ -310,7 +330,9 @@ public final class RingServer {
             for ring in rings {
                 if let link = ring.link {
                     rt_serving(ring.connection.raw)  // a crash now names this connection (restart.c)
+                    roundProfile.enter(.requests)
                     let activity = link.serveInput(server, time: clock_wall_seconds())
+                    roundProfile.enter(.other)
                     rt_serving(0)
                     if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
                     readAny = readAny || activity.readRequests
@@ -325,6 +347,7 @@ public final class RingServer {
                 Console.write("xenstored: crashing on purpose (CONTROL test-crash)\n")
                 trapOnPurpose([])
             }
+            roundProfile.countRound(readRequests: readAny)
             let served = rings.map { $0.port }
             apply(server.takeEffects())
             if durabilityFailed { return durabilityFailureCode }  // this round's replies stay unsent
@@ -339,7 +362,9 @@ public final class RingServer {
             for (index, ring) in rings.enumerated() {
                 var wrote = false
                 if let link = ring.link {
+                    roundProfile.enter(.ringOut)
                     let activity = link.flushOutput(server)
+                    roundProfile.enter(.other)
                     if let failure = activity.failure { reportFailure(failure, domid: ring.domid) }
                     let released = link.releaseConsumedSpace()  // (not short-circuited: every round hands space back)
                     wrote = activity.shouldNotify || released
@@ -347,7 +372,11 @@ public final class RingServer {
                     wrote = flushVchan(ring)
                 }
                 let consumed = index < served.count && served[index] == ring.port && notify[index]
-                if wrote || consumed { _ = evtchn_notify(ring.port) }
+                if wrote || consumed {
+                    roundProfile.enter(.notify)
+                    _ = evtchn_notify(ring.port)
+                    roundProfile.enter(.other)
+                }
             }
             if selfDiskJustConnected {
                 // Only now, with this round's replies gone: blkback starts serving our ring once
@@ -369,7 +398,11 @@ public final class RingServer {
                     (ring.transport == .vchan && (vchan_client_state(ring.page) == 1) != ring.clientConnected)
                         || hasPendingWork(ring)
                 }
-                if !pending { _ = evtchn_wait(0) }
+                if !pending {
+                    roundProfile.enter(.idle)
+                    _ = evtchn_wait(0)
+                    roundProfile.enter(.other)
+                }
             }
         }
         return 0
@@ -423,8 +456,13 @@ public final class RingServer {
 
     /// Carries out what the server asked for.
     func apply(_ effects: [ServerEffect]) {
+        encodedRoundState = nil  // what was served since may have changed the state
         var committed = false
-        defer { if committed, let afterCommits, !afterCommits() { durabilityFailed = true } }
+        let outer = roundProfile.enter(.effects)
+        defer {
+            if committed, let afterCommits, !afterCommits() { durabilityFailed = true }
+            roundProfile.enter(outer)
+        }
         for effect in effects {
             switch effect {
             case .connectDomain(let domid, _, let eventChannel):

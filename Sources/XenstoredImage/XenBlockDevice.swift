@@ -54,13 +54,17 @@ public final class XenBlockDevice: BlockDevice {
         let count = bytes.count / 4096
         guard bytes.count % 4096 == 0, count <= maxBlocksPerRequest else { throw .io(code: 22) }
         guard block <= blockCount, UInt64(count) <= blockCount - block else { throw .outOfRange }
+        let outer = roundProfile.enter(.deviceWrite)
         let rc = bytes.withUnsafeBufferPointer { blkfront_write(block * 4096, $0.baseAddress, $0.count) }
+        roundProfile.enter(outer)
         guard rc == 0 else { throw .io(code: -rc) }
     }
 
     /// Makes earlier writes durable.
     public func flush() throws(BlockDeviceError) {
+        let outer = roundProfile.enter(.deviceWrite)
         let rc = blkfront_flush()
+        roundProfile.enter(outer)
         guard rc == 0 else { throw .io(code: -rc) }
     }
 }
