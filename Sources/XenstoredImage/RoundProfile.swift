@@ -68,6 +68,12 @@ struct RoundProfile {
     /// Rounds of the loop, and of those the ones that read at least one request.
     private var rounds: UInt64 = 0
     private var roundsWithRequests: UInt64 = 0
+    /// The longest busy stretch between two sleeps, and the longest time the history store took
+    /// in one (a squash shows there), in ns; the totals when the current stretch began.
+    private var longestBusy: UInt64 = 0
+    private var longestStore: UInt64 = 0
+    private var busyAtWake: UInt64 = 0
+    private var storeAtWake: UInt64 = 0
     /// The history store's counters, named (set once rounds are persisted): reported as the
     /// change since the start.
     var storeCounters: (() -> [(name: StaticString, value: UInt64)])?
@@ -84,7 +90,22 @@ struct RoundProfile {
         nanoseconds[previous.rawValue] &+= now &- mark
         entries[phase.rawValue] &+= 1
         mark = now
+        if phase == .idle || previous == .idle { noteStretch(waking: previous == .idle) }
         return previous
+    }
+
+    /// At a sleep: how long the stretch since the last wake-up was busy, and how much of it the
+    /// history store took; at a wake-up: the totals the next stretch starts from.
+    private mutating func noteStretch(waking: Bool) {
+        var busy: UInt64 = 0
+        for phase in RoundPhase.all where phase != .idle { busy &+= nanoseconds[phase.rawValue] }
+        let store = nanoseconds[RoundPhase.historyStore.rawValue] &+ nanoseconds[RoundPhase.deviceWrite.rawValue]
+        if !waking {
+            longestBusy = max(longestBusy, busy &- busyAtWake)
+            longestStore = max(longestStore, store &- storeAtWake)
+        }
+        busyAtWake = busy
+        storeAtWake = store
     }
 
     /// Counts one round of the loop.
@@ -106,6 +127,10 @@ struct RoundProfile {
             }
             rounds = 0
             roundsWithRequests = 0
+            longestBusy = 0
+            longestStore = 0
+            busyAtWake = 0
+            storeAtWake = 0
             storeBaseline = (storeCounters?() ?? []).map { $0.value }
             enabled = true
             mark = clock_monotonic_ns()
@@ -123,6 +148,8 @@ struct RoundProfile {
         }
         out += Payload.bytes("\nrounds ") + Payload.decimal(rounds)
         out += Payload.bytes("\nrounds-with-requests ") + Payload.decimal(roundsWithRequests)
+        out += Payload.bytes("\nlongest-busy-us ") + Payload.decimal(longestBusy / 1000)
+        out += Payload.bytes("\nlongest-store-us ") + Payload.decimal(longestStore / 1000)
         for (index, counter) in (storeCounters?() ?? []).enumerated() {
             let base = index < storeBaseline.count ? storeBaseline[index] : 0
             out += [0x0A] + Payload.bytes(counter.name) + [0x20] + Payload.decimal(counter.value &- base)
