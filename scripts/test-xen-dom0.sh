@@ -173,6 +173,14 @@ check "xenstore-ls /tool/xenstored/server" xenstore-ls /tool/xenstored/server
 check "/tool/xenstored/domain lists dom0" sh -c 'xenstore-list /tool/xenstored/domain | grep -qx 0'
 check "dom0's ring is one of the stub's connections" sh -c 'for c in $(xenstore-list /tool/xenstored/connection); do xenstore-read /tool/xenstored/connection/$c/transport; done | grep -qx "ring of domain 0"'
 check "/tool/xenstored refuses writes" sh -c '! xenstore-write /tool/xenstored/server/nodes 0 2>/dev/null'
+# The stub's profile of its event loop (CONTROL profile): off until started, then counting rounds.
+check "profile start" sh -c 'xenstore-control profile start | grep -qx started'
+for i in 1 2 3; do xenstore-write /test/profiled $i; done
+check "profile counts the rounds and their phases" sh -c 'xenstore-control profile stop > /tmp/profile.txt &&
+    awk "\$1 == \"rounds\" && \$2 >= 3 { r = 1 } \$1 == \"requests-us\" && \$2 > 0 { q = 1 } \$1 == \"store-batches\" && \$2 >= 3 { b = 1 }
+         END { exit !(r && q && b) }" /tmp/profile.txt && tr "\n" " " < /tmp/profile.txt'
+check "profile is off once stopped" sh -c 'xenstore-control profile | grep -qx "not started"'
+xenstore-rm /test/profiled
 domains_before=$(xenstore-list /local/domain | tr '\n' ' ')
 
 # guest_cycle <name>: xl create /etc/xen/<name>.cfg; the tiny guest prints a line and powers off;

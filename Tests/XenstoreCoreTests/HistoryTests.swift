@@ -194,6 +194,25 @@ import XenstoreWire
         #expect(c.request(.control, args("memreport")).text.contains("commits: 3"))
     }
 
+    @Test func controlProfileGoesToTheShellsProfiler() {
+        // no profiler (the host daemon): refused as an unknown command
+        #expect(TestClient(Server(time: 1)).request(.control, args("profile")).error == .EINVAL)
+        var configuration = ServerConfiguration()
+        var asked: [ServerConfiguration.ProfileRequest] = []
+        configuration.profile = { request in
+            asked.append(request)
+            return b("rounds 7")
+        }
+        let c = TestClient(Server(configuration: configuration, time: 1))
+        #expect(c.request(.control, args("profile", "start")).text == "rounds 7\0")
+        #expect(c.request(.control, args("profile")).text == "rounds 7\0")
+        #expect(c.request(.control, args("profile", "stop")).text == "rounds 7\0")
+        #expect(c.request(.control, args("profile", "reset")).error == .EINVAL)
+        #expect(c.request(.control, args("profile", "start", "now")).error == .EINVAL)
+        #expect(asked == [.start, .report, .stop])
+        #expect(c.request(.control, args("help")).text.contains("profile [start|stop]"))
+    }
+
     @Test func controlTestCrashOnlyWithTheShellsHook() {
         // refused unless the shell gave a hook (the stub booted with --test-hooks)
         #expect(TestClient(Server(time: 1)).request(.control, args("test-crash")).error == .EACCES)
