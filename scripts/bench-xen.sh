@@ -64,7 +64,8 @@ for boot in $(seq 1 "$BOOTS"); do
             csv = $0; sub(/^@@BENCH [^ ]+ [^ ]+ /, "", csv); sub(/ [^ ]+ [^ ]+$/, "", csv)
             printf "%s,%s,%s,%s,%s,%s\n", boot, $2, $3, csv, $(NF - 1), $NF }' >> "$csv.new"
         # "@@PROFILE side workload name value name value ...": one row per phase
-        tr -d '\r' < "$log" | grep -a "^@@PROFILE $side " | awk -v boot="$boot" '{
+        # (C xenstored's boots have none)
+        { tr -d '\r' < "$log" | grep -a "^@@PROFILE $side " || true; } | awk -v boot="$boot" '{
             for (i = 4; i + 1 <= NF; i += 2) printf "%s,%s,%s,%s\n", boot, $3, $i, $(i + 1) }' >> "$profile.new"
     done
 done
