@@ -2,9 +2,7 @@
 # bench-xen-dom0.sh: dom0's test in `make bench-xen`: the same xsbench workloads against whichever Xenstore this boot has (the stub domain or C xenstored), with its CPU time around each.
 #
 # Reads BENCH_SIDE (stub or cxen) and BENCH_SECONDS (default 5) from dom0's command line. Prints one
-# line per workload:  @@BENCH <side> <workload> <xsbench CSV line> <xenstore CPU seconds> <probe ms>
-# (the probe: bench/cpuprobe.c, 5 million steps of a fixed loop in dom0 just before the workload,
-# the speed of the emulated machine at that moment)
+# line per workload:  @@BENCH <side> <workload> <xsbench CSV line> <xenstore CPU seconds>
 # and for the stub, from a second, shorter run of each workload with its profile on (CONTROL profile):
 #                      @@PROFILE stub <workload> ops <n> commits <n> <name> <value> ...
 # (xsbench's CSV columns are listed in bench/xsbench.c). The CPU time is the stub domain's vCPU time
@@ -26,12 +24,11 @@ sleep 2
 for workload in "write:-m write -n 1" "read:-m read -n 1" "directory:-m dir -n 1" \
                 "vmstart-1:-m vmstart -n 1 -w 40" "vmstart-8:-m vmstart -n 8 -w 40"; do
     name=${workload%%:*}
-    probe=$(/usr/bin/cpuprobe 5)
     before=$(xenstore_cpu)
     line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "$seconds" 2>/tmp/xsbench.err | tail -1)
     after=$(xenstore_cpu)
     [ -n "$line" ] || line="failed: $(tail -2 /tmp/xsbench.err | tr '\n' ' ')"
-    echo "@@BENCH $side $name $line $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }') $probe"
+    echo "@@BENCH $side $name $line $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }')"
 done
 # The stub's own account: each workload again, shorter, with its profile on (CONTROL profile; every
 # phase switch then reads the clock, which costs, so the rates above are measured without it).

@@ -90,42 +90,6 @@ for workload in workloads:
     cpu = f"{fmt(cpu_per_request_ms('stub', workload), 2)} / {fmt(cpu_per_request_ms('cxen', workload), 2)}"
     print(f"| {labels[workload]} | {fmt(ms)}{spread(stub)} | {fmt(mc)}{spread(cx)} | {ratio} | {p99} | {retries} | {cpu} |")
 print()
-
-# The emulated machine's speed varies from boot to boot (the host is shared): dom0 runs a fixed loop
-# (bench/cpuprobe.c) just before each workload. Rates scaled by probe / median probe compare runs as
-# if the machine had been equally fast in each.
-probes = [float(row["probe_ms"]) for row in rows if row.get("probe_ms") not in (None, "")]
-if probes:
-    reference = median(probes)
-
-    def normalized(side, workload):
-        out = []
-        for row in rows:
-            if row["side"] == side and row["workload"] == workload and row.get("probe_ms") not in (None, ""):
-                try:
-                    out.append(float(row[rate_column(workload)]) * float(row["probe_ms"]) / reference)
-                except (TypeError, ValueError):
-                    pass
-        return out
-
-    def spread_of(xs):
-        return f"{max(xs) / min(xs):.2f}" if len(xs) > 1 and min(xs) > 0 else "–"
-
-    print("### Scaled by the speed of the machine")
-    print()
-    print(f"dom0 timed a fixed loop (bench/cpuprobe.c, 5 million steps) before each workload: {min(probes):,.0f}–{max(probes):,.0f} ms "
-          f"(median {reference:,.0f}) over this run. Each rate times its probe / {reference:,.0f} ms; spread = fastest / slowest boot.")
-    print()
-    print("| workload | stub | C xenstored | stub/cx | spread stub raw / scaled | spread cx raw / scaled |")
-    print("|---|---|---|---|---|---|")
-    for workload in workloads:
-        column = rate_column(workload)
-        ns, nc = normalized("stub", workload), normalized("cxen", workload)
-        ms, mc = median(ns), median(nc)
-        ratio = f"{ms / mc:.2f}" if ms and mc else "–"
-        raw_s, raw_c = values("stub", workload, column), values("cxen", workload, column)
-        print(f"| {labels[workload]} | {fmt(ms)} | {fmt(mc)} | {ratio} | {spread_of(raw_s)} / {spread_of(ns)} | {spread_of(raw_c)} / {spread_of(nc)} |")
-    print()
 if image and not image.startswith("build/xenstore-stubdom-"):
     print(f"The stub image: {image} (not this commit's).")
     print()
@@ -188,9 +152,6 @@ if profile_rows:
     for counter in ["rounds", "store-batches", "store-batch-bytes", "store-squashes"]:
         cells = [per_request(w, lambda run, c=counter: run.get(c)) for w in workloads]
         print(f"| {counter} per request | " + " | ".join(fmt(x, 2) for x in cells) + " |")
-    for counter, label in [("longest-busy-us", "longest busy stretch (µs)"), ("longest-store-us", "longest history store in one stretch (µs)")]:
-        cells = [median([run[counter] for (boot, name), run in runs.items() if name == w and counter in run]) for w in workloads]
-        print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " |")
     clock = median([run["clock-read-ns"] for run in runs.values() if "clock-read-ns" in run])
     print()
     print(f"One clock reading cost {fmt(clock / 1000 if clock else None, 1)} µs (median): "

@@ -35,7 +35,6 @@ rm -rf "$OUT" && mkdir -p "$OUT/payload/guests" "$OUT/payload/usr/bin" bench/res
 cp "$IMAGE" "$OUT/payload/guests/"
 cp scripts/bench-xen-dom0.sh "$OUT/payload/test.sh"
 gcc -O2 -Wall -o "$OUT/payload/usr/bin/xsbench" bench/xsbench.c -lxenstore
-gcc -O2 -Wall -o "$OUT/payload/usr/bin/cpuprobe" bench/cpuprobe.c
 "$HARNESS/make-initramfs.sh" / "$WORK/x" "$KVER" "$OUT/initrd.cpio.gz" "$OUT/payload" >/dev/null
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -44,7 +43,7 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 csv=$RESULTS.csv
 profile=$RESULTS-profile.csv
 echo "boot,workload,counter,value" > "$profile.new"
-echo "boot,side,workload,peer,mode,clients,duration_s,writes_per_tx,shared_reads,ops,ops_per_s,commits,commits_per_s,eagain_retries,retries_per_commit,gaveup,errors,p50_us,p99_us,max_us,daemon_cpu_s,check,xenstore_cpu_s,probe_ms" > "$csv.new"
+echo "boot,side,workload,peer,mode,clients,duration_s,writes_per_tx,shared_reads,ops,ops_per_s,commits,commits_per_s,eagain_retries,retries_per_commit,gaveup,errors,p50_us,p99_us,max_us,daemon_cpu_s,check,xenstore_cpu_s" > "$csv.new"
 failed=0
 for boot in $(seq 1 "$BOOTS"); do
     for side in ${SIDES:-stub cxen}; do
@@ -59,10 +58,10 @@ for boot in $(seq 1 "$BOOTS"); do
             echo "bench-xen: boot $boot ($side) did not give 5 results:"; echo "$lines"; grep -a 'Triple fault\|@@XENTEST FAIL' "$log" | head -3
             failed=1
         fi
-        # "@@BENCH side workload CSV cpu probe": the CSV is everything between the third field and the last two
+        # "@@BENCH side workload CSV cpu": the CSV is everything between the third field and the last
         echo "$lines" | awk -v boot="$boot" '$1 == "@@BENCH" && $4 ~ /,/ {
-            csv = $0; sub(/^@@BENCH [^ ]+ [^ ]+ /, "", csv); sub(/ [^ ]+ [^ ]+$/, "", csv)
-            printf "%s,%s,%s,%s,%s,%s\n", boot, $2, $3, csv, $(NF - 1), $NF }' >> "$csv.new"
+            csv = $0; sub(/^@@BENCH [^ ]+ [^ ]+ /, "", csv); sub(/ [^ ]+$/, "", csv)
+            printf "%s,%s,%s,%s,%s\n", boot, $2, $3, csv, $NF }' >> "$csv.new"
         # "@@PROFILE side workload name value name value ...": one row per phase
         # (C xenstored's boots have none)
         { tr -d '\r' < "$log" | grep -a "^@@PROFILE $side " || true; } | awk -v boot="$boot" '{
