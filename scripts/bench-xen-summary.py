@@ -107,7 +107,8 @@ if profile_rows:
             runs.setdefault((row["boot"], row["workload"]), {})[row["counter"]] = float(row["value"])
         except ValueError:
             pass
-    phases = [row["counter"][:-3] for row in profile_rows if row["counter"].endswith("-us") and row["counter"] != "elapsed-us"]
+    phases = [row["counter"][:-3] for row in profile_rows
+              if row["counter"].endswith("-us") and row["counter"] != "elapsed-us" and not row["counter"].startswith("longest-")]
     phases = list(dict.fromkeys(phases))
 
     def per_request(workload, value_of):
@@ -152,7 +153,10 @@ if profile_rows:
     for counter in ["rounds", "store-batches", "store-batch-bytes", "store-squashes"]:
         cells = [per_request(w, lambda run, c=counter: run.get(c)) for w in workloads]
         print(f"| {counter} per request | " + " | ".join(fmt(x, 2) for x in cells) + " |")
+    for counter, label in [("longest-busy-us", "longest busy stretch (µs)"), ("longest-store-us", "longest history store in one stretch (µs)")]:
+        cells = [median([run[counter] for (boot, name), run in runs.items() if name == w and counter in run]) for w in workloads]
+        print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " |")
     clock = median([run["clock-read-ns"] for run in runs.values() if "clock-read-ns" in run])
     print()
     print(f"One clock reading cost {fmt(clock / 1000 if clock else None, 1)} µs (median): "
-          "Xen emulates the TSC for this domain under QEMU, so every reading is a trap.")
+          "under QEMU, Xen finds the TSC neither constant nor reliable and emulates RDTSC for the stub, so every reading traps.")
