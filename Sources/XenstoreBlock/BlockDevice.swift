@@ -24,6 +24,11 @@ public protocol BlockDevice: AnyObject {
     /// The most blocks one `read(blocks:)` or `write(startingAt:_:)` moves in one request to the
     /// medium (a Xen virtual disk: the pages one blkif request carries). 1 by default.
     var maxBlocksPerRequest: Int { get }
+    /// How many blocks a store reads at once when it needs one it does not hold (its read-ahead
+    /// run, at most `maxBlocksPerRequest`). `maxBlocksPerRequest` by default: a request to a disk
+    /// costs a round trip however many blocks it moves, so reading ahead pays; memory does not
+    /// (every block read is a copy) and reads only what it is asked.
+    var readAheadBlocks: Int { get }
     /// Reads consecutive whole blocks (at most `maxBlocksPerRequest` of them) in one request.
     func read(blocks: Range<UInt64>) throws(BlockDeviceError) -> [UInt8]
     /// Writes consecutive whole blocks (`bytes.count` a multiple of `blockSize`, at most
@@ -34,6 +39,9 @@ public protocol BlockDevice: AnyObject {
 extension BlockDevice {
     /// One block per request.
     public var maxBlocksPerRequest: Int { 1 }
+
+    /// As many blocks as one request moves.
+    public var readAheadBlocks: Int { maxBlocksPerRequest }
 
     /// Block by block.
     public func read(blocks: Range<UInt64>) throws(BlockDeviceError) -> [UInt8] {

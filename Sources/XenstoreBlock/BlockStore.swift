@@ -257,13 +257,13 @@ public final class BlockStore<Device: BlockDevice> {
         return out
     }
 
-    /// The read-ahead run holding `block`, read from the device (up to `maxBlocksPerRequest`
-    /// blocks from it) when the current run does not hold it.
+    /// The read-ahead run holding `block`, read from the device (up to `readAheadBlocks` blocks
+    /// from it, at most `maxBlocksPerRequest`) when the current run does not hold it.
     func readAheadRun(containing block: UInt64) throws(BlockStoreError) -> (first: UInt64, bytes: [UInt8]) {
         if let run = readAhead, block >= run.first, block < run.first + UInt64(run.bytes.count / blockSize) {
             return run
         }
-        let last = min(device.blockCount, block + UInt64(max(1, device.maxBlocksPerRequest)))
+        let last = min(device.blockCount, block + UInt64(max(1, min(device.readAheadBlocks, device.maxBlocksPerRequest))))
         do throws(BlockDeviceError) { readAhead = (block, try device.read(blocks: block..<last)) } catch { throw .device(error) }
         return readAhead!
     }
