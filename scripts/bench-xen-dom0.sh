@@ -21,9 +21,18 @@ xenstore_cpu() {
 
 # A moment for the boot's own requests (xl, xenconsoled) to settle.
 sleep 2
+# BENCH_PIN: where dom0's vCPU and the stub's run (Xen 4.17 has 2 physical CPUs here): "apart"
+# (dom0 on CPU 0, the stub on CPU 1), "same" (both on CPU 0), or unset (Xen's scheduler decides).
+case "${BENCH_PIN:-}" in
+    apart) xl vcpu-pin 0 all 0; [ "$side" = stub ] && xl vcpu-pin Xenstore all 1 ;;
+    same)  xl vcpu-pin 0 all 0; [ "$side" = stub ] && xl vcpu-pin Xenstore all 0 ;;
+esac
+# Where each vCPU is at a moment: "@@PLACE <workload> <domain>=<cpu> ...".
+placement() { echo "@@PLACE $1 $(xl vcpu-list 2>/dev/null | awk 'NR > 1 { printf "%s=%s ", $1, $4 }')"; }
 for workload in "write:-m write -n 1" "read:-m read -n 1" "directory:-m dir -n 1" \
                 "vmstart-1:-m vmstart -n 1 -w 40" "vmstart-8:-m vmstart -n 8 -w 40"; do
     name=${workload%%:*}
+    placement "$name"
     before=$(xenstore_cpu)
     line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "$seconds" 2>/tmp/xsbench.err | tail -1)
     after=$(xenstore_cpu)
