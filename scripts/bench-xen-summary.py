@@ -70,6 +70,9 @@ print()
 print(f"Run {started}, commit {commit}: {boots} boot{'' if boots == '1' else 's'} per side, alternating; the {variant.upper()} stub image "
       f"(16 MiB) and Debian's C xenstored 4.17 in dom0, each as the host's only Xenstore; xsbench in dom0 over "
       f"/dev/xen/xenbus; Xen 4.17 + dom0 (one vCPU) under {qemu} (TCG, 2 emulated CPUs) on the 2-core machine.")
+pin = os.environ.get("PIN_PLACEMENT", "")
+if pin:
+    print(f"vCPU placement: {pin}.")
 print("Medians over the boots; the range in brackets. Ratio > 1: the stub is faster. CPU per request: the stub "
       "domain's vCPU time (`xl vcpu-list`, 0.1 s steps) or C xenstored's user + system time, divided by the "
       "requests (commits for vmstart) of the run.")

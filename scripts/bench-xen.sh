@@ -4,7 +4,8 @@
 #   scripts/bench-xen.sh [BOOTS]      (default 3 boots per side; needs `make image`)
 #   BENCH_SECONDS   seconds per workload (default 5)     VARIANT   pvh (default) or pv: the stub image
 #   IMAGE           another stub image (e.g. an older commit's), RESULTS   another prefix for the .csv/.md
-#   PIN             apart: dom0's vCPU on physical CPU 0, the stub's on 1; same: both on 0 (default: Xen decides)
+#   PIN             apart (default): dom0's vCPU on physical CPU 0, the stub's on 1; same: both on 0; PIN= : Xen's
+#                   scheduler places them (runs then spread twice as wide: docs/benchmark-notes.md)
 #   SIDES           which Xenstores to boot, in order (default "stub cxen"; "stub" for profiling runs)
 # Not part of `make test`. Each boot is Debian's Xen 4.17 + dom0 under QEMU (TCG, 2 emulated CPUs,
 # dom0 with one vCPU); the stub gets 16 MiB and its usual words, C xenstored is Debian's. The load
@@ -52,7 +53,7 @@ for boot in $(seq 1 "$BOOTS"); do
         if [ $side = stub ]; then store="domain:/guests/$(basename "$IMAGE")"; else store=daemon; fi
         echo "bench-xen: boot $boot of $BOOTS, $side ($(date -u '+%H:%M UTC'), log $log)"
         XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$OUT/initrd.cpio.gz TIMEOUT=900 \
-        DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=$store XSDOM_TIMEOUT=30 BENCH_SIDE=$side BENCH_SECONDS=${BENCH_SECONDS:-5} BENCH_PIN=${PIN:-}" \
+        DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=$store XSDOM_TIMEOUT=30 BENCH_SIDE=$side BENCH_SECONDS=${BENCH_SECONDS:-5} BENCH_PIN=${PIN-apart}" \
             "$HARNESS/boot.sh" x86_64 "$log" || true
         lines=$(tr -d '\r' < "$log" | grep -a "^@@BENCH $side " || true)
         if [ "$(echo "$lines" | grep -c ',')" -ne 5 ] || ! grep -qa '^@@XENTEST PASS' "$log"; then
@@ -71,6 +72,11 @@ for boot in $(seq 1 "$BOOTS"); do
 done
 mv "$csv.new" "$csv"
 mv "$profile.new" "$profile"
-PROFILE_CSV=$profile python3 scripts/bench-xen-summary.py "$csv" "$commit$dirty" "$started" "$BOOTS" "$VARIANT" "$IMAGE" > "$RESULTS.md"
+case "${PIN-apart}" in
+    apart) placement="dom0's vCPU pinned to physical CPU 0, the stub's to CPU 1 (PIN=apart)" ;;
+    same) placement="dom0's and the stub's vCPUs both pinned to physical CPU 0 (PIN=same)" ;;
+    *) placement="not pinned: Xen's scheduler placed the vCPUs" ;;
+esac
+PIN_PLACEMENT=$placement PROFILE_CSV=$profile python3 scripts/bench-xen-summary.py "$csv" "$commit$dirty" "$started" "$BOOTS" "$VARIANT" "$IMAGE" > "$RESULTS.md"
 cat "$RESULTS.md"
 exit $failed
