@@ -161,5 +161,6 @@ if profile_rows:
         print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " |")
     clock = median([run["clock-read-ns"] for run in runs.values() if "clock-read-ns" in run])
     print()
-    print(f"One clock reading cost {fmt(clock / 1000 if clock else None, 1)} µs (median): "
-          "under QEMU, Xen finds the TSC neither constant nor reliable and emulates RDTSC for the stub, so every reading traps.")
+    print(f"One clock reading cost {fmt(clock / 1000 if clock else None, 1)} µs (median; the figures above are net of "
+          "the profile's own readings). Under QEMU, Xen finds the TSC neither constant nor reliable and emulates RDTSC: "
+          "for the PVH stub every reading is a VM exit.")
