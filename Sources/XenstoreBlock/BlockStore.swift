@@ -416,14 +416,11 @@ public final class BlockStore<Device: BlockDevice> {
         let requestBytes = max(1, device.maxBlocksPerRequest) * blockSize
         var position = 0
         var block = blockOf(half: half, offset: offset)
-        if padded.count <= requestBytes {
-            // one request: the padded bytes as they are, not copied once more
-            do throws(BlockDeviceError) { try device.write(startingAt: block, padded) } catch { throw .device(error) }
-            return
-        }
         while position < padded.count {
             let end = min(padded.count, position + requestBytes)
-            do throws(BlockDeviceError) { try device.write(startingAt: block, Array(padded[position..<end])) } catch { throw .device(error) }
+            // all in one request: the padded bytes as they are, not copied once more
+            let request = position == 0 && end == padded.count ? padded : Array(padded[position..<end])
+            do throws(BlockDeviceError) { try device.write(startingAt: block, request) } catch { throw .device(error) }
             block += UInt64((end - position) / blockSize)
             position = end
         }

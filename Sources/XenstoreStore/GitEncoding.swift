@@ -68,16 +68,9 @@ public enum GitEncoding {
         let children = node.children
         var body: [UInt8] = []
         body.reserveCapacity(children.nameBytes + children.count * (treeMode.count + 21) + 2 * (blobMode.count + 28))
-        func appendEntry(_ mode: [UInt8], _ name: [UInt8], _ id: ObjectID) {
-            body.append(contentsOf: mode)
-            body.append(0x20)
-            body.append(contentsOf: name)
-            body.append(0)
-            body.append(contentsOf: id.bytes)
-        }
         func appendBlobs() {
-            appendEntry(blobMode, permsEntry, permsID)
-            appendEntry(blobMode, valueEntry, valueID)
+            appendEntry(to: &body, blobMode, permsEntry, permsID)
+            appendEntry(to: &body, blobMode, valueEntry, valueID)
         }
         var blobsWritten = false
         var previous: [UInt8] = []
@@ -91,69 +84,44 @@ public enum GitEncoding {
                 blobsWritten = true
             }
             guard let childID = child.node.cachedID else { preconditionFailure("child id must be computed first") }
-            appendEntry(treeMode, name, childID)
+            appendEntry(to: &body, treeMode, name, childID)
             previous = name
         }
         if !blobsWritten { appendBlobs() }
         return body
     }
 
-    /// `treeBody` where git's order is not the children's plain order: sorted entry by entry.
+    /// `treeBody` where git's order is not the children's plain order (a name continues another
+    /// with a byte below '/', which among Xenstore's characters is '-' alone): every entry,
+    /// `.perms` and `.value` among them, sorted as git sorts tree entries.
     static func sortedTreeBody(_ node: Node, valueID: ObjectID, permsID: ObjectID) -> [UInt8] {
-        // Children are kept in plain byte order. Git's order differs only where a name continues
-        // another with a byte below '/', which among Xenstore's characters is '-' alone; '.perms'
-        // and '.value' go after the children starting with '-'. Sort only in the rare other case.
-        let children = Array(node.children)  // one pass; indexing a chunked list searches
-        var order: [Int] = []
-        order.reserveCapacity(children.count + 2)
-        var plainIsGitOrder = true
-        var index = 1
-        while index < children.count {
-            let previous = children[index - 1].name
-            let next = children[index].name
-            if next.count > previous.count && next.starts(with: previous) && next[previous.count] < 0x2F {
-                plainIsGitOrder = false
-                break
-            }
-            index += 1
-        }
-        var firstAfterDots = 0
-        while firstAfterDots < children.count && children[firstAfterDots].name[0] < 0x2E {
-            firstAfterDots += 1
-        }
-        order.append(contentsOf: 0..<firstAfterDots)
-        order.append(-2)  // .perms
-        order.append(-1)  // .value
-        order.append(contentsOf: firstAfterDots..<children.count)
+        let children = Array(node.children)  // indexing a chunked list searches
         func name(_ entry: Int) -> [UInt8] {
             entry == -2 ? permsEntry : entry == -1 ? valueEntry : children[entry].name
         }
-        if !plainIsGitOrder {
-            order.sort { gitPrecedes(name($0), aIsTree: $0 >= 0, name($1), bIsTree: $1 >= 0) }
+        let order = (Array(0..<children.count) + [-2, -1]).sorted {  // -2: .perms, -1: .value
+            gitPrecedes(name($0), aIsTree: $0 >= 0, name($1), bIsTree: $1 >= 0)
         }
         var body: [UInt8] = []
         body.reserveCapacity(children.count * 40 + 80)
         for entry in order {
-            let id: ObjectID
-            if entry == -2 {
-                body.append(contentsOf: blobMode)
-                id = permsID
-            } else if entry == -1 {
-                body.append(contentsOf: blobMode)
-                id = valueID
+            if entry < 0 {
+                appendEntry(to: &body, blobMode, name(entry), entry == -2 ? permsID : valueID)
             } else {
-                body.append(contentsOf: treeMode)
-                guard let childID = children[entry].node.cachedID else {
-                    preconditionFailure("child id must be computed first")
-                }
-                id = childID
+                guard let childID = children[entry].node.cachedID else { preconditionFailure("child id must be computed first") }
+                appendEntry(to: &body, treeMode, children[entry].name, childID)
             }
-            body.append(0x20)
-            body.append(contentsOf: name(entry))
-            body.append(0)
-            body.append(contentsOf: id.bytes)
         }
         return body
+    }
+
+    /// Appends one tree entry: `mode SP name NUL id`.
+    static func appendEntry(to body: inout [UInt8], _ mode: [UInt8], _ name: [UInt8], _ id: ObjectID) {
+        body.append(contentsOf: mode)
+        body.append(0x20)
+        body.append(contentsOf: name)
+        body.append(0)
+        body.append(contentsOf: id.bytes)
     }
 
     /// The git tree id of `node`, computing (and caching) ids of every subtree not yet hashed.

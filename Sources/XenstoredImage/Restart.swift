@@ -171,7 +171,6 @@ final class KeptMemoryDevice: BlockDevice {
 /// `kept` (and with the round's commits in the history store) before its replies leave.
 func armRestart(_ loop: RingServer, kept: KeptMemory) {
     loop.kept = kept
-    loop.encodedRoundState = nil
     loop.saveRoundState()
     rt_restart_arm(1)
 }
