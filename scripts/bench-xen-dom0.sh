@@ -29,12 +29,17 @@ case "${BENCH_PIN:-}" in
 esac
 # Where each vCPU is at a moment: "@@PLACE <workload> <domain>=<cpu> ...".
 placement() { echo "@@PLACE $1 $(xl vcpu-list 2>/dev/null | awk 'NR > 1 { printf "%s=%s ", $1, $4 }')"; }
-for workload in "write:-m write -n 1" "read:-m read -n 1" "directory:-m dir -n 1" \
-                "vmstart-1:-m vmstart -n 1 -w 40" "vmstart-8:-m vmstart -n 8 -w 40"; do
+# The workloads, one per line: <name>:<xsbench arguments>.
+workloads='write:-m write -n 1
+read:-m read -n 1
+directory:-m dir -n 1
+vmstart-1:-m vmstart -n 1 -w 40
+vmstart-8:-m vmstart -n 8 -w 40'
+echo "$workloads" | while IFS= read -r workload; do
     name=${workload%%:*}
     placement "$name"
     before=$(xenstore_cpu)
-    line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "$seconds" 2>/tmp/xsbench.err | tail -1)
+    line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "$seconds" 2>/tmp/xsbench.err </dev/null | tail -1)
     after=$(xenstore_cpu)
     [ -n "$line" ] || line="failed: $(tail -2 /tmp/xsbench.err | tr '\n' ' ')"
     echo "@@BENCH $side $name $line $(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }')"
@@ -42,11 +47,10 @@ done
 # The stub's own account: each workload again, shorter, with its profile on (CONTROL profile; every
 # phase switch then reads the clock, which costs, so the rates above are measured without it).
 if [ "$side" = stub ]; then
-    for workload in "write:-m write -n 1" "read:-m read -n 1" "directory:-m dir -n 1" \
-                    "vmstart-1:-m vmstart -n 1 -w 40" "vmstart-8:-m vmstart -n 8 -w 40"; do
+    echo "$workloads" | while IFS= read -r workload; do
         name=${workload%%:*}
         xenstore-control profile start >/dev/null 2>&1
-        line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "${PROFILE_SECONDS:-3}" 2>/dev/null | tail -1)
+        line=$(/usr/bin/xsbench -P "$side" ${workload#*:} -d "${PROFILE_SECONDS:-3}" 2>/dev/null </dev/null | tail -1)
         counts=$(echo "$line" | awk -F, '{ printf "ops %s commits %s", $7, $9 }')
         echo "@@PROFILE $side $name $counts $(xenstore-control profile stop 2>/dev/null | tr '\n' ' ')"
     done
