@@ -188,6 +188,9 @@ tr -d '\r' < "$LOG" | awk -F, '/^@@XS bench [a-z]+ stub-/ {
 echo "---- Xen console lines of the stub domain, harness markers, and its PV console log (via xenconsoled) ----"
 awk '/^---- \/var\/log\/xen\/console/ {show = 1} /^@@XENTEST/ {show = 0}
      show || /^\(d[1-9][0-9]*\)/ || /^@@X/ || /init-xenstore-domain/ || /^xc: error/ || /Triple fault|domain_crash/' "$LOG" | head -150 || true   # head may close the pipe before awk is done (pipefail)
+# what decides the verdict, wherever it lies in the log (the listing above is cut at 150 lines)
+echo "---- failed checks, the dom0 test's verdict, crashes ----"
+grep -a -E '^@@XS FAIL|^@@XENTEST|Triple fault|domain_crash|FATAL|SELFTEST' "$LOG" | tr -d '\r' | head -60 || true
 # The disk's history, out of the stub: exported by the host daemon, read by real git.
 history_ok=1
 if [ -n "${STUB_DISK:-}" ]; then
@@ -231,6 +234,8 @@ fi
 if [ $history_ok -eq 1 ] && grep -q 'SELFTEST: PASS' "$LOG" && grep -q '^@@XENTEST PASS' "$LOG"; then
     echo "test-xen: $VARIANT image: self-test passed and dom0 used Xenstore through it: PASS"
 else
+    echo "---- the log's last 80 lines ----"
+    tail -n 80 "$LOG" | tr -d '\r'
     echo "test-xen: $VARIANT image: FAIL (see $LOG)"
     exit 1
 fi
