@@ -28,7 +28,7 @@ arch=${1:?x86_64 or arm32}; log=${2:?log file}
 xen_args=${XEN_ARGS:-dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all}
 case $arch in
     x86_64)
-        qemu=(qemu-system-x86_64 -accel tcg -cpu max
+        qemu=(qemu-system-x86_64 -accel "${QEMU_ACCEL:-tcg}" -cpu "${QEMU_CPU:-max}"
               -kernel "$XEN" -append "console=com1 com1=115200,8n1 smap=0 bootscrub=0 $xen_args"
               -initrd "$KERNEL ${DOM0_ARGS:-console=hvc0 earlyprintk=xen},$INITRD") ;;
     arm32)
