@@ -96,6 +96,8 @@ if [ $rc -eq 0 ]; then
         batch=$((batch + 1))
         used=$(heap_kib 'in use')
         progress
+        # a line now and then: the host's stall watch takes a long silence for a stopped machine
+        [ $((batch % 20)) -ne 0 ] || echo "@@SOAK info fill: $((batch * 20)) values, $used KiB of $size KiB in use"
     done
     if [ $rc -eq 0 ] && [ -n "$used" ] && [ $((used * 100)) -ge $((size * FILL_PERCENT)) ]; then
         echo "@@SOAK ok store filled: $used KiB of $size KiB heap in use ($((batch * 20)) values of 2000 bytes)"

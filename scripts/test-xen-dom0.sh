@@ -272,7 +272,12 @@ nodes_before=$(xenstore-ls -f / | wc -l)
 memreport_before=$(xenstore-control memreport | tr '\n' ' ')
 start=$(now_ms)
 i=1
-while [ $i -le 100 ]; do populate_guest $((i + 100)) || { echo "@@XS FAIL populate guest $i"; rc=1; break; }; i=$((i + 1)); done
+while [ $i -le 100 ]; do
+    populate_guest $((i + 100)) || { echo "@@XS FAIL populate guest $i"; rc=1; break; }
+    # a line now and then: the host's stall watch takes a long silence for a stopped machine
+    [ $((i % 20)) -ne 0 ] || echo "@@XS info 100 guests: $i written after $(( $(now_ms) - start )) ms"
+    i=$((i + 1))
+done
 elapsed=$(( $(now_ms) - start ))
 nodes_after=$(xenstore-ls -f / | wc -l)
 check "100 guests' nodes written" test "$nodes_after" -gt $((nodes_before + 100 * 80))
@@ -285,6 +290,7 @@ while [ $i -le 200 ]; do
     u=00000000-0000-0000-0000-0000000000$(printf %02d $((i % 100)))
     xenstore-rm /local/domain/$i /local/domain/0/backend/vbd/$i /local/domain/0/backend/vif/$i \
         /local/domain/0/backend/console/$i /vm/$u /libxl/$i 2>/dev/null
+    [ $((i % 20)) -ne 0 ] || echo "@@XS info 100 guests: $((i - 100)) removed"
     i=$((i + 1))
 done
 check "100 guests' nodes removed" test "$(xenstore-ls -f / | wc -l)" -le $((nodes_before + 10))
