@@ -193,8 +193,8 @@ echo "---- Xen console lines of the stub domain, harness markers, and its PV con
 awk '/^---- \/var\/log\/xen\/console/ {show = 1} /^@@XENTEST/ {show = 0}
      show || /^\(d[1-9][0-9]*\)/ || /^@@X/ || /init-xenstore-domain/ || /^xc: error/ || /Triple fault|domain_crash/' "$LOG" | head -150 || true   # head may close the pipe before awk is done (pipefail)
 # what decides the verdict, wherever it lies in the log (the listing above is cut at 150 lines)
-echo "---- failed checks, the dom0 test's verdict, crashes ----"
-grep -a -E '^@@XS FAIL|^@@XENTEST|Triple fault|domain_crash|FATAL|SELFTEST' "$LOG" | tr -d '\r' | head -60 || true
+echo "---- failed checks, the dom0 test's verdict, crashes (the stub's, and dom0 processes': docs/xen-qemu.md) ----"
+grep -a -E '^@@XS FAIL|^@@XENTEST|Triple fault|domain_crash|FATAL|SELFTEST|segfault at|Inconsistency detected' "$LOG" | tr -d '\r' | head -60 || true
 # The disk's history, out of the stub: exported by the host daemon, read by real git.
 history_ok=1
 if [ -n "${STUB_DISK:-}" ]; then
