@@ -123,6 +123,8 @@ fi
 # least every minute), type to Xen through the serial input (three CTRL-a, then 'q' domains and
 # vCPUs, 'e' event channels, 'r' run queues, 'd' registers), so the log shows where the machine waits,
 # then ask QEMU's monitor for its CPUs' state and registers, and end QEMU rather than wait for the timeout.
+# QEMU's monitor, by an absolute path: it also names this boot's QEMU among others (two soaks at once)
+MONITOR_SOCK=$(cd "$WORK" && pwd)/qemu-monitor.sock
 rm -f "$WORK/serial-in"
 mkfifo "$WORK/serial-in"
 exec 9<>"$WORK/serial-in"   # held open: QEMU's console input never sees end of file
@@ -139,7 +141,7 @@ exec 9<>"$WORK/serial-in"   # held open: QEMU's console input never sees end of 
       for key in q e r d; do printf '%s' "$key" >&9; sleep 5; done
       sleep 10
       # and ask QEMU itself whether its CPUs run or halt, and where (Xen may no longer answer keys)
-      python3 - "$WORK/qemu-monitor.sock" <<'PY' | tr -d '\r' | grep -a -v '^(qemu)' | sed 's/^/test-xen: qemu monitor: /' | head -80 || true
+      python3 - "$MONITOR_SOCK" <<'PY' | tr -d '\r' | grep -a -v '^(qemu)' | sed 's/^/test-xen: qemu monitor: /' | head -80 || true
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(5)
@@ -161,17 +163,17 @@ try:
 except OSError as error:
     print("no monitor:", error)
 PY
-      pkill -f -- "-initrd $DOM0_KERNEL" || true
+      pkill -f -- "-monitor unix:$MONITOR_SOCK," || true   # this boot's QEMU only
       break
   done ) &
 stall_pid=$!
 echo "test-xen: booting Xen + dom0 with xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") (log: $LOG)"
 status=0
-rm -f "$WORK/qemu-monitor.sock"
+rm -f "$MONITOR_SOCK"
 # Both emulated CPUs in one host thread: with a thread each (QEMU's default), now and then a wake-up
 # is lost and the whole machine stops (docs/xen-qemu.md, "Stalls with two emulated CPUs").
 QEMU_ACCEL=${QEMU_ACCEL:-tcg,thread=single} XEN=$XEN_ELF KERNEL=$DOM0_KERNEL INITRD=$WORK/initrd.cpio.gz TIMEOUT=${TIMEOUT:-900} QEMU_STDIN=$WORK/serial-in \
-QEMU_MONITOR=$WORK/qemu-monitor.sock \
+QEMU_MONITOR=$MONITOR_SOCK \
 QEMU_EXTRA="${STUB_DISK:+-drive file=$STUB_DISK,if=virtio,format=raw}" \
 DOM0_ARGS="console=hvc0 earlyprintk=xen xenqemu.xenstore=domain:/guests/$(basename "$IMAGE") XSDOM_TIMEOUT=${XSDOM_TIMEOUT:-15} XSDOM_PARAM=$stub_words XSTEST_CRASH=1 ${disk_args[*]} ${XSTEST_QUICK:+XSTEST_QUICK=1} ${DOM0_EXTRA:-}" \
     "$HARNESS/boot.sh" x86_64 "$LOG" || status=$?
