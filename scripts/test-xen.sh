@@ -239,7 +239,7 @@ if [ -n "${STUB_DISK:-}" ]; then
 fi
 stalled_ok=1
 if [ -e "$WORK/stalled" ]; then
-    # The emulated machine stopped: every CPU idle while a vCPU was runnable (docs/xen-qemu.md, "Stalls").
+    # The emulated machine stopped: every CPU idle while a vCPU was runnable (docs/xen-qemu.md, "Stalls with two emulated CPUs").
     # Typing to Xen for its dumps can wake it, so a test that then finished still fails here.
     echo "test-xen: the machine stalled: its console was silent for $(cat "$WORK/stalled") s (dumps above)"; stalled_ok=0
 fi

@@ -10,6 +10,8 @@
 #              always follows "console=com1 com1=115200,8n1 smap=0 bootscrub=0" (Xen's log on the serial port)
 #   TIMEOUT    seconds before QEMU is killed (default 300; exit status 124 then)
 #   SMP, MEM   QEMU's CPUs (default 2) and MiB of RAM (default 2048)
+#   QEMU_ACCEL, QEMU_CPU  x86_64: replace "tcg" in -accel tcg (e.g. tcg,thread=single: both CPUs in one
+#              host thread, docs/xen-qemu.md) and "max" in -cpu max (e.g. max,-fsgsbase)
 #   QEMU_EXTRA more QEMU arguments (split on spaces), e.g. a disk for dom0: -drive file=F,if=virtio,format=raw
 #   QEMU_MONITOR  a path: QEMU's monitor listens there (a unix socket), to look at a machine that
 #              stopped making progress (`info registers -a`, `nmi`) while it still runs
