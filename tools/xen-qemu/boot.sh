@@ -7,9 +7,11 @@
 #   KERNEL     dom0's kernel (vmlinuz)          INITRD   dom0's initramfs (make-initramfs.sh)
 #   DOM0_ARGS  dom0's command line (default: the Xen console; add xenqemu.* words, see dom0-init.sh)
 #   XEN_ARGS   Xen's command line (default: 512 MiB for dom0, one dom0 vCPU, all logging); on x86_64 it
-#              always follows "console=com1 com1=115200,8n1 smap=0 bootscrub=0 spec-ctrl=eager-fpu" (Xen's
-#              log on the serial port; eager FPU switching, because QEMU's TCG lets XSAVE/XRSTOR run with
-#              CR0.TS set, which corrupts guests' FPU state under Xen's lazy switching: docs/xen-qemu.md)
+#              always follows "console=com1 com1=115200,8n1 smap=0 bootscrub=0 spec-ctrl=eager-fpu
+#              sched=credit" (Xen's log on the serial port; eager FPU switching, because QEMU's TCG lets
+#              XSAVE/XRSTOR run with CR0.TS set, which corrupts guests' FPU state under Xen's lazy
+#              switching; the credit scheduler, because under credit2 the emulated machine stalled with
+#              a runnable vCPU and an idle CPU: docs/xen-qemu.md)
 #   TIMEOUT    seconds before QEMU is killed (default 300; exit status 124 then)
 #   SMP, MEM   QEMU's CPUs (default 2) and MiB of RAM (default 2048)
 #   QEMU_ACCEL, QEMU_CPU  x86_64: replace "tcg" in -accel tcg (e.g. tcg,thread=single: both CPUs in one
@@ -33,7 +35,7 @@ xen_args=${XEN_ARGS:-dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_lo
 case $arch in
     x86_64)
         qemu=(qemu-system-x86_64 -accel "${QEMU_ACCEL:-tcg}" -cpu "${QEMU_CPU:-max}"
-              -kernel "$XEN" -append "console=com1 com1=115200,8n1 smap=0 bootscrub=0 spec-ctrl=eager-fpu $xen_args"
+              -kernel "$XEN" -append "console=com1 com1=115200,8n1 smap=0 bootscrub=0 spec-ctrl=eager-fpu sched=credit $xen_args"
               -initrd "$KERNEL ${DOM0_ARGS:-console=hvc0 earlyprintk=xen},$INITRD") ;;
     arm32)
         qemu=(qemu-system-arm -M virt,virtualization=on,highmem=off -cpu cortex-a15
