@@ -11,7 +11,7 @@ variants=("${@:-pvh pv}"); variants=(${variants[*]})
 root=$PWD
 scratch=$(mktemp -d /tmp/xsd-xen.XXXXXX); trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/scripts" "$scratch/build/xen-test"
-cp scripts/test-xen.sh scripts/test-xen-dom0.sh "$scratch/scripts/"
+cp scripts/test-xen.sh scripts/test-xen-dom0.sh scripts/xl-guest-nodes.sh "$scratch/scripts/"
 # Reuse the unpacked Xen and dom0 kernel if an earlier `make test-xen` fetched them.
 [ -d build/xen-test/x ] && ln -s "$root/build/xen-test/x" "$scratch/build/xen-test/x"
 [ -e build/xen-test/xen-4.17 ] && cp build/xen-test/xen-4.17 "$scratch/build/xen-test/"

@@ -51,6 +51,7 @@ fi
 rm -rf "$WORK/payload" && mkdir -p "$WORK/payload/guests"
 cp "$IMAGE" "$WORK/payload/guests/"
 cp "${XSTEST_SCRIPT:-scripts/test-xen-dom0.sh}" "$WORK/payload/test.sh"
+cp scripts/xl-guest-nodes.sh "$WORK/payload/"   # the nodes xl writes per guest, sourced by test.sh
 # the harness's tiny PV and PVH guests (xsguest mode=hello) and their xl configs, to check that guests
 # can be created on top of us
 mkdir -p "$WORK/payload/etc/xen"
