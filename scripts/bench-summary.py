@@ -137,6 +137,19 @@ if dbpack:
               "| phase | commits | files in .git | loose objects | packs | writes/s (1 client) |", "|---|---|---|---|---|---|"]
     for r in dbpack:
         lines.append(f"| {r['phase']} | {int(r['commits']):,} | {int(r['files']):,} | {int(r['loose_objects']):,} | {r['packs']} | {r['writes_per_s']} |")
+memory = read_csv("memory.csv")
+if memory:
+    lines += ["", "### Memory per node (guests' nodes as `xl` writes them)", "",
+              "Each peer fresh, then every node `xl create` leaves for a PV guest with a disk, a NIC and a console "
+              "(`scripts/xl-guest-nodes.sh`, about 109 per guest) for each guest; the growth of the daemon's RSS, and for ours "
+              "of the C heap in use (mallinfo2), divided by the nodes added. Ours keeps its default history window "
+              "(the last 4,096 commits in memory, each write one commit); C xenstored and oxenstored keep no history.", "",
+              "| peer | guests | nodes added | RSS before -> after (MB) | RSS bytes per node | heap bytes per node | seconds to write |",
+              "|---|---|---|---|---|---|---|"]
+    for r in memory:
+        heap = r["heap_bytes_per_node"] or "-"
+        lines.append(f"| {r['peer']} | {int(r['guests']):,} | {int(r['nodes_added']):,} | {int(r['rss_before_kb']) / 1024:.0f} -> "
+                     f"{int(r['rss_after_kb']) / 1024:.0f} | {r['rss_bytes_per_node']} | {heap} | {r['write_s']} |")
 bad = [r for r in runs if r["errors"] not in ("0", "") or "children_failed" in r["check"]]
 for r in bad:
     lines.append(f"- {r['peer']} {r['mode']}: errors={r['errors']} {r['check']}")
@@ -198,7 +211,8 @@ generated = ["# Benchmarks", "",
              "Notes on these and earlier runs, written by hand: [benchmark-notes.md](benchmark-notes.md). Same-run",
              "comparisons of two revisions of our daemon (`make bench-compare`): [compare.md](../bench/results/compare.md).", "",
              f"- Main tables: {stamp(os.path.join(out, 'run-info.txt'))}.",
-             f"- Under attack: {stamp(os.path.join(out, 'attack-conditions.txt'))}.", ""]
+             f"- Under attack: {stamp(os.path.join(out, 'attack-conditions.txt'))}.",
+             f"- Memory per node: {stamp(os.path.join(out, 'memory-conditions.txt'))}.", ""]
 import re
 
 

@@ -19,6 +19,9 @@
 #   repacking off, then the repository's file count and a 'write -n 1' point (DUR_DB s, default 5,
 #   after a sync), `xsctl gc` while the daemon runs, and the file count and the same point again.
 #   DB_PACK=0 skips it.
+# Memory per node (memory.csv, issue 20): MEM_GUESTS (1300, about 141,000 nodes) guests' nodes as xl writes them
+#   (scripts/xl-guest-nodes.sh) on a fresh daemon; RSS growth per node for MEM_PEERS (default
+#   "swift swift-block cx ox"; "" skips), and for ours the C heap in use (mallinfo2) per node.
 # Under attack (attack.csv, issue 21): dom0 `vmstart` N=8 (40 writes, 5 shared reads + the attacked
 #   node per transaction) without and with one guest rewriting, as fast as it can, a node it owns
 #   that every dom0 transaction reads (the XSA-206 pattern). The guest is an UNPRIVILEGED domain on
@@ -43,7 +46,7 @@ run_info() { # run_info: one line of key=value pairs (values without spaces)
          "cpus=$(nproc) cpu=$(awk -F': ' '/^model name/ { gsub(/ +/, "_", $2); print $2; exit }' /proc/cpuinfo)" \
          "mem_gib=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo) load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
 }
-run_info > "$OUT/run-info.txt"
+[ -n "${BENCH_SECTION:-}" ] || run_info > "$OUT/run-info.txt"   # the main tables' stamp (not a one-section run's)
 
 scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "bench: no matplotlib, no plots"
@@ -71,6 +74,48 @@ start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid i
 stop() { # stop RUNDIR
     bench/peers/stop.sh "$1"
 }
+
+# ---- memory per node (issue 20): MEM_GUESTS guests' nodes, as xl writes them, on a fresh daemon ----
+# RSS before and after (every peer), and for ours the C heap in use (CONTROL memreport, mallinfo2),
+# divided by the nodes added. MEM_PEERS (default "swift swift-block cx ox"; "" skips).
+memory_section() {
+    local peers=${MEM_PEERS-swift swift-block cx ox} guests=${MEM_GUESTS:-1300}
+    local csv=$OUT/memory.csv peer run pid nodes0 rss0 rss1 heap0 heap1 t0 t1 i
+    local added="" counted_on=""
+    echo "peer,guests,nodes_added,nodes_counted_on,rss_before_kb,rss_after_kb,rss_bytes_per_node,heap_before_kb,heap_after_kb,heap_bytes_per_node,write_s" > "$csv"
+    . scripts/xl-guest-nodes.sh
+    echo "$(run_info) guests=$guests" > "$OUT/memory-conditions.txt"
+    # (the Xen 4.17 binary itself: Debian's /usr/bin wrapper asks the running hypervisor for its version)
+    heap_kb() { /usr/lib/xen-4.17/bin/xenstore-control memreport 2>/dev/null | awk -F': ' '/^heap in use KiB/ { print $2 }' || true; }
+    for peer in $peers; do
+        run=$WORK/memory-$peer
+        echo "bench: $peer memory, $guests guests"
+        start "$peer" "$run"; pid=$(cat "$run/daemon.pid"); export XENSTORED_PATH=$run/socket
+        # oxenstored cannot list a directory whose names pass 4096 bytes (no DIRECTORY_PART): where
+        # xenstore-ls fails, the count of the first peer that could list is used (the same writes)
+        nodes0=$(xenstore-ls -f / 2>/dev/null | wc -l || true); rss0=$(awk '/VmRSS/{print $2}' /proc/$pid/status); heap0=$(heap_kb)
+        t0=$(date +%s.%N)
+        for i in $(seq 1 "$guests"); do populate_guest $((i + 100)); done
+        t1=$(date +%s.%N)
+        if xenstore-ls -f / >"$run/ls" 2>/dev/null && [ -z "$added" ]; then
+            added=$(( $(wc -l < "$run/ls") - nodes0 )); counted_on=$peer
+        fi
+        rss1=$(awk '/VmRSS/{print $2}' /proc/$pid/status); heap1=$(heap_kb)
+        [ -n "$added" ] || { echo "bench: memory: no peer could list the store"; stop "$run"; return 1; }
+        awk -v p="$peer" -v g="$guests" -v n="$added" -v c="$counted_on" -v r0="$rss0" -v r1="$rss1" \
+            -v h0="$heap0" -v h1="$heap1" -v t0="$t0" -v t1="$t1" 'BEGIN {
+            hb = (h0 == "" || h1 == "") ? "" : sprintf("%.0f", (h1 - h0) * 1024 / n)
+            printf "%s,%d,%d,%s,%d,%d,%.0f,%s,%s,%s,%.1f\n", p, g, n, c, r0, r1, (r1 - r0) * 1024 / n, h0, h1, hb, t1 - t0 }' >> "$csv"
+        echo "  -> $(tail -1 "$csv")"
+        stop "$run"
+    done
+}
+# make bench-memory: this section alone (the other results stay as they are)
+if [ "${BENCH_SECTION:-}" = memory ]; then
+    memory_section
+    python3 scripts/bench-summary.py "$OUT/bench.csv" "$OUT"
+    exit 0
+fi
 
 # pick_run RATE_FIELD: of the CSV lines of a point's runs (stdin), prints the run with the median
 # rate in column RATE_FIELD, or the first run that failed a check (gave up, errors, a failed child,
@@ -239,6 +284,8 @@ if [ "${ATTACK:-1}" != 0 ]; then
     echo "bench: under attack"
     attack_section
 fi
+
+if [ -n "${MEM_PEERS-x}" ]; then memory_section; fi
 
 python3 scripts/bench-summary.py "$CSV" "$OUT"
 echo "bench: results in $OUT (summary.md, bench.csv, *.png)"

@@ -1,6 +1,9 @@
-/* C facilities of the host shell not exposed by Glibc's Swift overlay: zlib (git objects), syncfs, closefrom for spawned processes, shared-page atomics. */
+/* C facilities of the host shell not exposed by Glibc's Swift overlay: zlib (git objects), syncfs, closefrom for spawned processes, shared-page atomics, the C heap's figures. */
 #include <zlib.h>
 int syncfs(int fd);
+
+/* The C heap's figures (mallinfo2) for CONTROL memreport. */
+#include <malloc.h>
 
 /* Background processes of the host daemon (git repack) must not inherit its sockets (glibc 2.34+). */
 #include <spawn.h>

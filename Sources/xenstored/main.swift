@@ -1,6 +1,7 @@
 // Entry point of the host daemon: reads the options (Options.swift), builds the server and runs the socket loop.
 
 #if canImport(Glibc)
+import CHost
 import Glibc
 #endif
 import XenstoreBlock
@@ -35,6 +36,12 @@ var squashPolicy = SquashPolicy()
 if let history = options.history { configuration.retainedCommits = history }
 if let historyBytes = options.historyBytes { configuration.retainedHistoryBytes = historyBytes }
 if let guestMemory = options.guestMemory { configuration.guestMemoryLimit = guestMemory }
+// CONTROL memreport adds the C heap's figures (glibc's mallinfo2): what make bench's memory
+// section divides by the node count.
+configuration.memoryReport = {
+    let info = mallinfo2()
+    return Array("heap in use KiB: \((info.uordblks + info.hblkhd) / 1024)\nheap arena KiB: \(info.arena / 1024)".utf8)
+}
 for setting in options.quotaSettings {
     // Names were checked while parsing.
     _ = configuration.quotas.set(named: Array(setting.name.utf8), to: setting.value)
