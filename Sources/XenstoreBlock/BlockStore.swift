@@ -398,7 +398,7 @@ public final class BlockStore<Device: BlockDevice> {
             let first = pending.count
             pending.append(kind.rawValue)
             LE.put32(UInt32(body.count), &pending)
-            pending.append(contentsOf: id.bytes)
+            id.append(to: &pending)
             pending.append(contentsOf: body)
             LE.put32(CRC32C.checksum(pending, first..<pending.count), &pending)
             locations.append((id, Location(offset: start, length: UInt32(body.count), kind: kind)))

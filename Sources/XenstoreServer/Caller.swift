@@ -41,11 +41,11 @@ public struct Rights: OptionSet, Sendable {
         if caller.privileged || owner == caller.domid || (caller.target != nil && owner == caller.target!) {
             return .all
         }
-        for entry in permissions.entries.dropFirst()
+        for entry in permissions.dropFirst()
         where entry.domid == caller.domid || (caller.target != nil && entry.domid == caller.target!) {
             return Rights(access: entry.access)
         }
-        return Rights(access: permissions.entries[0].access)
+        return Rights(access: permissions[0].access)
     }
 
     init(access: Access) {

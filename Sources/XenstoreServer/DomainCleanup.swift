@@ -18,7 +18,7 @@ extension Server {
                 continue
             }
             let kept = node.permissions.entries.enumerated().filter { $0.offset == 0 || $0.element.domid != domid }
-            if kept.count != node.permissions.entries.count {
+            if kept.count != node.permissions.count {
                 edits.append((NodePath(components: components), Permissions(kept.map { $0.element })))
             }
             for child in node.children { stack.append((components + [child.name], child.node)) }

@@ -142,7 +142,7 @@ enum NodeOperations {
 
     /// `footprint` of an existing node whose name is `nameBytes` long.
     static func footprint(of node: Node, nameBytes: Int) -> Int {
-        footprint(valueBytes: node.value.count, permissions: node.permissions.entries.count, nameBytes: nameBytes)
+        footprint(valueBytes: node.value.count, permissions: node.permissions.count, nameBytes: nameBytes)
     }
 
     /// Records `bytes` more (or fewer) node bytes owned by `owner`. Growth caused by an
@@ -249,7 +249,7 @@ enum NodeOperations {
         case .success(let existing):
             if createOnly { return .ok }
             if !caller.privileged && Quotas.exceeds(
-                recordSize(value: value.count, permissions: existing.permissions.entries.count,
+                recordSize(value: value.count, permissions: existing.permissions.count,
                            childNameBytes: existing.children.nameBytes) + 1, context.quotas.nodeSize) {
                 return .failure(.ENOSPC)
             }
@@ -273,7 +273,9 @@ enum NodeOperations {
         let existingDepth = spine.count - 1
         var inherited = spine.last!.permissions
         if !caller.privileged {
-            inherited.entries[0].domid = caller.domid
+            var entries = inherited.entries
+            entries[0].domid = caller.domid
+            inherited = Permissions(entries)
         }
         let newCount = path.components.count - existingDepth
         let owner = inherited.owner
@@ -282,9 +284,9 @@ enum NodeOperations {
             return .failure(.ENOSPC)
         }
         if !caller.privileged {
-            let leafSize = recordSize(value: value.count, permissions: inherited.entries.count, childNameBytes: 0)
+            let leafSize = recordSize(value: value.count, permissions: inherited.count, childNameBytes: 0)
             let parent = spine.last!
-            let parentSize = recordSize(value: parent.value.count, permissions: parent.permissions.entries.count,
+            let parentSize = recordSize(value: parent.value.count, permissions: parent.permissions.count,
                                         childNameBytes: parent.children.nameBytes + path.components[existingDepth].count + 1)
             if Quotas.exceeds(leafSize + 1, context.quotas.nodeSize)
                 || Quotas.exceeds(parentSize + 1, context.quotas.nodeSize) {
@@ -293,7 +295,7 @@ enum NodeOperations {
         }
         var createdBytes = value.count
         for name in path.components[existingDepth...] {
-            createdBytes += footprint(valueBytes: 0, permissions: inherited.entries.count, nameBytes: name.count)
+            createdBytes += footprint(valueBytes: 0, permissions: inherited.count, nameBytes: name.count)
         }
         if let error = charge(createdBytes, to: owner, in: &workspace, context) { return .failure(error) }
         var chain = Node(value: value, permissions: inherited, generation: context.generations.take())
@@ -353,14 +355,14 @@ enum NodeOperations {
         if !caller.privileged && permissions.owner != node.permissions.owner { return .failure(.EPERM) }
         if !context.domainExists(permissions.owner) { return .failure(.ENOENT) }
         if !caller.privileged && Quotas.exceeds(
-            recordSize(value: node.value.count, permissions: permissions.entries.count,
+            recordSize(value: node.value.count, permissions: permissions.count,
                        childNameBytes: node.children.nameBytes) + 1,
             context.quotas.nodeSize) {
             return .failure(.ENOSPC)
         }
         let nameBytes = path.components.last?.count ?? 0
         let oldBytes = footprint(of: node, nameBytes: nameBytes)
-        let newBytes = footprint(valueBytes: node.value.count, permissions: permissions.entries.count, nameBytes: nameBytes)
+        let newBytes = footprint(valueBytes: node.value.count, permissions: permissions.count, nameBytes: nameBytes)
         if node.permissions.owner == permissions.owner {
             if let error = charge(newBytes - oldBytes, to: permissions.owner, in: &workspace, context) {
                 return .failure(error)

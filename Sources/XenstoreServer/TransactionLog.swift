@@ -164,7 +164,7 @@ struct TransactionLog {
     static func valueBytes(_ operation: NodeOperation) -> Int {
         switch operation {
         case .write(_, let value): return value.count
-        case .setPerms(_, let permissions): return 8 * permissions.entries.count
+        case .setPerms(_, let permissions): return 8 * permissions.count
         default: return 0
         }
     }

@@ -2,14 +2,23 @@
 
 /// A named child of a node.
 public struct Child: Sendable {
-    /// The child's name: one path component, never containing `/` or `.`.
-    public let name: [UInt8]
+    /// The child's name (one path component, never containing `/` or `.`), inline when short.
+    public let compactName: CompactBytes
     /// The child node.
     public let node: Node
 
+    /// The child's name as an array (a new one for a short name: compare with `compactName`).
+    public var name: [UInt8] { compactName.array }
+
     /// Pairs a name with a node.
     public init(name: [UInt8], node: Node) {
-        self.name = name
+        self.compactName = CompactBytes(name)
+        self.node = node
+    }
+
+    /// Pairs a name already held compactly with a node.
+    public init(compactName: CompactBytes, node: Node) {
+        self.compactName = compactName
         self.node = node
     }
 }
@@ -26,7 +35,7 @@ public final class ChildChunk: @unchecked Sendable {
     init(_ entries: [Child]) {
         self.entries = entries
         var bytes = 0
-        for entry in entries { bytes += entry.name.count + 1 }
+        for entry in entries { bytes += entry.compactName.count + 1 }
         self.nameBytes = bytes
     }
 }
@@ -48,26 +57,45 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// A chunk shrinking below this is merged with a neighbour when the two fit in `chunkTarget`.
     public static let chunkMergeBelow = 16
 
-    enum Storage {
+    /// The chunks of a large list, the index of the first entry of each, and the byte offset of
+    /// each chunk's first name in the NUL-separated name list (what DIRECTORY_PART offsets count).
+    /// A class, so that a list is one word in its node whichever form it has.
+    final class ChunkIndex: @unchecked Sendable {
+        let chunks: [ChildChunk]
+        let starts: [Int]
+        let byteStarts: [Int]
+        let count: Int
+
+        init(chunks: [ChildChunk], starts: [Int], byteStarts: [Int], count: Int) {
+            self.chunks = chunks
+            self.starts = starts
+            self.byteStarts = byteStarts
+            self.count = count
+        }
+    }
+
+    enum Storage: Sendable {
         case flat([Child])
-        /// The chunks, the index of the first entry of each, and the byte offset of each chunk's
-        /// first name in the NUL-separated name list (what DIRECTORY_PART offsets count).
-        case chunked([ChildChunk], [Int], [Int])
+        case chunked(ChunkIndex)
     }
 
     let storage: Storage
+
     /// Number of children.
-    public let count: Int
+    public var count: Int {
+        switch storage {
+        case .flat(let entries): return entries.count
+        case .chunked(let index): return index.count
+        }
+    }
 
     /// No children.
     public init() {
         storage = .flat([])
-        count = 0
     }
 
     /// Wraps children already sorted by name with no duplicates.
     public init(_ sorted: [Child]) {
-        count = sorted.count
         if sorted.count <= ChildList.flatLimit {
             storage = .flat(sorted)
             return
@@ -86,9 +114,6 @@ public struct ChildList: RandomAccessCollection, Sendable {
     }
 
     private init(chunks: [ChildChunk]) {
-        var total = 0
-        for chunk in chunks { total += chunk.entries.count }
-        count = total
         storage = ChildList.chunkedStorage(chunks)
     }
 
@@ -105,7 +130,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
             position += chunk.entries.count
             bytes += chunk.nameBytes
         }
-        return .chunked(chunks, starts, byteStarts)
+        return .chunked(ChunkIndex(chunks: chunks, starts: starts, byteStarts: byteStarts, count: position))
     }
 
     /// Always 0.
@@ -118,7 +143,9 @@ public struct ChildList: RandomAccessCollection, Sendable {
         switch storage {
         case .flat(let entries):
             return entries[index]
-        case .chunked(let chunks, let starts, _):
+        case .chunked(let large):
+            let chunks = large.chunks
+            let starts = large.starts
             precondition(index >= 0 && index < count, "child index out of range")
             var low = 0
             var high = starts.count - 1
@@ -143,7 +170,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
                 guard offset < entries.count else { return nil }
                 offset += 1
                 return entries[offset - 1]
-            case .chunked(let chunks, _, _):
+            case .chunked(let large):
+                let chunks = large.chunks
                 guard chunk < chunks.count else { return nil }
                 let child = chunks[chunk].entries[offset]
                 offset += 1
@@ -164,9 +192,11 @@ public struct ChildList: RandomAccessCollection, Sendable {
         switch storage {
         case .flat(let entries):
             var bytes = 0
-            for entry in entries { bytes += entry.name.count + 1 }
+            for entry in entries { bytes += entry.compactName.count + 1 }
             return bytes
-        case .chunked(let chunks, _, let byteStarts):
+        case .chunked(let large):
+            let chunks = large.chunks
+            let byteStarts = large.byteStarts
             guard let last = chunks.last else { return 0 }
             return byteStarts[byteStarts.count - 1] + last.nameBytes
         }
@@ -187,7 +217,9 @@ public struct ChildList: RandomAccessCollection, Sendable {
         switch storage {
         case .flat(let flat):
             entries = flat
-        case .chunked(let chunks, _, let byteStarts):
+        case .chunked(let large):
+            let chunks = large.chunks
+            let byteStarts = large.byteStarts
             var low = 0
             var high = byteStarts.count - 1
             while low < high {  // last chunk starting at or before `offset`
@@ -199,8 +231,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
             entryStart = byteStarts.isEmpty ? 0 : byteStarts[low]
         }
         var index = 0
-        while index < entries.count && entryStart + entries[index].name.count + 1 <= offset {
-            entryStart += entries[index].name.count + 1
+        while index < entries.count && entryStart + entries[index].compactName.count + 1 <= offset {
+            entryStart += entries[index].compactName.count + 1
             index += 1
             visited += 1
         }
@@ -208,11 +240,11 @@ public struct ChildList: RandomAccessCollection, Sendable {
         var skip = offset - entryStart  // bytes of the first name already sent
         while true {
             if index == entries.count {
-                guard case .chunked(let chunks, _, _) = storage, chunkIndex + 1 < chunks.count else {
+                guard case .chunked(let large) = storage, chunkIndex + 1 < large.chunks.count else {
                     return (out, true, visited)
                 }
                 chunkIndex += 1
-                entries = chunks[chunkIndex].entries
+                entries = large.chunks[chunkIndex].entries
                 index = 0
             }
             let name = entries[index].name
@@ -232,9 +264,9 @@ public struct ChildList: RandomAccessCollection, Sendable {
         var high = entries.count
         while low < high {
             let mid = (low + high) / 2
-            let candidate = entries[mid].name
-            if candidate == name { return (mid, true) }
-            if candidate.lexicographicallyPrecedes(name) { low = mid + 1 } else { high = mid }
+            let order = entries[mid].compactName.compare(name)
+            if order == 0 { return (mid, true) }
+            if order < 0 { low = mid + 1 } else { high = mid }
         }
         return (low, false)
     }
@@ -246,7 +278,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
         var high = chunks.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
-            if name.lexicographicallyPrecedes(chunks[mid].entries[0].name) { high = mid - 1 } else { low = mid }
+            if chunks[mid].entries[0].compactName.compare(name) > 0 { high = mid - 1 } else { low = mid }
         }
         return low
     }
@@ -257,7 +289,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
         case .flat(let entries):
             let (index, found) = ChildList.search(entries, name)
             return found ? entries[index].node : nil
-        case .chunked(let chunks, _, _):
+        case .chunked(let large):
+            let chunks = large.chunks
             let entries = chunks[ChildList.chunkIndex(chunks, name)].entries
             let (index, found) = ChildList.search(entries, name)
             return found ? entries[index].node : nil
@@ -271,7 +304,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
         case .flat(let entries):
             guard let changed = ChildList.set(entries, name, node) else { return nil }
             return ChildList(changed)
-        case .chunked(var chunks, _, _):
+        case .chunked(let large):
+            var chunks = large.chunks
             let position = ChildList.chunkIndex(chunks, name)
             guard let changed = ChildList.set(chunks[position].entries, name, node) else { return nil }
             if changed.count > ChildList.chunkLimit {
@@ -308,7 +342,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
         let (index, found) = search(entries, name)
         if let node {
             if found {
-                changed[index] = Child(name: name, node: node)
+                changed[index] = Child(compactName: entries[index].compactName, node: node)
             } else {
                 changed.insert(Child(name: name, node: node), at: index)
             }
@@ -323,7 +357,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// The chunks two versions of a list share (empty unless both are chunked).
     static func sharedChunks(_ a: ChildList, _ b: ChildList) -> Set<ObjectIdentifier> {
         var shared: Set<ObjectIdentifier> = []
-        if case .chunked(let left, _, _) = a.storage, case .chunked(let right, _, _) = b.storage {
+        if case .chunked(let leftIndex) = a.storage, case .chunked(let rightIndex) = b.storage {
+            let left = leftIndex.chunks, right = rightIndex.chunks
             var leftChunks: Set<ObjectIdentifier> = []
             for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
             for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
@@ -343,7 +378,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
         // The common case of a rewritten value: two flat lists with the same names in place.
         if case .flat(let left) = a.storage, case .flat(let right) = b.storage, left.count == right.count {
             var index = 0
-            while index < left.count, left[index].name == right[index].name { index += 1 }
+            while index < left.count, left[index].compactName.equals(right[index].compactName) { index += 1 }
             if index == left.count {
                 for index in 0..<left.count where left[index].node !== right[index].node {
                     body(right[index].name, left[index].node, right[index].node)
@@ -356,7 +391,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
             switch list.storage {
             case .flat(let entries):
                 return [entries]
-            case .chunked(let chunks, _, _):
+            case .chunked(let large):
+                let chunks = large.chunks
                 var out: [[Child]] = []
                 for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) { out.append(chunk.entries) }
                 return out
@@ -375,11 +411,11 @@ public struct ChildList: RandomAccessCollection, Sendable {
             let x: Child? = li < left.count ? left[li][le] : nil
             let y: Child? = ri < right.count ? right[ri][re] : nil
             guard x != nil || y != nil else { return }
-            if let x, let y, x.name == y.name {
+            if let x, let y, x.compactName.equals(y.compactName) {
                 if x.node !== y.node { body(y.name, x.node, y.node) }
                 le += 1
                 re += 1
-            } else if let x, y == nil || x.name.lexicographicallyPrecedes(y!.name) {
+            } else if let x, y == nil || x.compactName.precedes(y!.compactName) {
                 body(x.name, x.node, nil)
                 le += 1
             } else if let y {
@@ -396,11 +432,13 @@ public struct ChildList: RandomAccessCollection, Sendable {
         switch b.storage {
         case .flat(let entries):
             var bytes = 0
-            for entry in entries { bytes += entryBytes + entry.name.count }
+            for entry in entries { bytes += entryBytes + entry.compactName.count }
             return bytes
-        case .chunked(let chunks, _, _):
+        case .chunked(let large):
+            let chunks = large.chunks
             var old: Set<ObjectIdentifier> = []
-            if case .chunked(let previous, _, _) = a.storage {
+            if case .chunked(let previousIndex) = a.storage {
+                let previous = previousIndex.chunks
                 for chunk in previous { old.insert(ObjectIdentifier(chunk)) }
             }
             var bytes = 0
@@ -421,7 +459,8 @@ public struct ChildList: RandomAccessCollection, Sendable {
             switch list.storage {
             case .flat(let entries):
                 return entries.map { $0.name }
-            case .chunked(let chunks, _, _):
+            case .chunked(let large):
+                let chunks = large.chunks
                 var out: [[UInt8]] = []
                 for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) {
                     for entry in chunk.entries { out.append(entry.name) }

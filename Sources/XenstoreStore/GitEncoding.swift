@@ -121,7 +121,7 @@ public enum GitEncoding {
         body.append(0x20)
         body.append(contentsOf: name)
         body.append(0)
-        body.append(contentsOf: id.bytes)
+        id.append(to: &body)
     }
 
     /// The git tree id of `node`, computing (and caching) ids of every subtree not yet hashed.

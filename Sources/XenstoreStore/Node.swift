@@ -75,14 +75,60 @@ public struct PermissionEntry: Hashable, Sendable {
 
 /// A node's permission list. The first entry names the owner and the default access of
 /// every domain not listed later.
-public struct Permissions: Hashable, Sendable {
-    /// The entries, owner first; never empty.
-    public var entries: [PermissionEntry]
+///
+/// Lists of one or two entries (nearly every node: the owner, perhaps one reader) are held inline,
+/// with no allocation of their own; longer lists in an array.
+public struct Permissions: Hashable, Sendable, RandomAccessCollection {
+    /// One canonical form per list length, so derived equality is equality of the entries.
+    private enum Storage: Hashable, Sendable {
+        case one(PermissionEntry)
+        case two(PermissionEntry, PermissionEntry)
+        case many([PermissionEntry])
+    }
+
+    private let storage: Storage
 
     /// Creates a list; `entries` must not be empty.
     public init(_ entries: [PermissionEntry]) {
         precondition(!entries.isEmpty, "a permission list names at least its owner")
-        self.entries = entries
+        switch entries.count {
+        case 1: storage = .one(entries[0])
+        case 2: storage = .two(entries[0], entries[1])
+        default: storage = .many(entries)
+        }
+    }
+
+    /// The entries, owner first; never empty. (A new array: iterate the list itself where it matters.)
+    public var entries: [PermissionEntry] {
+        switch storage {
+        case .one(let first): return [first]
+        case .two(let first, let second): return [first, second]
+        case .many(let all): return all
+        }
+    }
+
+    /// Always 0.
+    public var startIndex: Int { 0 }
+    /// The number of entries.
+    public var endIndex: Int {
+        switch storage {
+        case .one: return 1
+        case .two: return 2
+        case .many(let all): return all.count
+        }
+    }
+
+    /// The entry at `position` (0 is the owner).
+    public subscript(position: Int) -> PermissionEntry {
+        switch storage {
+        case .one(let first):
+            precondition(position == 0, "permission index out of range")
+            return first
+        case .two(let first, let second):
+            precondition(position == 0 || position == 1, "permission index out of range")
+            return position == 0 ? first : second
+        case .many(let all): return all[position]
+        }
     }
 
     /// Owned by `owner`, nobody else has access: the C xenstored default for dom0 nodes (`n0`).
@@ -91,12 +137,12 @@ public struct Permissions: Hashable, Sendable {
     }
 
     /// The owning domain.
-    public var owner: UInt32 { entries[0].domid }
+    public var owner: UInt32 { self[0].domid }
 
     /// The contents of the `.perms` blob: one entry per line (`n0\nr5\n`).
     public var blob: [UInt8] {
         var out: [UInt8] = []
-        for entry in entries {
+        for entry in self {
             out.append(contentsOf: entry.encoded)
             out.append(0x0A)
         }
@@ -117,15 +163,17 @@ public struct Permissions: Hashable, Sendable {
             }
         }
         guard current.isEmpty, !entries.isEmpty else { return nil }
-        self.entries = entries
+        self.init(entries)
     }
 }
 
 /// One immutable node of a Xenstore tree. Versions of the tree share every unchanged node, so
 /// `===` between two nodes means "same subtree" and lets merges and diffs skip whole subtrees.
 public final class Node: @unchecked Sendable {
-    /// The node's value (binary-safe bytes).
-    public let value: [UInt8]
+    /// The node's value (binary-safe bytes), inline when short.
+    public let compactValue: CompactBytes
+    /// The node's value as an array (a new one for a short value: compare with `compactValue`).
+    public var value: [UInt8] { compactValue.array }
     /// The node's permission list.
     public let permissions: Permissions
     /// The children, sorted by name bytes.
@@ -138,7 +186,7 @@ public final class Node: @unchecked Sendable {
 
     /// Creates a node; `children` must be sorted by name with no duplicates.
     public init(value: [UInt8], permissions: Permissions, children: [Child] = [], generation: UInt64) {
-        self.value = value
+        self.compactValue = CompactBytes(value)
         self.permissions = permissions
         self.children = ChildList(children)
         self.generation = generation
@@ -146,7 +194,15 @@ public final class Node: @unchecked Sendable {
 
     /// Creates a node with an existing child list.
     public init(value: [UInt8], permissions: Permissions, children: ChildList, generation: UInt64) {
-        self.value = value
+        self.compactValue = CompactBytes(value)
+        self.permissions = permissions
+        self.children = children
+        self.generation = generation
+    }
+
+    /// Creates a node whose value is already held compactly (copies that keep the value).
+    init(compactValue: CompactBytes, permissions: Permissions, children: ChildList, generation: UInt64) {
+        self.compactValue = compactValue
         self.permissions = permissions
         self.children = children
         self.generation = generation
@@ -163,7 +219,7 @@ public final class Node: @unchecked Sendable {
     /// A copy with the child `name` replaced, added (`node` non-nil) or removed (`node` nil).
     public func settingChild(_ name: [UInt8], to node: Node?, generation: UInt64) -> Node {
         guard let newChildren = children.setting(name, to: node) else { return self }
-        return Node(value: value, permissions: permissions, children: newChildren, generation: generation)
+        return Node(compactValue: compactValue, permissions: permissions, children: newChildren, generation: generation)
     }
 
     /// A copy with a different value.
@@ -173,6 +229,6 @@ public final class Node: @unchecked Sendable {
 
     /// A copy with a different permission list.
     public func withPermissions(_ newPermissions: Permissions, generation: UInt64) -> Node {
-        Node(value: value, permissions: newPermissions, children: children, generation: generation)
+        Node(compactValue: compactValue, permissions: newPermissions, children: children, generation: generation)
     }
 }

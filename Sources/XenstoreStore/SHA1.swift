@@ -64,15 +64,7 @@ public struct SHA1: Sendable {
         let savedLength = totalLength
         tail.withUnsafeBytes { update($0) }
         totalLength = savedLength
-        var digest: [UInt8] = []
-        digest.reserveCapacity(20)
-        for word in [h0, h1, h2, h3, h4] {
-            digest.append(UInt8(truncatingIfNeeded: word >> 24))
-            digest.append(UInt8(truncatingIfNeeded: word >> 16))
-            digest.append(UInt8(truncatingIfNeeded: word >> 8))
-            digest.append(UInt8(truncatingIfNeeded: word))
-        }
-        return ObjectID(bytes: digest)
+        return ObjectID(words: (h0, h1, h2, h3, h4))
     }
 
     @inline(__always)
@@ -113,15 +105,46 @@ public struct SHA1: Sendable {
     }
 }
 
-/// A 20-byte git object id (SHA-1 digest).
+/// A 20-byte git object id (SHA-1 digest), stored inline as five big-endian 32-bit words: no
+/// allocation of its own, so a node's cached id costs 20 bytes of the node, not an array.
 public struct ObjectID: Hashable, Sendable, Comparable {
-    /// The raw 20 digest bytes.
-    public let bytes: [UInt8]
+    private var w0: UInt32, w1: UInt32, w2: UInt32, w3: UInt32, w4: UInt32
 
     /// Wraps 20 raw bytes.
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 20, "object id must be 20 bytes")
-        self.bytes = bytes
+        func word(_ i: Int) -> UInt32 {
+            UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
+        }
+        (w0, w1, w2, w3, w4) = (word(0), word(4), word(8), word(12), word(16))
+    }
+
+    /// The raw 20 digest bytes.
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20)
+        append(to: &out)
+        return out
+    }
+
+    /// The digest as SHA-1's five state words, first word first.
+    init(words: (UInt32, UInt32, UInt32, UInt32, UInt32)) {
+        (w0, w1, w2, w3, w4) = words
+    }
+
+    /// Appends the 20 digest bytes to `out` (no intermediate array).
+    public func append(to out: inout [UInt8]) {
+        func appendWord(_ word: UInt32) {
+            out.append(UInt8(truncatingIfNeeded: word >> 24))
+            out.append(UInt8(truncatingIfNeeded: word >> 16))
+            out.append(UInt8(truncatingIfNeeded: word >> 8))
+            out.append(UInt8(truncatingIfNeeded: word))
+        }
+        appendWord(w0)
+        appendWord(w1)
+        appendWord(w2)
+        appendWord(w3)
+        appendWord(w4)
     }
 
     /// Parses 40 lowercase or uppercase hex digits.
@@ -135,7 +158,7 @@ public struct ObjectID: Hashable, Sendable, Comparable {
             raw.append(high << 4 | low)
             index += 2
         }
-        self.bytes = raw
+        self.init(bytes: raw)
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {
@@ -162,17 +185,21 @@ public struct ObjectID: Hashable, Sendable, Comparable {
     /// Hashes the first 16 digest bytes as two words (a digest is uniformly distributed; feeding
     /// 20 single bytes made dictionary lookups of ids a visible cost when persisting big trees).
     public func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { raw in
-            hasher.combine(raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
-            hasher.combine(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-        }
+        hasher.combine(UInt64(w0) << 32 | UInt64(w1))
+        hasher.combine(UInt64(w2) << 32 | UInt64(w3))
     }
 
     /// Equal when the digest bytes are equal.
-    public static func == (lhs: ObjectID, rhs: ObjectID) -> Bool { lhs.bytes == rhs.bytes }
+    public static func == (lhs: ObjectID, rhs: ObjectID) -> Bool {
+        lhs.w0 == rhs.w0 && lhs.w1 == rhs.w1 && lhs.w2 == rhs.w2 && lhs.w3 == rhs.w3 && lhs.w4 == rhs.w4
+    }
 
-    /// Orders ids bytewise.
+    /// Orders ids bytewise (the words are big-endian, so word order is byte order).
     public static func < (lhs: ObjectID, rhs: ObjectID) -> Bool {
-        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        if lhs.w0 != rhs.w0 { return lhs.w0 < rhs.w0 }
+        if lhs.w1 != rhs.w1 { return lhs.w1 < rhs.w1 }
+        if lhs.w2 != rhs.w2 { return lhs.w2 < rhs.w2 }
+        if lhs.w3 != rhs.w3 { return lhs.w3 < rhs.w3 }
+        return lhs.w4 < rhs.w4
     }
 }
