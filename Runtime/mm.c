@@ -5,10 +5,22 @@
 #define MM_HEAP_PAGES 1024                  /* 4 MiB */
 #endif
 
-#define MIN_CLASS_SHIFT 5                   /* 32-byte blocks */
-#define MAX_CLASS_SHIFT 11                  /* 2048-byte blocks; larger requests take whole pages */
-#define NR_CLASSES (MAX_CLASS_SHIFT - MIN_CLASS_SHIFT + 1)
-#define HEADER_MAGIC 0x58534850u            /* "PHSX" */
+/*
+ * Small blocks (up to 2048 bytes) come from pages given to one size class each, with no header:
+ * page_class[] says which class a page serves, so free() finds the class from the address. The
+ * classes step by 16 bytes up to 256 (a tree node is 96-112 bytes, a short array 48-80): with the
+ * 16-byte header and power-of-two classes this heap had before, a 96-byte node took 128 bytes and
+ * a 33-byte array 64 (issue 20). Larger requests, and alignments no class gives, take whole pages
+ * with a header in front of the user pointer.
+ */
+static const uint16_t class_size[] = {
+    16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+    320, 384, 448, 512, 640, 768, 1024, 1360, 2048,
+};
+#define NR_CLASSES (sizeof(class_size) / sizeof(class_size[0]))
+#define SMALL_MAX 2048
+#define HEADER_MAGIC 0x58534850u            /* "PHSX": a page-sized allocation's header */
+#define FREE_MAGIC 0x45455246534b4c42ull    /* "BLKSFREE" in a free small block's second word */
 
 #ifndef MM_EXTRA_MAX_PAGES
 #define MM_EXTRA_MAX_PAGES 65536            /* RAM beyond the image the heap may grow into: 256 MiB */
@@ -51,13 +63,14 @@ static size_t page_index(const void *p)
     return (size_t)-1;
 }
 static void *free_blocks[NR_CLASSES];       /* singly linked through the first word of a block */
+static uint8_t page_class[MM_MAX_PAGES];    /* 1 + the size class a page serves; 0 = not a class page */
 
-/* Precedes every pointer handed out by posix_memalign: enough to find and size the block. */
+/* Precedes every pointer of a page-sized allocation: enough to find and size the run. */
 struct alloc_header {
     uint32_t magic;
-    uint16_t class_index;                   /* NR_CLASSES = page-sized allocation */
+    uint16_t reserved0;
     uint16_t reserved;
-    uint32_t pages;                         /* page-sized allocations only */
+    uint32_t pages;
     uint32_t offset;                        /* user pointer - block start */
 };
 _Static_assert(sizeof(struct alloc_header) == 16, "header keeps 16-byte alignment");
@@ -189,6 +202,7 @@ void mm_reset_swift_heap(void)
     }
     for (unsigned c = 0; c < NR_CLASSES; c++)
         free_blocks[c] = NULL;
+    memset(page_class, 0, sizeof(page_class));   /* kept pages are never class pages */
 }
 
 size_t mm_heap_used(void) { return pages_in_use * PAGE_SIZE; }
@@ -201,22 +215,42 @@ size_t mm_heap_reach(void)
     return (lowest_region_top + runs) * PAGE_SIZE;
 }
 
-/* Takes one block of class c, refilling the class from a fresh page when empty. */
+/* Takes one block of class c, refilling the class from a fresh page when empty (blocks that do
+ * not fill the page evenly leave its tail unused). */
 static void *class_take(unsigned c)
 {
     if (!free_blocks[c]) {
         uint8_t *page = alloc_pages(1, 0);
         if (!page)
             return NULL;
-        size_t size = (size_t)1 << (c + MIN_CLASS_SHIFT);
-        for (size_t off = 0; off < PAGE_SIZE; off += size) {
+        page_class[page_index(page)] = (uint8_t)(c + 1);
+        size_t size = class_size[c];
+        /* pushed from the top, so that blocks are handed out from the page's start */
+        for (size_t off = (PAGE_SIZE / size - 1) * size;; off -= size) {
             *(void **)(page + off) = free_blocks[c];
+            ((uint64_t *)(page + off))[1] = FREE_MAGIC;
             free_blocks[c] = page + off;
+            if (off == 0)
+                break;
         }
     }
     void *block = free_blocks[c];
     free_blocks[c] = *(void **)block;
+    ((uint64_t *)block)[1] = 0;
     return block;
+}
+
+/* The smallest class whose blocks hold `size` bytes at alignment `align`, or NR_CLASSES. Blocks
+ * sit at multiples of their size in a page, so a class serves alignment `align` when its size is
+ * a multiple of it. */
+static unsigned class_for(size_t size, size_t align)
+{
+    if (size > SMALL_MAX)
+        return NR_CLASSES;
+    for (unsigned c = 0; c < NR_CLASSES; c++)
+        if (class_size[c] >= size && class_size[c] % align == 0)
+            return c;
+    return NR_CLASSES;
 }
 
 int posix_memalign(void **out, size_t align, size_t size)
@@ -225,31 +259,30 @@ int posix_memalign(void **out, size_t align, size_t size)
         align = 16;
     if (align & (align - 1) || align > PAGE_SIZE)
         return 22; /* EINVAL */
+    unsigned c = class_for(size ? size : 1, align);
+    if (c < NR_CLASSES) {
+        void *block = class_take(c);
+        if (!block) {
+            console_puts("mm: out of memory\n");
+            rt_crash(RT_EXIT_OOM);   /* a restart in place frees the whole Swift heap, when armed */
+        }
+        *out = block;
+        return 0;
+    }
     /* room for the header and for moving the user pointer up to the alignment */
     size_t need = size + sizeof(struct alloc_header) + (align > 16 ? align - 16 : 0);
     if (need < size)
         return 12; /* ENOMEM: overflow */
-    uint8_t *block;
-    unsigned c = 0;
-    uint32_t pages = 0;
-    if (need <= ((size_t)1 << MAX_CLASS_SHIFT)) {
-        while (((size_t)1 << (c + MIN_CLASS_SHIFT)) < need)
-            c++;
-        block = class_take(c);
-    } else {
-        c = NR_CLASSES;
-        pages = (uint32_t)((need + PAGE_SIZE - 1) / PAGE_SIZE);
-        block = alloc_pages(pages, 0);
-    }
+    uint32_t pages = (uint32_t)((need + PAGE_SIZE - 1) / PAGE_SIZE);
+    uint8_t *block = alloc_pages(pages, 0);
     if (!block) {
         console_puts("mm: out of memory\n");
-        rt_crash(RT_EXIT_OOM);   /* a restart in place frees the whole Swift heap, when armed */
+        rt_crash(RT_EXIT_OOM);
     }
     uintptr_t user = ((uintptr_t)block + sizeof(struct alloc_header) + align - 1) & ~(uintptr_t)(align - 1);
     struct alloc_header *h = (struct alloc_header *)user - 1;
     *h = (struct alloc_header){
         .magic = HEADER_MAGIC,
-        .class_index = (uint16_t)c,
         .pages = pages,
         .offset = (uint32_t)(user - (uintptr_t)block),
     };
@@ -261,17 +294,26 @@ void free(void *p)
 {
     if (!p)
         return;
+    size_t page = page_index(p);
+    if (page == (size_t)-1)
+        rt_panic("free: not a heap pointer");
+    if (page_class[page]) {
+        unsigned c = page_class[page] - 1u;
+        size_t offset = (size_t)((uintptr_t)p & (PAGE_SIZE - 1));
+        if (offset % class_size[c] != 0)
+            rt_panic("free: not the start of a heap block");
+        if (((uint64_t *)p)[1] == FREE_MAGIC)
+            rt_panic("free: double free");
+        *(void **)p = free_blocks[c];
+        ((uint64_t *)p)[1] = FREE_MAGIC;
+        free_blocks[c] = p;
+        return;
+    }
     struct alloc_header *h = (struct alloc_header *)p - 1;
     if (h->magic != HEADER_MAGIC)
         rt_panic("free: not a heap pointer (or double free)");
     h->magic = 0;
-    uint8_t *block = (uint8_t *)p - h->offset;
-    if (h->class_index == NR_CLASSES) {
-        mm_free_pages(block, h->pages);
-    } else {
-        *(void **)block = free_blocks[h->class_index];
-        free_blocks[h->class_index] = block;
-    }
+    mm_free_pages((uint8_t *)p - h->offset, h->pages);
 }
 
 void *malloc(size_t size)

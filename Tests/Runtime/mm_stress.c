@@ -1,4 +1,4 @@
-/* mm_stress.c: the runtime's heap (Runtime/mm.c, built on the host) under a seeded alloc/free mix: no block overlaps another, small blocks do not split the heap so that a large buffer cannot fit. */
+/* mm_stress.c: the runtime's heap (Runtime/mm.c, built on the host) under a seeded alloc/free mix: no block overlaps another, small blocks do not split the heap so that a large buffer cannot fit, small blocks carry no header. */
 #include <stdio.h>
 #include "host_os.h"
 
@@ -108,5 +108,30 @@ int main(void)
             return 1;
         }
     printf("mm_stress: kept pages outlive a reset of the Swift heap: PASS\n");
+
+    /* Small blocks carry no header: 4,096 tree-node-sized blocks of 96 bytes, 42 to a page, fill
+     * 98 pages, not the 128 that 96 + a 16-byte header in 128-byte blocks took. */
+    mm_reset_swift_heap();
+    size_t before = mm_heap_used();
+    for (int n = 0; n < 4096; n++) {
+        void *p;
+        if (mm_test_posix_memalign(&p, 16, 96) != 0 || ((uintptr_t)p & 15))
+            return 1;
+        memset(p, 0x11, 96);
+    }
+    size_t pages = (mm_heap_used() - before) / 4096;
+    if (pages > 98) {
+        printf("mm_stress: FAIL: 4,096 blocks of 96 bytes took %zu pages\n", pages);
+        return 1;
+    }
+    /* alignment beyond 16 bytes comes from the classes whose size is a multiple of it */
+    for (size_t align = 32; align <= 2048; align *= 2) {
+        void *p;
+        if (mm_test_posix_memalign(&p, align, align / 2 + 1) != 0 || ((uintptr_t)p & (align - 1))) {
+            printf("mm_stress: FAIL: posix_memalign(%zu, %zu)\n", align, align / 2 + 1);
+            return 1;
+        }
+    }
+    printf("mm_stress: 4,096 blocks of 96 bytes in %zu pages, aligned classes: PASS\n", pages);
     return 0;
 }
