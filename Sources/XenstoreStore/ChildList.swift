@@ -46,31 +46,39 @@ public final class ChildChunk: @unchecked Sendable {
 /// `ChildChunk`s of at most `chunkLimit` entries: replacing, adding or removing one child copies
 /// one chunk plus the (count / chunk size) chunk references, and two versions of a list share
 /// every chunk neither changed — which `unsharedNames` uses to compare big directories without
-/// walking them.
+/// walking them. Every retained commit that changed a child of a big directory holds its own
+/// copy of one chunk and of the chunk references, so both are kept small (issue 20: with 1,300
+/// domains and a 4,096-commit history window, chunks of 64-128 entries and three index arrays per
+/// version cost more than the nodes themselves).
 public struct ChildList: RandomAccessCollection, Sendable {
     /// Largest list kept as one plain array.
-    public static let flatLimit = 128
+    public static let flatLimit = 64
     /// Entries per chunk when a list is first chunked or a chunk is split.
-    public static let chunkTarget = 64
+    public static let chunkTarget = 32
     /// Largest chunk; a chunk growing past it is split in two.
-    public static let chunkLimit = 128
+    public static let chunkLimit = 64
     /// A chunk shrinking below this is merged with a neighbour when the two fit in `chunkTarget`.
-    public static let chunkMergeBelow = 16
+    public static let chunkMergeBelow = 8
 
-    /// The chunks of a large list, the index of the first entry of each, and the byte offset of
-    /// each chunk's first name in the NUL-separated name list (what DIRECTORY_PART offsets count).
-    /// A class, so that a list is one word in its node whichever form it has.
+    /// The chunks of a large list with their total entries and name bytes (what DIRECTORY_PART
+    /// offsets count). Positions inside the list are found by walking the chunks' counts: a list
+    /// has at most count / `chunkMergeBelow` chunks, and per-version index arrays cost memory in
+    /// every retained commit. A class, so that a list is one word in its node whichever form it has.
     final class ChunkIndex: @unchecked Sendable {
         let chunks: [ChildChunk]
-        let starts: [Int]
-        let byteStarts: [Int]
         let count: Int
+        let nameBytes: Int
 
-        init(chunks: [ChildChunk], starts: [Int], byteStarts: [Int], count: Int) {
+        init(chunks: [ChildChunk]) {
+            var count = 0
+            var nameBytes = 0
+            for chunk in chunks {
+                count += chunk.entries.count
+                nameBytes += chunk.nameBytes
+            }
             self.chunks = chunks
-            self.starts = starts
-            self.byteStarts = byteStarts
             self.count = count
+            self.nameBytes = nameBytes
         }
     }
 
@@ -118,19 +126,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
     }
 
     private static func chunkedStorage(_ chunks: [ChildChunk]) -> Storage {
-        var starts: [Int] = []
-        var byteStarts: [Int] = []
-        starts.reserveCapacity(chunks.count)
-        byteStarts.reserveCapacity(chunks.count)
-        var position = 0
-        var bytes = 0
-        for chunk in chunks {
-            starts.append(position)
-            byteStarts.append(bytes)
-            position += chunk.entries.count
-            bytes += chunk.nameBytes
-        }
-        return .chunked(ChunkIndex(chunks: chunks, starts: starts, byteStarts: byteStarts, count: position))
+        .chunked(ChunkIndex(chunks: chunks))
     }
 
     /// Always 0.
@@ -138,22 +134,19 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// The number of children.
     public var endIndex: Int { count }
 
-    /// The child at `index` (O(log chunks) for a chunked list).
+    /// The child at `index` (O(chunks) for a chunked list: iterate rather than index in loops).
     public subscript(index: Int) -> Child {
         switch storage {
         case .flat(let entries):
             return entries[index]
         case .chunked(let large):
-            let chunks = large.chunks
-            let starts = large.starts
-            precondition(index >= 0 && index < count, "child index out of range")
-            var low = 0
-            var high = starts.count - 1
-            while low < high {  // last chunk whose start is <= index
-                let mid = (low + high + 1) / 2
-                if starts[mid] <= index { low = mid } else { high = mid - 1 }
+            precondition(index >= 0 && index < large.count, "child index out of range")
+            var remaining = index
+            for chunk in large.chunks {
+                if remaining < chunk.entries.count { return chunk.entries[remaining] }
+                remaining -= chunk.entries.count
             }
-            return chunks[low].entries[index - starts[low]]
+            preconditionFailure("chunk counts disagree with the list's count")
         }
     }
 
@@ -195,10 +188,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
             for entry in entries { bytes += entry.compactName.count + 1 }
             return bytes
         case .chunked(let large):
-            let chunks = large.chunks
-            let byteStarts = large.byteStarts
-            guard let last = chunks.last else { return 0 }
-            return byteStarts[byteStarts.count - 1] + last.nameBytes
+            return large.nameBytes
         }
     }
 
@@ -218,17 +208,13 @@ public struct ChildList: RandomAccessCollection, Sendable {
         case .flat(let flat):
             entries = flat
         case .chunked(let large):
+            // the last chunk starting at or before `offset` (a walk over the chunks' byte counts)
             let chunks = large.chunks
-            let byteStarts = large.byteStarts
-            var low = 0
-            var high = byteStarts.count - 1
-            while low < high {  // last chunk starting at or before `offset`
-                let mid = (low + high + 1) / 2
-                if byteStarts[mid] <= offset { low = mid } else { high = mid - 1 }
+            while chunkIndex + 1 < chunks.count && entryStart + chunks[chunkIndex].nameBytes <= offset {
+                entryStart += chunks[chunkIndex].nameBytes
+                chunkIndex += 1
             }
-            chunkIndex = low
-            entries = chunks.isEmpty ? [] : chunks[low].entries
-            entryStart = byteStarts.isEmpty ? 0 : byteStarts[low]
+            entries = chunks.isEmpty ? [] : chunks[chunkIndex].entries
         }
         var index = 0
         while index < entries.count && entryStart + entries[index].compactName.count + 1 <= offset {
@@ -337,17 +323,21 @@ public struct ChildList: RandomAccessCollection, Sendable {
         }
     }
 
+    /// `entries` with `name` replaced, added or removed, in a new array of exactly the size it
+    /// needs: every version of a directory that a retained commit holds keeps its array, and
+    /// copy-on-write growth would leave up to half of each one unused.
     private static func set(_ entries: [Child], _ name: [UInt8], _ node: Node?) -> [Child]? {
-        var changed = entries
         let (index, found) = search(entries, name)
+        var changed: [Child] = []
         if let node {
-            if found {
-                changed[index] = Child(compactName: entries[index].compactName, node: node)
-            } else {
-                changed.insert(Child(name: name, node: node), at: index)
-            }
+            changed.reserveCapacity(found ? entries.count : entries.count + 1)
+            changed.append(contentsOf: entries[..<index])
+            changed.append(found ? Child(compactName: entries[index].compactName, node: node) : Child(name: name, node: node))
+            changed.append(contentsOf: entries[(found ? index + 1 : index)...])
         } else if found {
-            changed.remove(at: index)
+            changed.reserveCapacity(entries.count - 1)
+            changed.append(contentsOf: entries[..<index])
+            changed.append(contentsOf: entries[(index + 1)...])
         } else {
             return nil
         }
