@@ -142,7 +142,7 @@ enum NodeOperations {
 
     /// `footprint` of an existing node whose name is `nameBytes` long.
     static func footprint(of node: Node, nameBytes: Int) -> Int {
-        footprint(valueBytes: node.value.count, permissions: node.permissions.count, nameBytes: nameBytes)
+        footprint(valueBytes: node.compactValue.count, permissions: node.permissions.count, nameBytes: nameBytes)
     }
 
     /// Records `bytes` more (or fewer) node bytes owned by `owner`. Growth caused by an
@@ -253,7 +253,7 @@ enum NodeOperations {
                            childNameBytes: existing.children.nameBytes) + 1, context.quotas.nodeSize) {
                 return .failure(.ENOSPC)
             }
-            if let error = charge(value.count - existing.value.count, to: existing.permissions.owner,
+            if let error = charge(value.count - existing.compactValue.count, to: existing.permissions.owner,
                                   in: &workspace, context) {
                 return .failure(error)
             }
@@ -286,7 +286,7 @@ enum NodeOperations {
         if !caller.privileged {
             let leafSize = recordSize(value: value.count, permissions: inherited.count, childNameBytes: 0)
             let parent = spine.last!
-            let parentSize = recordSize(value: parent.value.count, permissions: parent.permissions.count,
+            let parentSize = recordSize(value: parent.compactValue.count, permissions: parent.permissions.count,
                                         childNameBytes: parent.children.nameBytes + path.components[existingDepth].count + 1)
             if Quotas.exceeds(leafSize + 1, context.quotas.nodeSize)
                 || Quotas.exceeds(parentSize + 1, context.quotas.nodeSize) {
@@ -355,14 +355,14 @@ enum NodeOperations {
         if !caller.privileged && permissions.owner != node.permissions.owner { return .failure(.EPERM) }
         if !context.domainExists(permissions.owner) { return .failure(.ENOENT) }
         if !caller.privileged && Quotas.exceeds(
-            recordSize(value: node.value.count, permissions: permissions.count,
+            recordSize(value: node.compactValue.count, permissions: permissions.count,
                        childNameBytes: node.children.nameBytes) + 1,
             context.quotas.nodeSize) {
             return .failure(.ENOSPC)
         }
         let nameBytes = path.components.last?.count ?? 0
         let oldBytes = footprint(of: node, nameBytes: nameBytes)
-        let newBytes = footprint(valueBytes: node.value.count, permissions: permissions.count, nameBytes: nameBytes)
+        let newBytes = footprint(valueBytes: node.compactValue.count, permissions: permissions.count, nameBytes: nameBytes)
         if node.permissions.owner == permissions.owner {
             if let error = charge(newBytes - oldBytes, to: permissions.owner, in: &workspace, context) {
                 return .failure(error)

@@ -305,7 +305,7 @@ public final class History {
         var stack: [(Node, Node?)] = [(root, parent)]
         while let (node, old) = stack.popLast() {
             if node === old { continue }
-            bytes += nodeOverheadBytes + node.value.count + 8 * node.permissions.count
+            bytes += nodeOverheadBytes + node.compactValue.count + 8 * node.permissions.count
             if let old {
                 bytes += ChildList.copiedEntryBytes(node.children, since: old.children, entryBytes: 24)
                 ChildList.forEachChange(old.children, node.children) { _, oldChild, newChild in

@@ -98,7 +98,7 @@ public enum Tree {
         while let pair = stack.popLast() {
             let (a, b) = pair
             if a === b { continue }
-            if a.value != b.value || a.permissions != b.permissions || a.children.count != b.children.count {
+            if !a.compactValue.equals(b.compactValue) || a.permissions != b.permissions || a.children.count != b.children.count {
                 return false
             }
             for name in ChildList.unsharedNames(a.children, b.children) {

@@ -37,7 +37,7 @@ public enum TreeDiff {
                 for child in added.children.reversed() { stack.append((path + [child.name], nil, child.node)) }
             case (let a?, let b?):
                 if sameSubtree(a, b) { continue }
-                if a.value != b.value || a.permissions != b.permissions {
+                if !a.compactValue.equals(b.compactValue) || a.permissions != b.permissions {
                     visit(.modified(path: path, old: a, new: b))
                 }
                 for name in ChildList.unsharedNames(a.children, b.children).reversed() {
