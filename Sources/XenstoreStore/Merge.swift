@@ -31,8 +31,12 @@ public enum ThreeWayMerge {
             self.base = base
             self.ours = ours
             self.theirs = theirs
-            // Names in chunks both sides share hold the same node on both: nothing to merge.
-            self.names = ChildList.unsharedNames(ours.children, theirs.children)
+            // Only names whose child differs between the two sides: a name holding the same node
+            // on both (every name of a chunk both share, most names of a small directory) merges
+            // to that node, so it is skipped without a lookup or a copy of its name.
+            var names: [[UInt8]] = []
+            ChildList.forEachChange(ours.children, theirs.children) { name, _, _ in names.append(name) }
+            self.names = names
             self.merged = ours.children
         }
 
