@@ -32,9 +32,9 @@ for r in rows:
     table[(k, r["peer"])] = r
 
 lines = ["# Benchmark: this daemon vs C xenstored (cx) and oxenstored (ox), one run", "",
-         "Each cell is one of REPEAT runs (default 3) of DUR seconds on a fresh daemon per peer: the run with the median rate, or a run that failed a check if there was one. It shows ops/s (commits/s for vm* modes), p99 latency, retries per commit; for vmshared also Jain's fairness index between the clients (1 = all commit equally) and the fewest–most commits of one client. Ratio = swift / peer rate.", ""]
+         "Each cell is one of REPEAT runs (default 3) of DUR seconds on a fresh daemon per peer: the run with the median rate, or a run that failed a check if there was one. It shows ops/s (commits/s for vm* modes), p99 latency, retries per commit; for vmshared also Jain's fairness index between the clients (1 = all commit equally) and the fewest–most commits of one client. Ratio = swift / peer rate. `null` (when present) is `bench/peers/nullserver.c`, a server that answers every request at once and stores nothing: the limit the client, the socket and the machine set; swift/null is the share of that limit we reach.", ""]
 header = "| mode | N | w/tx | " + " | ".join(peers)
-ratio_peers = [p for p in ("cx", "ox") if p in peers]
+ratio_peers = [p for p in ("cx", "ox", "null") if p in peers]
 if "swift" in peers:
     header += "".join(f" | swift/{p}" for p in ratio_peers)
 lines += [header + " |", "|" + "---|" * (3 + len(peers) + (len(ratio_peers) if "swift" in peers else 0))]

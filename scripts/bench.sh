@@ -4,7 +4,10 @@
 # peers run without a hypervisor through bench/peers: start.sh, stop.sh and the xenshim.c library).
 # Writes bench/results/bench.csv, bench/results/summary.md and bench/results/*.png.
 #   DUR=seconds per run (default 2), REPEAT=runs per point (default 3; the median rate is kept)
-#   PEERS="swift swift-db cx ox" (default all four; "" skips)
+#   PEERS="swift swift-db cx ox null" (default all five; "" skips); null is bench/peers/nullserver.c,
+#   a server that answers every request at once and stores nothing: the limit the client, the
+#   socket and the machine set, measured for write, read and directory only (issue 20)
+#   BENCH_SECTION=main runs only this section (and the summary); =memory only the memory section
 # Then three longer workloads (issue 8), each on a fresh daemon:
 #   slow watcher (slowwatch.csv): 4 writers of new keys under /bench/w, without a watcher and
 #     with one raw-socket watcher reading SLOW_RATE events/s (default 1000) for DUR_SLOW s (5);
@@ -38,7 +41,7 @@ OUT=$ROOT/bench/results
 WORK=$ROOT/build/bench
 DUR=${DUR:-2}
 REPEAT=${REPEAT:-3}
-PEERS=${PEERS-swift swift-db cx ox}
+PEERS=${PEERS-swift swift-db cx ox null}
 mkdir -p "$OUT" "$WORK"
 # Stamped into the generated docs/benchmarks.md: when, which commit, which machine.
 run_info() { # run_info: one line of key=value pairs (values without spaces)
@@ -46,7 +49,7 @@ run_info() { # run_info: one line of key=value pairs (values without spaces)
          "cpus=$(nproc) cpu=$(awk -F': ' '/^model name/ { gsub(/ +/, "_", $2); print $2; exit }' /proc/cpuinfo)" \
          "mem_gib=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 }' /proc/meminfo) load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
 }
-[ -n "${BENCH_SECTION:-}" ] || run_info > "$OUT/run-info.txt"   # the main tables' stamp (not a one-section run's)
+case ${BENCH_SECTION:-} in ""|main) run_info > "$OUT/run-info.txt" ;; esac   # the main tables' stamp
 
 scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "bench: no matplotlib, no plots"
@@ -64,6 +67,8 @@ start() { # start NAME RUNDIR: starts a daemon listening on RUNDIR/socket, pid i
         swift-block) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --block "$run/history.img" --block-size 64M >"$run/out" 2>&1 </dev/null & ;;
         swift-db) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" >"$run/out" 2>&1 </dev/null & ;;
         swift-db-loose) setsid timeout 900 "$OURS" --socket "$run/socket" --pid-file "$run/daemon.pid" --database "$run/db" --repack-every 0 >"$run/out" 2>&1 </dev/null & ;;
+        null) gcc -O2 -Wall -Wextra -o "$WORK/nullserver" bench/peers/nullserver.c
+              setsid timeout 900 "$WORK/nullserver" "$run/socket" "$run/daemon.pid" >"$run/out" 2>&1 </dev/null & ;;
         # The attack section serves an emulated guest ring: bench/ringshim.c in front of the shim.
         cx|ox) XENSHIM=$WORK/libxenshim.so PRELOAD_FIRST=${RINGS:+$WORK/libringshim.so} XS_SHIM_RING_DIR=$run/rings \
                    OX_NO_DOMAIN_INIT="$NO_DOMAIN_INIT" bench/peers/start.sh "$name" "$run" 900 ;;
@@ -157,12 +162,17 @@ for peer in $PEERS; do
         echo "  $* -> ${line:-FAILED}" | cut -c1-160
     }
     for m in write read dir; do point -m $m -n 1; point -m $m -n 4; done
+    if [ "$peer" = null ]; then stop "$run"; continue; fi   # the limit: single requests only
     for n in 1 2 4 8 16 32 64; do point -m vmstart -n $n -w 40 -r 5; done
     for n in 1 8 32; do point -m vmshared -n $n -w 40 -r 5; done
     for w in 20 100; do for n in 8 32; do point -m vmstart -n $n -w $w -r 5; done; done
     for n in 2 8; do point -m watch -n $n; done
     stop "$run"
 done
+if [ "${BENCH_SECTION:-}" = main ]; then
+    python3 scripts/bench-summary.py "$CSV" "$OUT"
+    exit 0
+fi
 # ---- slow watcher, store growth, long history ----
 SLOW_PEERS=${SLOW_PEERS-swift cx ox}
 GROW_PEERS=${GROW_PEERS-swift swift-block cx ox}
