@@ -344,18 +344,53 @@ public struct ChildList: RandomAccessCollection, Sendable {
         return changed
     }
 
-    /// The chunks two versions of a list share (empty unless both are chunked).
-    static func sharedChunks(_ a: ChildList, _ b: ChildList) -> Set<ObjectIdentifier> {
-        var shared: Set<ObjectIdentifier> = []
-        if case .chunked(let leftIndex) = a.storage, case .chunked(let rightIndex) = b.storage {
-            let left = leftIndex.chunks, right = rightIndex.chunks
-            var leftChunks: Set<ObjectIdentifier> = []
-            for chunk in left { leftChunks.insert(ObjectIdentifier(chunk)) }
-            for chunk in right where leftChunks.contains(ObjectIdentifier(chunk)) {
-                shared.insert(ObjectIdentifier(chunk))
+    /// The entries of `a` and of `b` outside the chunks the two share, as runs in name order
+    /// (a flat list is one run). Both chunk sequences are sorted by name and a shared chunk has the
+    /// same first name on both sides, so one walk over the two sequences pairs them, with no set
+    /// of chunk identities to build and hash (a per-commit walk calls this for every changed
+    /// directory).
+    static func unsharedRuns(_ a: ChildList, _ b: ChildList) -> (left: [[Child]], right: [[Child]]) {
+        guard case .chunked(let leftIndex) = a.storage, case .chunked(let rightIndex) = b.storage else {
+            func whole(_ list: ChildList) -> [[Child]] {
+                switch list.storage {
+                case .flat(let entries): return [entries]
+                case .chunked(let large): return large.chunks.map { $0.entries }
+                }
+            }
+            return (whole(a), whole(b))
+        }
+        let left = leftIndex.chunks, right = rightIndex.chunks
+        var leftRuns: [[Child]] = []
+        var rightRuns: [[Child]] = []
+        var i = 0
+        var j = 0
+        while i < left.count || j < right.count {
+            if i < left.count, j < right.count, left[i] === right[j] {
+                i += 1
+                j += 1
+                continue
+            }
+            if j == right.count {
+                leftRuns.append(left[i].entries)
+                i += 1
+            } else if i == left.count {
+                rightRuns.append(right[j].entries)
+                j += 1
+            } else {
+                // The chunk with the smaller first name cannot be shared with anything ahead on
+                // the other side; with equal first names (and different chunks) neither can.
+                let order = left[i].entries[0].compactName.compare(right[j].entries[0].compactName)
+                if order <= 0 {
+                    leftRuns.append(left[i].entries)
+                    i += 1
+                }
+                if order >= 0 {
+                    rightRuns.append(right[j].entries)
+                    j += 1
+                }
             }
         }
-        return shared
+        return (leftRuns, rightRuns)
     }
 
     /// Calls `body` for every name whose child differs between `a` and `b`, in name order: the
@@ -364,33 +399,34 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// node is the same object. Costs one pass over the unshared entries, no allocation per name
     /// (a per-commit walk calls it for every changed directory).
     public static func forEachChange(_ a: ChildList, _ b: ChildList,
-                                     _ body: (_ name: [UInt8], _ old: Node?, _ new: Node?) -> Void) {
-        // The common case of a rewritten value: two flat lists with the same names in place.
-        if case .flat(let left) = a.storage, case .flat(let right) = b.storage, left.count == right.count {
-            var index = 0
-            while index < left.count, left[index].compactName.equals(right[index].compactName) { index += 1 }
-            if index == left.count {
-                for index in 0..<left.count where left[index].node !== right[index].node {
-                    body(right[index].name, left[index].node, right[index].node)
+                                     _ body: (_ name: CompactBytes, _ old: Node?, _ new: Node?) -> Void) {
+        let (left, right) = unsharedRuns(a, b)
+        // The common case of a rewritten value: the unshared runs (the whole of two flat lists,
+        // or the one chunk a write copied) pair up with the same names in place.
+        if left.count == right.count {
+            var aligned = true
+            var run = 0
+            while aligned && run < left.count {
+                let (x, y) = (left[run], right[run])
+                aligned = x.count == y.count
+                var index = 0
+                while aligned && index < x.count {
+                    aligned = x[index].compactName.equals(y[index].compactName)
+                    index += 1
+                }
+                run += 1
+            }
+            if aligned {
+                for run in 0..<left.count {
+                    let (x, y) = (left[run], right[run])
+                    for index in 0..<x.count where x[index].node !== y[index].node {
+                        body(y[index].compactName, x[index].node, y[index].node)
+                    }
                 }
                 return
             }
         }
-        let shared = sharedChunks(a, b)
-        func runs(_ list: ChildList) -> [[Child]] {
-            switch list.storage {
-            case .flat(let entries):
-                return [entries]
-            case .chunked(let large):
-                let chunks = large.chunks
-                var out: [[Child]] = []
-                for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) { out.append(chunk.entries) }
-                return out
-            }
-        }
-        // Each side's unshared entries are sorted: merge the two runs by name.
-        let left = runs(a)
-        let right = runs(b)
+        // Otherwise each side's unshared entries are sorted: merge the two runs by name.
         var (li, le, ri, re) = (0, 0, 0, 0)
         func skipEmpty(_ runs: [[Child]], _ run: inout Int, _ entry: inout Int) {
             while run < runs.count && entry == runs[run].count { run += 1; entry = 0 }
@@ -402,14 +438,14 @@ public struct ChildList: RandomAccessCollection, Sendable {
             let y: Child? = ri < right.count ? right[ri][re] : nil
             guard x != nil || y != nil else { return }
             if let x, let y, x.compactName.equals(y.compactName) {
-                if x.node !== y.node { body(y.name, x.node, y.node) }
+                if x.node !== y.node { body(y.compactName, x.node, y.node) }
                 le += 1
                 re += 1
             } else if let x, y == nil || x.compactName.precedes(y!.compactName) {
-                body(x.name, x.node, nil)
+                body(x.compactName, x.node, nil)
                 le += 1
             } else if let y {
-                body(y.name, nil, y.node)
+                body(y.compactName, nil, y.node)
                 re += 1
             }
         }
@@ -419,47 +455,21 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// list (the array is copied whole on a change), the entries of unshared chunks otherwise;
     /// `entryBytes` each plus the name.
     public static func copiedEntryBytes(_ b: ChildList, since a: ChildList, entryBytes: Int) -> Int {
-        switch b.storage {
-        case .flat(let entries):
-            var bytes = 0
-            for entry in entries { bytes += entryBytes + entry.compactName.count }
-            return bytes
-        case .chunked(let large):
-            let chunks = large.chunks
-            var old: Set<ObjectIdentifier> = []
-            if case .chunked(let previousIndex) = a.storage {
-                let previous = previousIndex.chunks
-                for chunk in previous { old.insert(ObjectIdentifier(chunk)) }
-            }
-            var bytes = 0
-            for chunk in chunks where !old.contains(ObjectIdentifier(chunk)) {
-                bytes += (entryBytes - 1) * chunk.entries.count + chunk.nameBytes
-            }
-            return bytes
+        var bytes = 0
+        for run in unsharedRuns(a, b).right {
+            for entry in run { bytes += entryBytes + entry.compactName.count }
         }
+        return bytes
     }
 
     /// The names, sorted, that may differ between `a` and `b`: every name of either list except
     /// those in chunks the two lists share (a shared chunk maps its names to the same nodes in
     /// both). For small lists that is simply the union of both lists' names.
     public static func unsharedNames(_ a: ChildList, _ b: ChildList) -> [[UInt8]] {
-        let shared = sharedChunks(a, b)
         // Each list's names outside shared chunks are already sorted: merge the two runs.
-        func names(_ list: ChildList) -> [[UInt8]] {
-            switch list.storage {
-            case .flat(let entries):
-                return entries.map { $0.name }
-            case .chunked(let large):
-                let chunks = large.chunks
-                var out: [[UInt8]] = []
-                for chunk in chunks where !shared.contains(ObjectIdentifier(chunk)) {
-                    for entry in chunk.entries { out.append(entry.name) }
-                }
-                return out
-            }
-        }
-        let left = names(a)
-        let right = names(b)
+        let (leftRuns, rightRuns) = unsharedRuns(a, b)
+        let left = leftRuns.flatMap { $0.map { $0.name } }
+        let right = rightRuns.flatMap { $0.map { $0.name } }
         var merged: [[UInt8]] = []
         merged.reserveCapacity(Swift.max(left.count, right.count))
         var i = 0

@@ -94,12 +94,13 @@ public struct CompactBytes: Sendable {
 
     /// Whether the bytes equal `other`'s.
     public func equals(_ other: CompactBytes) -> Bool {
-        switch (storage, other.storage) {
-        case (.inline(let a0, let a1, let a2, let ac), .inline(let b0, let b1, let b2, let bc)):
+        if case .inline(let a0, let a1, let a2, let ac) = storage {
+            guard case .inline(let b0, let b1, let b2, let bc) = other.storage else { return false }
             return a0 == b0 && a1 == b1 && a2 == b2 && ac == bc
-        default:
-            return other.withUnsafeBufferPointer { theirs in compare(theirs) == 0 }
         }
+        // (an inline string is never equal to an array-backed one: arrays hold only longer ones)
+        guard case .array(let mine) = storage, case .array(let theirs) = other.storage else { return false }
+        return mine == theirs
     }
 
     /// Bytewise order against `other`: negative if these bytes sort first, 0 if equal, positive after.
@@ -117,6 +118,11 @@ public struct CompactBytes: Sendable {
 
     /// Bytewise order against `other` (see `compare(_:)` above).
     public func compare(_ other: [UInt8]) -> Int {
+        other.withUnsafeBufferPointer { compare($0) }
+    }
+
+    /// Bytewise order against `other`'s bytes (see `compare(_:)` above).
+    public func compare(_ other: CompactBytes) -> Int {
         other.withUnsafeBufferPointer { compare($0) }
     }
 

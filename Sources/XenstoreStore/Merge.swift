@@ -35,7 +35,7 @@ public enum ThreeWayMerge {
             // on both (every name of a chunk both share, most names of a small directory) merges
             // to that node, so it is skipped without a lookup or a copy of its name.
             var names: [[UInt8]] = []
-            ChildList.forEachChange(ours.children, theirs.children) { name, _, _ in names.append(name) }
+            ChildList.forEachChange(ours.children, theirs.children) { name, _, _ in names.append(name.array) }
             self.names = names
             self.merged = ours.children
         }

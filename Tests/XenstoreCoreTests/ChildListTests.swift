@@ -65,7 +65,8 @@ import XenstoreStore
                 expected.append(name)
             }
             var reported: [String] = []
-            ChildList.forEachChange(list, changed) { name, old, new in
+            ChildList.forEachChange(list, changed) { compactName, old, new in
+                let name = compactName.array
                 #expect(old === list.node(named: name) && new === changed.node(named: name))
                 reported.append(s(name))
             }
