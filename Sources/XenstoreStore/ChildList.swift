@@ -400,9 +400,20 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// (a per-commit walk calls it for every changed directory).
     public static func forEachChange(_ a: ChildList, _ b: ChildList,
                                      _ body: (_ name: CompactBytes, _ old: Node?, _ new: Node?) -> Void) {
+        // The common case of a rewritten value: two flat lists with the same names in place.
+        if case .flat(let x) = a.storage, case .flat(let y) = b.storage, x.count == y.count {
+            var index = 0
+            while index < x.count, x[index].compactName.equals(y[index].compactName) { index += 1 }
+            if index == x.count {
+                for index in 0..<x.count where x[index].node !== y[index].node {
+                    body(y[index].compactName, x[index].node, y[index].node)
+                }
+                return
+            }
+        }
         let (left, right) = unsharedRuns(a, b)
-        // The common case of a rewritten value: the unshared runs (the whole of two flat lists,
-        // or the one chunk a write copied) pair up with the same names in place.
+        // Likewise when the unshared runs (the one chunk a write copied, typically) pair up with
+        // the same names in place.
         if left.count == right.count {
             var aligned = true
             var run = 0
@@ -456,6 +467,10 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// `entryBytes` each plus the name.
     public static func copiedEntryBytes(_ b: ChildList, since a: ChildList, entryBytes: Int) -> Int {
         var bytes = 0
+        if case .flat(let entries) = b.storage {  // a flat list is copied whole on a change
+            for entry in entries { bytes += entryBytes + entry.compactName.count }
+            return bytes
+        }
         for run in unsharedRuns(a, b).right {
             for entry in run { bytes += entryBytes + entry.compactName.count }
         }

@@ -4,7 +4,7 @@
 /// ones in an array. Sixteen bytes either way; nearly every Xenstore name (`backend-id`,
 /// `51712`, `state`) and most values (`4`, `online`, `262144`) fit inline, which saves the
 /// array header and the allocator's overhead on each (issue 20: memory per node).
-public struct CompactBytes: Sendable {
+public struct CompactBytes: Sendable, Equatable {
     /// Longest string kept inline.
     public static let inlineCapacity = 14
 
@@ -91,6 +91,9 @@ public struct CompactBytes: Sendable {
             }
         }
     }
+
+    /// Equal when the bytes are equal.
+    public static func == (lhs: CompactBytes, rhs: CompactBytes) -> Bool { lhs.equals(rhs) }
 
     /// Whether the bytes equal `other`'s.
     public func equals(_ other: CompactBytes) -> Bool {

@@ -129,8 +129,8 @@ public enum ThreeWayMerge {
                 continue
             }
             stack.removeLast()
-            var value = frame.theirs.value
-            if let merged = merge3(frame.base?.value, frame.ours.value, value) {
+            var value = frame.theirs.compactValue
+            if let merged = merge3(frame.base?.compactValue, frame.ours.compactValue, value) {
                 value = merged
             } else {
                 try settle(.value(path: frame.path))
@@ -141,7 +141,7 @@ public enum ThreeWayMerge {
             } else {
                 try settle(.permissions(path: frame.path))
             }
-            let node = Node(value: value, permissions: permissions, children: frame.merged,
+            let node = Node(compactValue: value, permissions: permissions, children: frame.merged,
                             generation: generations.take())
             if let parent = stack.last {
                 parent.set(frame.path.last!, node)

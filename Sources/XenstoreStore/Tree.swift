@@ -101,10 +101,11 @@ public enum Tree {
             if !a.compactValue.equals(b.compactValue) || a.permissions != b.permissions || a.children.count != b.children.count {
                 return false
             }
-            for name in ChildList.unsharedNames(a.children, b.children) {
-                guard let x = a.child(name), let y = b.child(name) else { return false }
-                stack.append((x, y))
+            var missing = false  // a name on one side only
+            ChildList.forEachChange(a.children, b.children) { _, x, y in
+                if let x, let y { stack.append((x, y)) } else { missing = true }
             }
+            if missing { return false }
         }
         return true
     }

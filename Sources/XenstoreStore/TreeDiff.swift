@@ -40,9 +40,11 @@ public enum TreeDiff {
                 if !a.compactValue.equals(b.compactValue) || a.permissions != b.permissions {
                     visit(.modified(path: path, old: a, new: b))
                 }
-                for name in ChildList.unsharedNames(a.children, b.children).reversed() {
-                    stack.append((path + [name], a.child(name), b.child(name)))
-                }
+                // only the children that differ (shared ones are the same subtree), pushed in
+                // reverse so that they are visited in name order
+                var differing: [([UInt8], Node?, Node?)] = []
+                ChildList.forEachChange(a.children, b.children) { name, old, new in differing.append((name.array, old, new)) }
+                for (name, old, new) in differing.reversed() { stack.append((path + [name], old, new)) }
             }
         }
     }
