@@ -100,7 +100,7 @@ extension Server {
     func listing(of node: Node, _ operation: NodeOperation) -> Outcome? {
         switch operation {
         case .directory:
-            let payload = Payload.join(node.childNames)
+            let payload = node.children.nameList
             return payload.count > Limits.payloadMax ? .failure(.E2BIG) : .success(payload)
         case .directoryPart(_, let offset):
             return .success(NodeOperations.directoryPart(node, offset: offset, counters: counters))

@@ -209,7 +209,7 @@ enum NodeOperations {
         case .directory(let path):
             switch access(path, .read, in: workspace, context) {
             case .success(let node):
-                let payload = Payload.join(node.childNames)
+                let payload = node.children.nameList
                 return payload.count > Limits.payloadMax ? .failure(.E2BIG) : .success(payload)
             case .failure(let error): return .failure(error)
             }

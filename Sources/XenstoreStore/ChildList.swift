@@ -192,6 +192,18 @@ public struct ChildList: RandomAccessCollection, Sendable {
         }
     }
 
+    /// The NUL-separated name list (`name\0name\0...`, DIRECTORY's payload), built straight
+    /// from the names without an array per name.
+    public var nameList: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(nameBytes)
+        for child in self {
+            child.compactName.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+            out.append(0)
+        }
+        return out
+    }
+
     /// A slice of the NUL-separated name list (`name\0name\0...`) for DIRECTORY_PART: from byte
     /// `offset` (which may fall inside a name, as C xenstored allows), as many whole names as fit
     /// in fewer than `maxBytes` name bytes, each with its NUL. `atEnd` tells whether the slice
