@@ -163,7 +163,7 @@ for peer in $PEERS; do
     }
     for m in write read dir; do point -m $m -n 1; point -m $m -n 4; done
     if [ "$peer" = null ]; then stop "$run"; continue; fi   # the limit: single requests only
-    for n in 1 2 4 8 16 32 64; do point -m vmstart -n $n -w 40 -r 5; done
+    for n in 1 2 4 8 16 32 64 200; do point -m vmstart -n $n -w 40 -r 5; done
     for n in 1 8 32; do point -m vmshared -n $n -w 40 -r 5; done
     for w in 20 100; do for n in 8 32; do point -m vmstart -n $n -w $w -r 5; done; done
     for n in 2 8; do point -m watch -n $n; done
