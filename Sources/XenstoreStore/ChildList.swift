@@ -45,7 +45,7 @@ public final class ChildChunk: @unchecked Sendable {
 /// Up to `flatLimit` children are a plain array. Larger lists are a sequence of immutable
 /// `ChildChunk`s of at most `chunkLimit` entries: replacing, adding or removing one child copies
 /// one chunk plus the (count / chunk size) chunk references, and two versions of a list share
-/// every chunk neither changed — which `unsharedNames` uses to compare big directories without
+/// every chunk neither changed — which `forEachChange` uses to compare big directories without
 /// walking them. Every retained commit that changed a child of a big directory holds its own
 /// copy of one chunk and of the chunk references, so both are kept small (issue 20: with 1,300
 /// domains and a 4,096-commit history window, chunks of 64-128 entries and three index arrays per
@@ -61,9 +61,9 @@ public struct ChildList: RandomAccessCollection, Sendable {
     public static let chunkMergeBelow = 8
 
     /// The chunks of a large list with their total entries and name bytes (what DIRECTORY_PART
-    /// offsets count). Positions inside the list are found by walking the chunks' counts: a list
-    /// has at most count / `chunkMergeBelow` chunks, and per-version index arrays cost memory in
-    /// every retained commit. A class, so that a list is one word in its node whichever form it has.
+    /// offsets count). Positions inside the list are found by walking the chunks' counts (a walk
+    /// over chunks, not entries): per-version index arrays would cost memory in every retained
+    /// commit. A class, so that a list is one word in its node whichever form it has.
     final class ChunkIndex: @unchecked Sendable {
         let chunks: [ChildChunk]
         let count: Int
@@ -412,42 +412,30 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// (a per-commit walk calls it for every changed directory).
     public static func forEachChange(_ a: ChildList, _ b: ChildList,
                                      _ body: (_ name: CompactBytes, _ old: Node?, _ new: Node?) -> Void) {
-        // The common case of a rewritten value: two flat lists with the same names in place.
-        if case .flat(let x) = a.storage, case .flat(let y) = b.storage, x.count == y.count {
-            var index = 0
-            while index < x.count, x[index].compactName.equals(y[index].compactName) { index += 1 }
-            if index == x.count {
-                for index in 0..<x.count where x[index].node !== y[index].node {
-                    body(y[index].compactName, x[index].node, y[index].node)
-                }
-                return
+        /// Whether two runs hold the same names at the same places.
+        func sameNamesInPlace(_ x: [Child], _ y: [Child]) -> Bool {
+            guard x.count == y.count else { return false }
+            for index in 0..<x.count where x[index].compactName != y[index].compactName { return false }
+            return true
+        }
+        /// Reports the entries of two such runs whose nodes differ.
+        func reportReplaced(_ x: [Child], _ y: [Child]) {
+            for index in 0..<x.count where x[index].node !== y[index].node {
+                body(y[index].compactName, x[index].node, y[index].node)
             }
+        }
+        // The common case of a rewritten value: two flat lists with the same names in place
+        // (checked before `unsharedRuns`, which would wrap each list in an array).
+        if case .flat(let x) = a.storage, case .flat(let y) = b.storage, sameNamesInPlace(x, y) {
+            reportReplaced(x, y)
+            return
         }
         let (left, right) = unsharedRuns(a, b)
         // Likewise when the unshared runs (the one chunk a write copied, typically) pair up with
         // the same names in place.
-        if left.count == right.count {
-            var aligned = true
-            var run = 0
-            while aligned && run < left.count {
-                let (x, y) = (left[run], right[run])
-                aligned = x.count == y.count
-                var index = 0
-                while aligned && index < x.count {
-                    aligned = x[index].compactName.equals(y[index].compactName)
-                    index += 1
-                }
-                run += 1
-            }
-            if aligned {
-                for run in 0..<left.count {
-                    let (x, y) = (left[run], right[run])
-                    for index in 0..<x.count where x[index].node !== y[index].node {
-                        body(y[index].compactName, x[index].node, y[index].node)
-                    }
-                }
-                return
-            }
+        if left.count == right.count, (0..<left.count).allSatisfy({ sameNamesInPlace(left[$0], right[$0]) }) {
+            for run in 0..<left.count { reportReplaced(left[run], right[run]) }
+            return
         }
         // Otherwise each side's unshared entries are sorted: merge the two runs by name.
         var (li, le, ri, re) = (0, 0, 0, 0)
@@ -460,7 +448,7 @@ public struct ChildList: RandomAccessCollection, Sendable {
             let x: Child? = li < left.count ? left[li][le] : nil
             let y: Child? = ri < right.count ? right[ri][re] : nil
             guard x != nil || y != nil else { return }
-            if let x, let y, x.compactName.equals(y.compactName) {
+            if let x, let y, x.compactName == y.compactName {
                 if x.node !== y.node { body(y.compactName, x.node, y.node) }
                 le += 1
                 re += 1
@@ -478,15 +466,15 @@ public struct ChildList: RandomAccessCollection, Sendable {
     /// list (the array is copied whole on a change), the entries of unshared chunks otherwise;
     /// `entryBytes` each plus the name.
     public static func copiedEntryBytes(_ b: ChildList, since a: ChildList, entryBytes: Int) -> Int {
-        var bytes = 0
-        if case .flat(let entries) = b.storage {  // a flat list is copied whole on a change
-            for entry in entries { bytes += entryBytes + entry.compactName.count }
-            return bytes
+        func bytes(_ run: [Child]) -> Int {
+            var total = 0
+            for entry in run { total += entryBytes + entry.compactName.count }
+            return total
         }
-        for run in unsharedRuns(a, b).right {
-            for entry in run { bytes += entryBytes + entry.compactName.count }
-        }
-        return bytes
+        if case .flat(let entries) = b.storage { return bytes(entries) }  // copied whole on a change
+        var total = 0
+        for run in unsharedRuns(a, b).right { total += bytes(run) }
+        return total
     }
 
     /// The names, sorted, that may differ between `a` and `b`: every name of either list except

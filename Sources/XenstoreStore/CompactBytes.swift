@@ -79,30 +79,17 @@ public struct CompactBytes: Sendable, Equatable {
 
     /// Whether the bytes equal `other`.
     public func equals(_ other: [UInt8]) -> Bool {
-        guard other.count == count else { return false }
-        return withUnsafeBufferPointer { mine in
-            other.withUnsafeBufferPointer { theirs in
-                var index = 0
-                while index < mine.count {
-                    if mine[index] != theirs[index] { return false }
-                    index += 1
-                }
-                return true
-            }
-        }
+        other.count == count && compare(other) == 0
     }
 
     /// Equal when the bytes are equal.
-    public static func == (lhs: CompactBytes, rhs: CompactBytes) -> Bool { lhs.equals(rhs) }
-
-    /// Whether the bytes equal `other`'s.
-    public func equals(_ other: CompactBytes) -> Bool {
-        if case .inline(let a0, let a1, let a2, let ac) = storage {
-            guard case .inline(let b0, let b1, let b2, let bc) = other.storage else { return false }
+    public static func == (lhs: CompactBytes, rhs: CompactBytes) -> Bool {
+        if case .inline(let a0, let a1, let a2, let ac) = lhs.storage {
+            guard case .inline(let b0, let b1, let b2, let bc) = rhs.storage else { return false }
             return a0 == b0 && a1 == b1 && a2 == b2 && ac == bc
         }
         // (an inline string is never equal to an array-backed one: arrays hold only longer ones)
-        guard case .array(let mine) = storage, case .array(let theirs) = other.storage else { return false }
+        guard case .array(let mine) = lhs.storage, case .array(let theirs) = rhs.storage else { return false }
         return mine == theirs
     }
 
@@ -130,7 +117,5 @@ public struct CompactBytes: Sendable, Equatable {
     }
 
     /// Whether these bytes sort before `other`'s.
-    public func precedes(_ other: CompactBytes) -> Bool {
-        other.withUnsafeBufferPointer { compare($0) < 0 }
-    }
+    public func precedes(_ other: CompactBytes) -> Bool { compare(other) < 0 }
 }

@@ -98,7 +98,7 @@ public enum Tree {
         while let pair = stack.popLast() {
             let (a, b) = pair
             if a === b { continue }
-            if !a.compactValue.equals(b.compactValue) || a.permissions != b.permissions || a.children.count != b.children.count {
+            if a.compactValue != b.compactValue || a.permissions != b.permissions || a.children.count != b.children.count {
                 return false
             }
             var missing = false  // a name on one side only

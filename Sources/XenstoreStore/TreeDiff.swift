@@ -37,7 +37,7 @@ public enum TreeDiff {
                 for child in added.children.reversed() { stack.append((path + [child.name], nil, child.node)) }
             case (let a?, let b?):
                 if sameSubtree(a, b) { continue }
-                if !a.compactValue.equals(b.compactValue) || a.permissions != b.permissions {
+                if a.compactValue != b.compactValue || a.permissions != b.permissions {
                     visit(.modified(path: path, old: a, new: b))
                 }
                 // only the children that differ (shared ones are the same subtree), pushed in
