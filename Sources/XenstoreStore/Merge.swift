@@ -21,7 +21,8 @@ public enum ThreeWayMerge {
         let base: Node?
         let ours: Node
         let theirs: Node
-        let names: [[UInt8]]
+        /// The children that differ between the two sides, with our node and theirs (nil: absent).
+        let differing: [(name: [UInt8], ours: Node?, theirs: Node?)]
         var index = 0
         /// Starts as our children; every name whose merge differs from ours is set in it.
         var merged: ChildList
@@ -34,15 +35,17 @@ public enum ThreeWayMerge {
             // Only names whose child differs between the two sides: a name holding the same node
             // on both (every name of a chunk both share, most names of a small directory) merges
             // to that node, so it is skipped without a lookup or a copy of its name.
-            var names: [[UInt8]] = []
-            ChildList.forEachChange(ours.children, theirs.children) { name, _, _ in names.append(name.array) }
-            self.names = names
+            var differing: [(name: [UInt8], ours: Node?, theirs: Node?)] = []
+            ChildList.forEachChange(ours.children, theirs.children) { name, mine, other in
+                differing.append((name.array, mine, other))
+            }
+            self.differing = differing
             self.merged = ours.children
         }
 
-        /// Records the merged child `name` (nil: absent).
-        func set(_ name: [UInt8], _ node: Node?) {
-            if node === ours.child(name) { return }
+        /// Records the merged child `name` (nil: absent); `ours` is our child of that name.
+        func set(_ name: [UInt8], _ node: Node?, ours: Node?) {
+            if node === ours { return }
             if let changed = merged.setting(name, to: node) { merged = changed }
         }
     }
@@ -114,15 +117,15 @@ public enum ThreeWayMerge {
         var stack: [Frame] = [Frame(path: [], base: topBase, ours: topOurs, theirs: topTheirs)]
         var finished: Node? = nil
         while let frame = stack.last {
-            if frame.index < frame.names.count {
-                let name = frame.names[frame.index]
+            if frame.index < frame.differing.count {
+                let (name, oursChild, theirsChild) = frame.differing[frame.index]
                 frame.index += 1
                 let path = frame.path + [name]
-                let result = try shortcut(base: frame.base?.child(name), ours: frame.ours.child(name),
-                                          theirs: frame.theirs.child(name), path: path, settle: settle)
+                let result = try shortcut(base: frame.base?.child(name), ours: oursChild,
+                                          theirs: theirsChild, path: path, settle: settle)
                 switch result {
                 case .resolved(let node):
-                    frame.set(name, node)
+                    frame.set(name, node, ours: oursChild)
                 case .descend(let b, let o, let t):
                     stack.append(Frame(path: path, base: b, ours: o, theirs: t))
                 }
@@ -144,7 +147,7 @@ public enum ThreeWayMerge {
             let node = Node(compactValue: value, permissions: permissions, children: frame.merged,
                             generation: generations.take())
             if let parent = stack.last {
-                parent.set(frame.path.last!, node)
+                parent.set(frame.path.last!, node, ours: frame.ours)
             } else {
                 finished = node
             }
