@@ -68,8 +68,7 @@ static uint8_t page_class[MM_MAX_PAGES];    /* 1 + the size class a page serves;
 /* Precedes every pointer of a page-sized allocation: enough to find and size the run. */
 struct alloc_header {
     uint32_t magic;
-    uint16_t reserved0;
-    uint16_t reserved;
+    uint32_t reserved;
     uint32_t pages;
     uint32_t offset;                        /* user pointer - block start */
 };
@@ -240,6 +239,13 @@ static void *class_take(unsigned c)
     return block;
 }
 
+/* Out of heap: the one way a failed allocation ends. */
+static __attribute__((noreturn)) void out_of_memory(void)
+{
+    console_puts("mm: out of memory\n");
+    rt_crash(RT_EXIT_OOM);   /* a restart in place frees the whole Swift heap, when armed */
+}
+
 /* The smallest class whose blocks hold `size` bytes at alignment `align`, or NR_CLASSES. Blocks
  * sit at multiples of their size in a page, so a class serves alignment `align` when its size is
  * a multiple of it. */
@@ -262,10 +268,8 @@ int posix_memalign(void **out, size_t align, size_t size)
     unsigned c = class_for(size ? size : 1, align);
     if (c < NR_CLASSES) {
         void *block = class_take(c);
-        if (!block) {
-            console_puts("mm: out of memory\n");
-            rt_crash(RT_EXIT_OOM);   /* a restart in place frees the whole Swift heap, when armed */
-        }
+        if (!block)
+            out_of_memory();
         *out = block;
         return 0;
     }
@@ -275,10 +279,8 @@ int posix_memalign(void **out, size_t align, size_t size)
         return 12; /* ENOMEM: overflow */
     uint32_t pages = (uint32_t)((need + PAGE_SIZE - 1) / PAGE_SIZE);
     uint8_t *block = alloc_pages(pages, 0);
-    if (!block) {
-        console_puts("mm: out of memory\n");
-        rt_crash(RT_EXIT_OOM);
-    }
+    if (!block)
+        out_of_memory();
     uintptr_t user = ((uintptr_t)block + sizeof(struct alloc_header) + align - 1) & ~(uintptr_t)(align - 1);
     struct alloc_header *h = (struct alloc_header *)user - 1;
     *h = (struct alloc_header){
