@@ -102,10 +102,11 @@ memory_section() {
         t0=$(date +%s.%N)
         for i in $(seq 1 "$guests"); do populate_guest $((i + 100)); done
         t1=$(date +%s.%N)
+        # read before listing the store, which makes every daemon allocate for its replies
+        rss1=$(awk '/VmRSS/{print $2}' /proc/$pid/status); heap1=$(heap_kb)
         if xenstore-ls -f / >"$run/ls" 2>/dev/null && [ -z "$added" ]; then
             added=$(( $(wc -l < "$run/ls") - nodes0 )); counted_on=$peer
         fi
-        rss1=$(awk '/VmRSS/{print $2}' /proc/$pid/status); heap1=$(heap_kb)
         [ -n "$added" ] || { echo "bench: memory: no peer could list the store"; stop "$run"; return 1; }
         awk -v p="$peer" -v g="$guests" -v n="$added" -v c="$counted_on" -v r0="$rss0" -v r1="$rss1" \
             -v h0="$heap0" -v h1="$heap1" -v t0="$t0" -v t1="$t1" 'BEGIN {
