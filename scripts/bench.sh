@@ -87,9 +87,10 @@ memory_section() {
     local peers=${MEM_PEERS-swift swift-block cx ox} guests=${MEM_GUESTS:-1300}
     local csv=$OUT/memory.csv peer run pid nodes0 rss0 rss1 heap0 heap1 t0 t1 i
     local added="" counted_on=""
+    # the stamp first: run_info marks the run "+changes" when bench/ differs from the commit
+    echo "$(run_info) guests=$guests" > "$OUT/memory-conditions.txt"
     echo "peer,guests,nodes_added,nodes_counted_on,rss_before_kb,rss_after_kb,rss_bytes_per_node,heap_before_kb,heap_after_kb,heap_bytes_per_node,write_s" > "$csv"
     . scripts/xl-guest-nodes.sh
-    echo "$(run_info) guests=$guests" > "$OUT/memory-conditions.txt"
     # (the Xen 4.17 binary itself: Debian's /usr/bin wrapper asks the running hypervisor for its version)
     heap_kb() { /usr/lib/xen-4.17/bin/xenstore-control memreport 2>/dev/null | awk -F': ' '/^heap in use KiB/ { print $2 }' || true; }
     for peer in $peers; do
