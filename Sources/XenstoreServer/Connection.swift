@@ -109,7 +109,7 @@ final class Transaction {
     var log = TransactionLog()
     var touched: Set<NodePath> = []
     /// Index in `workspace.triggers` of the latest trigger of each path (for one event per node).
-    var lastTrigger: [[UInt8]: Int] = [:]
+    var lastTrigger: [PathKey: Int] = [:]
     /// Bytes held for this transaction, accounted against its domain's `memory` quota.
     var heldBytes = 0
     /// When TRANSACTION_START came (the server's wall clock, seconds since the epoch).

@@ -33,6 +33,14 @@ public struct NodePath: Equatable, Hashable, Sendable {
     /// Whether this is `/`.
     public var isRoot: Bool { components.isEmpty }
 
+    /// Paths are equal when their bytes are (the components follow from them).
+    public static func == (left: NodePath, right: NodePath) -> Bool { left.bytes == right.bytes }
+
+    /// Hashes the bytes in one pass (`[UInt8]`'s own hashing takes them one at a time).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     /// The parent path; the root is its own parent.
     public var parent: NodePath {
         isRoot ? self : NodePath(components: Array(components.dropLast()))

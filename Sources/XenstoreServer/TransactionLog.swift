@@ -32,8 +32,8 @@ struct LoggedRequest {
 struct TransactionLog {
     /// The requests to replay, in order.
     private(set) var entries: [LoggedRequest] = []
-    /// What the log knows about each path it mentions (keyed by the path bytes).
-    private var marks: [[UInt8]: PathMarks] = [:]
+    /// What the log knows about each path it mentions.
+    private var marks: [PathKey: PathMarks] = [:]
     /// Reads and failed mutations already logged, with their outcome and the mutation count then.
     private var repeatable: [NodeOperation: (outcome: Outcome, mutations: Int)] = [:]
     /// Successful mutations so far; each one's number is its serial.
@@ -66,6 +66,7 @@ struct TransactionLog {
     /// Where a request with this outcome would go; nothing is changed.
     func placement(of operation: NodeOperation, _ outcome: Outcome) -> Placement {
         let path = operation.path.bytes
+        let key = PathKey(path)
         if !operation.isMutation || !TransactionLog.succeeded(outcome) {
             guard let earlier = repeatable[operation], earlier.outcome == outcome else { return .append }
             if operation.isMutation {
@@ -73,20 +74,20 @@ struct TransactionLog {
                 return earlier.mutations == mutations ? .redundant : .append
             }
             // A read depends on its node, the node's ancestors and (listings) its descendants.
-            let here = marks[path] ?? PathMarks()
+            let here = marks[key] ?? PathMarks()
             if here.mutationAt > earlier.mutations || here.mutationBelow > earlier.mutations { return .append }
-            for ancestor in TransactionLog.ancestors(of: path) {
+            for ancestor in PathKey.ancestors(of: path) {
                 if let at = marks[ancestor]?.mutationAt, at > earlier.mutations { return .append }
             }
             return .redundant
         }
-        guard case .write = operation, let here = marks[path], here.entryAt >= 0,
+        guard case .write = operation, let here = marks[key], here.entryAt >= 0,
               case .write = entries[here.entryAt].operation, entries[here.entryAt].outcome == outcome else {
             return .append
         }
         let index = here.entryAt
         if here.entryBelow > index { return .append }
-        for ancestor in TransactionLog.ancestors(of: path) {
+        for ancestor in PathKey.ancestors(of: path) {
             if let at = marks[ancestor]?.entryAt, at > index { return .append }
         }
         return .fold(index)
@@ -103,9 +104,9 @@ struct TransactionLog {
             let path = operation.path.bytes
             var bytes = TransactionLog.fixedCost + path.count + TransactionLog.valueBytes(operation)
             if case .success(let payload) = outcome { bytes += payload.count }
-            if marks[path] == nil { bytes += TransactionLog.fixedCost + path.count }
-            for ancestor in TransactionLog.ancestors(of: path) where marks[ancestor] == nil {
-                bytes += TransactionLog.fixedCost + ancestor.count
+            if marks[PathKey(path)] == nil { bytes += TransactionLog.fixedCost + path.count }
+            for ancestor in PathKey.ancestors(of: path) where marks[ancestor] == nil {
+                bytes += TransactionLog.fixedCost + ancestor.bytes.count
             }
             if !operation.isMutation || !TransactionLog.succeeded(outcome) {
                 // The repeat table holds a second copy of the request and its outcome.
@@ -116,11 +117,17 @@ struct TransactionLog {
         }
     }
 
-    /// Records a request at the placement `placement(of:_:)` chose.
-    mutating func record(_ operation: NodeOperation, _ outcome: Outcome, at placement: Placement) {
-        heldBytes += cost(of: operation, outcome, at: placement)
+    /// Records a request at the placement `placement(of:_:)` chose; `cost` is what
+    /// `cost(of:_:at:)` said for it (computed once by the caller, which checks it against quotas).
+    mutating func record(_ operation: NodeOperation, _ outcome: Outcome, at placement: Placement, cost: Int) {
+        heldBytes += cost
+        if case .redundant = placement { return }
         let path = operation.path.bytes
-        let ancestors = TransactionLog.ancestors(of: path)
+        let successfulMutation = operation.isMutation && TransactionLog.succeeded(outcome)
+        if successfulMutation { mutations += 1 }
+        // One lookup per path and ancestor: the entry marks (a new entry) and the mutation
+        // marks (a successful mutation) are set together.
+        var entryIndex: Int? = nil
         switch placement {
         case .redundant:
             return
@@ -128,27 +135,30 @@ struct TransactionLog {
             entries[index].operation = operation
             entries[index].largestValue = max(entries[index].largestValue, TransactionLog.valueBytes(operation))
         case .append:
-            let index = entries.count
+            entryIndex = entries.count
             entries.append(LoggedRequest(operation: operation, outcome: outcome,
                                          largestValue: TransactionLog.valueBytes(operation)))
-            marks[path, default: PathMarks()].entryAt = index
-            for ancestor in ancestors { marks[ancestor, default: PathMarks()].entryBelow = index }
-            if !operation.isMutation || !TransactionLog.succeeded(outcome) {
-                repeatable[operation] = (outcome, mutations)
+            if !successfulMutation { repeatable[operation] = (outcome, mutations) }
+        }
+        guard entryIndex != nil || successfulMutation else { return }
+        let serial = mutations
+        func mark(_ marks: inout PathMarks, below: Bool) {
+            if let entryIndex {
+                if below { marks.entryBelow = entryIndex } else { marks.entryAt = entryIndex }
+            }
+            if successfulMutation {
+                if below { marks.mutationBelow = serial } else { marks.mutationAt = serial }
             }
         }
-        if operation.isMutation && TransactionLog.succeeded(outcome) {
-            mutations += 1
-            marks[path, default: PathMarks()].mutationAt = mutations
-            for ancestor in ancestors { marks[ancestor, default: PathMarks()].mutationBelow = mutations }
-        }
+        mark(&marks[PathKey(path), default: PathMarks()], below: false)
+        for ancestor in PathKey.ancestors(of: path) { mark(&marks[ancestor, default: PathMarks()], below: true) }
     }
 
     /// Whether a change at `path` could have changed an outcome this log records: the log has
     /// an entry about `path`, an ancestor of it, or a descendant of it.
     func mentions(relatedTo path: [UInt8]) -> Bool {
-        if let here = marks[path], here.entryAt >= 0 || here.entryBelow >= 0 { return true }
-        for ancestor in TransactionLog.ancestors(of: path) {
+        if let here = marks[PathKey(path)], here.entryAt >= 0 || here.entryBelow >= 0 { return true }
+        for ancestor in PathKey.ancestors(of: path) {
             if let at = marks[ancestor]?.entryAt, at >= 0 { return true }
         }
         return false
@@ -169,17 +179,6 @@ struct TransactionLog {
         }
     }
 
-    /// The strict ancestors of an absolute path, as path bytes: `/a/b/c` gives `/`, `/a`, `/a/b`.
-    static func ancestors(of path: [UInt8]) -> [[UInt8]] {
-        if path == [0x2F] { return [] }
-        var result: [[UInt8]] = [[0x2F]]
-        var index = 1
-        while index < path.count {
-            if path[index] == 0x2F { result.append(Array(path[..<index])) }
-            index += 1
-        }
-        return result
-    }
 }
 
 extension Server {
@@ -220,13 +219,14 @@ extension Server {
         let triggersBefore = workspace.triggers.count
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
         let placement = transaction.log.placement(of: operation, outcome)
-        var delta = transaction.log.cost(of: operation, outcome, at: placement)
+        let logCost = transaction.log.cost(of: operation, outcome, at: placement)
+        var delta = logCost
         // One watch event per node and visibility at commit: a trigger equal to the node's
         // previous one is dropped.
         var newTrigger: WatchTrigger? = nil
         if workspace.triggers.count > triggersBefore, let trigger = workspace.triggers.last {
             workspace.triggers.removeLast()
-            if let previous = transaction.lastTrigger[trigger.path.bytes],
+            if let previous = transaction.lastTrigger[PathKey(trigger.path.bytes)],
                Server.sameEvent(workspace.triggers[previous], trigger) {
                 newTrigger = nil
             } else {
@@ -244,11 +244,11 @@ extension Server {
             return .failure(.ENOMEM)
         }
         if let newTrigger {
-            transaction.lastTrigger[newTrigger.path.bytes] = workspace.triggers.count
+            transaction.lastTrigger[PathKey(newTrigger.path.bytes)] = workspace.triggers.count
             workspace.triggers.append(newTrigger)
         }
         transaction.workspace = workspace
-        transaction.log.record(operation, outcome, at: placement)
+        transaction.log.record(operation, outcome, at: placement, cost: logCost)
         transaction.heldBytes += delta
         domains.hold(delta, in: .transactions, by: domid)
         return outcome
