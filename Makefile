@@ -9,7 +9,7 @@ CLIENT_PACKAGES := xenstore-utils
 BUILD_PACKAGES := zlib1g-dev libxen-dev libfuse3-dev
 TEST_PACKAGES := xenstore-utils xen-utils-4.17 libxen-dev zlib1g-dev libfuse3-dev fuse3 qemu-system-x86 gcc-arm-none-eabi qemu-system-arm
 
-.PHONY: all build release run check deps test unit-test integration-test embedded-check runtime-test packages bench bench-memory bench-compare test-sim clean
+.PHONY: all build release run check deps test unit-test integration-test embedded-check runtime-test packages bench bench-memory bench-compare bench-profile test-sim clean
 .DEFAULT_GOAL := build
 
 build:
@@ -74,6 +74,10 @@ bench-memory:
 ## make bench-compare BASE=REV: this tree's daemon against REV's, same run, alternating -> bench/results/compare.md.
 bench-compare:
 	BASE=$(or $(BASE),HEAD~1) scripts/bench-compare.sh
+
+## make bench-profile BASE=REV: perf profiles of REV's daemon and this tree's under vmstart -> bench/results/profile.md.
+bench-profile:
+	BASE=$(or $(BASE),HEAD~1) scripts/bench-profile.sh
 
 ## make soak-xen RUNS=N: boot each x86 stub-domain image N times under Xen in QEMU with a long workload
 ## (test-xenstore random mode, 50 guest create/destroy cycles, the store filled to 90 % of the heap); mk/image.mk.

@@ -227,6 +227,20 @@ def relink(target):
 
 body = [re.sub(r"\]\(([^)]+)\)", lambda m: "](" + relink(m.group(1)) + ")", l) for l in lines]
 body = ["#" + l if l.startswith("# ") else l for l in body]  # one title per page
+# The profile of `make bench-profile` (bench/profile-summary.py): its runs and the table by category.
+profile = os.path.join(out, "profile.md")
+if os.path.exists(profile):
+    text = open(profile).read().split("\n")
+    runs = [l for l in text if l.startswith("- `")]
+    def section(prefix):
+        """The lines of profile.md's section whose title starts with `prefix`, title made a level lower."""
+        start = next(i for i, l in enumerate(text) if l.startswith("## " + prefix))
+        end = next((i for i, l in enumerate(text) if i > start and l.startswith("## ")), len(text))
+        return ["#" + text[start]] + text[start + 1:end]
+    body += ["", "## Profile under vmstart (`make bench-profile`)", "",
+             "perf samples and callgrind instruction counts of the daemon under `vmstart`, a revision before and "
+             "after a change; top symbols and how it was measured: [profile.md](../bench/results/profile.md).",
+             ""] + runs + [""] + section("Where") + section("Instructions")
 open(docs, "w").write("\n".join(generated + body) + "\n")
 
 try:
