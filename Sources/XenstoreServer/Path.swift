@@ -16,7 +16,14 @@ public struct NodePath: Equatable, Hashable, Sendable {
     /// Builds a path from bytes already known to be valid.
     init(trusted bytes: [UInt8]) {
         self.bytes = bytes
-        self.components = bytes.split(separator: 0x2F, omittingEmptySubsequences: true).map { Array($0) }
+        // A plain scan: the generic `split` cost several times more per request.
+        var components: [[UInt8]] = []
+        var start = 0
+        for index in 0...bytes.count where index == bytes.count || bytes[index] == 0x2F {
+            if index > start { components.append(Array(bytes[start..<index])) }
+            start = index + 1
+        }
+        self.components = components
     }
 
     /// Builds a path from components (each already valid).
