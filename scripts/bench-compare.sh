@@ -19,9 +19,9 @@ scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev
 gcc -O2 -Wall -o "$WORK/xsbench" bench/xsbench.c -lxenstore
 swift build -c release --product xenstored >/dev/null
 HEAD_BIN=$(swift build -c release --show-bin-path)/xenstored
-# The base revision is built from a clean export of its tree, in its own build directory
+# The base revision is built from a clean export of its tree, in its own build directory, shared with bench-profile
 # (kept between runs for the same revision).
-BASE_BIN=$(scripts/build-revision.sh "$BASE" "$WORK/base")
+BASE_BIN=$(scripts/build-revision.sh "$BASE" "$ROOT/build/base-revision")
 
 run_side() { # run_side NAME BINARY ROUND: fresh daemon, every point once, one CSV line each
     local name=$1 bin=$2 round=$3 run=$WORK/run-$1 pid point mode clients line

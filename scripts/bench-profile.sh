@@ -21,7 +21,7 @@ scripts/install-packages.sh xen-utils-4.17 xenstore-utils libxen-dev zlib1g-dev 
 gcc -O2 -Wall -o "$WORK/xsbench" bench/xsbench.c -lxenstore
 swift build -c release --product xenstored >/dev/null
 HEAD_BIN=$(swift build -c release --show-bin-path)/xenstored
-BASE_BIN=$(scripts/build-revision.sh "$BASE" "$WORK/base")
+BASE_BIN=$(scripts/build-revision.sh "$BASE" "$ROOT/build/base-revision")
 DEMANGLE=$(dirname "$(readlink -f "$(command -v swift)")")/swift-demangle
 [ -x "$DEMANGLE" ] || DEMANGLE=cat
 
