@@ -2,8 +2,8 @@
 # make bench-profile BASE=REV: where REV's daemon and this tree's spend their time under vmstart, side by side (perf samples by category, top symbols, callgrind instructions per commit) -> bench/results/profile.md.
 #   BASE=REV (default HEAD~1); CLIENTS=vmstart clients (16); DUR=seconds sampled by perf (10);
 #   CG_DUR=seconds of the same load under callgrind (10).
-# Writes bench/results/profile-<label>.txt (perf's flat report, demangled), profile-runs.csv,
-# profile.csv and profile.md (bench/profile-summary.py).
+# Writes bench/results/profile-runs.csv, profile.csv and profile.md (bench/profile-summary.py); the
+# raw reports (perf's flat report and callgrind_annotate's, demangled) stay in build/bench-profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -59,20 +59,20 @@ profile_side() { # profile_side LABEL BINARY
     line=$(cat "$run/load.csv")
     [ -n "$line" ] || { echo "bench-profile: $label: the load failed" >&2; cat "$run/err" >&2; exit 1; }
     rate=$(echo "$line" | cut -d, -f10)
-    perf report -i "$run/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | "$DEMANGLE" --simplified > "$OUT/profile-$label.txt"
-    samples=$(sed -n 's/^# Samples: \([^ ]*\) .*/\1/p' "$OUT/profile-$label.txt" | head -1)
+    perf report -i "$run/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | "$DEMANGLE" --simplified > "$WORK/profile-$label.txt"
+    samples=$(sed -n 's/^# Samples: \([^ ]*\) .*/\1/p' "$WORK/profile-$label.txt" | head -1)
     echo "bench-profile: $label: callgrind"
     start_daemon "$run-cg" "$bin" valgrind --tool=callgrind --callgrind-out-file="$run-cg/callgrind.out"
     line=$(vmstart "$run-cg" "$label" "$CG_DUR")
     stop_daemon "$run-cg"
     commits=$(echo "$line" | cut -d, -f9)
     instructions=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$run-cg/out")
-    callgrind_annotate --inclusive=yes "$run-cg/callgrind.out" 2>/dev/null | "$DEMANGLE" --simplified > "$OUT/profile-$label-callgrind.txt"
+    callgrind_annotate --inclusive=yes "$run-cg/callgrind.out" 2>/dev/null | "$DEMANGLE" --simplified > "$WORK/profile-$label-callgrind.txt"
     [ -n "$commits" ] && [ "$commits" -gt 0 ] && [ -n "$instructions" ] \
         || { echo "bench-profile: $label: no callgrind figures" >&2; cat "$run-cg/out" "$run-cg/err" >&2; exit 1; }
     echo "$label,$(git rev-parse --short "${3:-HEAD}"),$CLIENTS,$rate,$samples,$commits,$((instructions / commits))" >> "$OUT/profile-runs.csv"
 }
 profile_side "$base_label" "$BASE_BIN" "$BASE"
 profile_side "$head_label" "$HEAD_BIN" HEAD
-python3 bench/profile-summary.py "$OUT" "$base_label" "$head_label"
+python3 bench/profile-summary.py "$OUT" "$WORK" "$base_label" "$head_label"
 echo "bench-profile: wrote $OUT/profile.md"
