@@ -134,7 +134,7 @@ extension Server {
             return serverNode(build)
         case Payload.bytes("connection"):
             guard let key else {
-                return build.directory(bytes: connectionOrder.map { (Payload.decimal($0.raw), build.leaf([])) })
+                return build.directory(bytes: connectionsInOrder.map { (Payload.decimal($0.id.raw), build.leaf([])) })
             }
             guard let raw = Payload.parseDecimal(key), raw <= UInt64(UInt32.max), Payload.decimal(raw) == key,
                   let connection = connections[ConnectionID(raw: UInt32(raw))] else { return nil }
@@ -297,8 +297,8 @@ extension Server {
     /// that covers it or lies below it.
     func fireIntrospection(_ components: [[UInt8]]) {
         let path = NodePath(components: Introspection.root.components + components)
-        for id in connectionOrder {
-            guard let connection = connections[id], !connection.isBroken,
+        for connection in connectionsInOrder {
+            guard !connection.isBroken,
                   Rights.of(connection.caller, on: Introspection.permissions).contains(.read) else { continue }
             for watch in connection.watches {
                 guard let watched = watch.node, Introspection.watches(watched) else { continue }

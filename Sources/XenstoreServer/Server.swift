@@ -105,7 +105,9 @@ public final class Server {
     /// The configuration in force (quotas can be changed with SET_QUOTA).
     public internal(set) var configuration: ServerConfiguration
     var connections: [ConnectionID: Connection] = [:]
-    var connectionOrder: [ConnectionID] = []
+    /// The open connections in creation order (ids ascending): watch events and listings go in
+    /// this order, and firing walks it without a lookup per connection.
+    var connectionsInOrder: [Connection] = []
     /// Known domains, their ownership counts and the bytes their transactions hold.
     var domains = DomainTable()
     var specialPermissions: [[UInt8]: Permissions] = [:]
@@ -196,7 +198,7 @@ public final class Server {
         let connection = Connection(id: id, caller: identity)
         connection.transport = transport
         connections[id] = connection
-        connectionOrder.append(id)
+        connectionsInOrder.append(connection)
         introspectionChanged(connection: id)
         return id
     }
@@ -216,7 +218,7 @@ public final class Server {
             domains.hold(-connection.output.byteCount, in: .output, by: connection.caller.domid)
         }
         connections[id] = nil
-        if let index = connectionOrder.firstIndex(of: id) { connectionOrder.remove(at: index) }
+        if let index = connectionsInOrder.firstIndex(where: { $0.id == id }) { connectionsInOrder.remove(at: index) }
         introspectionChanged(connection: id)
     }
 
@@ -254,8 +256,7 @@ public final class Server {
     /// while the transactions may still merge against them).
     public var openTransactionBases: [Commit] {
         var bases: [Commit] = []
-        for id in connectionOrder {
-            guard let connection = connections[id] else { continue }
+        for connection in connectionsInOrder {
             for transaction in connection.transactions.values { bases.append(transaction.base) }
         }
         return bases

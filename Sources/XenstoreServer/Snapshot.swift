@@ -242,12 +242,12 @@ extension Server {
         for connection in restored {
             if connections[connection.id] != nil { closeConnection(connection.id) }
             connections[connection.id] = connection
-            connectionOrder.append(connection.id)
+            connectionsInOrder.append(connection)
             domains.hold(connection.output.byteCount, in: .output, by: connection.caller.domid)
             domains.hold(Server.watchBytes(connection.watches), in: .watches, by: connection.caller.domid)
             nextConnection = max(nextConnection, connection.id.raw &+ 1)
         }
-        connectionOrder.sort()
+        connectionsInOrder.sort { $0.id < $1.id }
         introspectionWatchers = 0
         for connection in connections.values {
             for watch in connection.watches where Server.watchesIntrospection(watch) { introspectionWatchers += 1 }

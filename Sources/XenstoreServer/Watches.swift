@@ -92,8 +92,7 @@ extension Server {
 
     /// Delivers the events of one committed change to every matching watch.
     func fire(_ trigger: WatchTrigger) {
-        for id in connectionOrder {
-            guard let connection = connections[id], !connection.isBroken else { continue }
+        for connection in connectionsInOrder where !connection.isBroken {
             for watch in connection.watches {
                 guard let watched = watch.node else { continue }
                 if trigger.path.isInside(watched) {
@@ -119,8 +118,7 @@ extension Server {
     func fireSpecial(_ name: [UInt8], domid: UInt32) {
         let perDomain = name + [0x2F] + Payload.decimal(domid)
         let permissions = specialPermissions[name] ?? Permissions.ownedBy(0)
-        for id in connectionOrder {
-            guard let connection = connections[id], !connection.isBroken else { continue }
+        for connection in connectionsInOrder where !connection.isBroken {
             guard connection.caller.privileged || Rights.of(connection.caller, on: permissions).contains(.read) else {
                 continue
             }
