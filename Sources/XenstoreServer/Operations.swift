@@ -93,6 +93,9 @@ public final class WorkCounters {
     public internal(set) var directoryPartEntriesVisited = 0
     /// Requests re-executed when transactions were replayed onto a newer head.
     public internal(set) var transactionRequestsReplayed = 0
+    /// Privileged transactions committed onto a moved head without a replay, because nothing
+    /// their requests could observe had changed (`Server.logUnaffected`).
+    public internal(set) var transactionsMergedWithoutReplay = 0
     /// Privileged transactions whose conflicts were traced to the commits that caused them.
     public internal(set) var conflictsBlamed = 0
 

@@ -74,7 +74,9 @@ extension Server {
     /// requests are replayed on the new head and every outcome re-validated (reads, listings,
     /// permission checks): only a differing outcome is a true conflict (EAGAIN). A validated
     /// transaction is recorded as a three-way merge commit when the tree merge agrees with the
-    /// replay, else as a rebased commit on the head.
+    /// replay, else as a rebased commit on the head. A privileged transaction none of whose
+    /// logged requests can see what changed since its base (`logUnaffected`) skips the replay:
+    /// every outcome would be the same, so the three-way merge is the result.
     func commit(_ transaction: Transaction, by connection: Connection) -> Outcome {
         let head = history.head
         let author = connection.caller.domid
@@ -89,16 +91,26 @@ extension Server {
             apply(workspace)
             return .ok
         }
-        guard let replay = replay(transaction, onto: head.root, for: connection) else {
-            blameConflict(transaction, of: connection)
-            return .failure(.EAGAIN)
+        var merged: Node? = nil
+        let replay: Workspace
+        if let unaffected = mergeWithoutReplay(transaction, by: connection, onto: head) {
+            merged = unaffected.root
+            replay = unaffected
+        } else {
+            guard let replayed = self.replay(transaction, onto: head.root, for: connection) else {
+                blameConflict(transaction, of: connection)
+                return .failure(.EAGAIN)
+            }
+            replay = replayed
         }
         if replay.root === head.root { return .ok }
         if wouldStarveProtected(replay.root, ending: transaction) { return .failure(.EAGAIN) }
-        let merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,
+        if merged == nil {
+            merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,
                                               theirs: transaction.workspace.root, generations: history.generations)
+        }
         let commit: Commit
-        if let merged, Tree.equal(merged, replay.root) {
+        if let merged, merged === replay.root || Tree.equal(merged, replay.root) {
             var branchMessage = Server.domainLabel(author)
             branchMessage.append(contentsOf: Payload.bytes(": transaction "))
             branchMessage.append(contentsOf: Payload.decimal(transaction.id))
@@ -113,5 +125,68 @@ extension Server {
         history.advanceHead(to: commit)
         apply(replay)
         return .ok
+    }
+
+    /// The result of committing a privileged transaction without replaying it, when nothing its
+    /// log can observe changed since its base: the three-way merge of the branch into `head`,
+    /// with the branch's watch triggers and ownership changes. nil when the replay is needed:
+    /// an unprivileged caller (its quotas count nodes anywhere), a SET_PERMS in the log (it asks
+    /// whether the new owner's domain exists), a logged path that changed, or a merge conflict.
+    func mergeWithoutReplay(_ transaction: Transaction, by connection: Connection, onto head: Commit) -> Workspace? {
+        guard connection.caller.privileged,
+              Server.logUnaffected(transaction.log, base: transaction.base.root, head: head.root),
+              let merged = try? ThreeWayMerge.merge(base: transaction.base.root, ours: head.root,
+                                                    theirs: transaction.workspace.root,
+                                                    generations: history.generations) else { return nil }
+        var result = transaction.workspace
+        result.root = merged
+        #if DEBUG
+        // Tests run debug builds: every commit that skips the replay is checked against it.
+        let replayedBefore = counters.transactionRequestsReplayed
+        let check = replay(transaction, onto: head.root, for: connection)
+        counters.transactionRequestsReplayed = replayedBefore
+        precondition(check.map { Tree.equal($0.root, merged) } == true, "merge without replay differs from the replay")
+        // The same events: the branch keeps one trigger per node and visibility (as a
+        // fast-forward fires them), a replay may repeat one for a node written twice.
+        func covers(_ a: [WatchTrigger], _ b: [WatchTrigger]) -> Bool {
+            a.allSatisfy { x in b.contains { $0.path == x.path && $0.visibleThrough == x.visibleThrough
+                                             && ($0.removedSubtree == nil) == (x.removedSubtree == nil) } }
+        }
+        precondition(covers(check!.triggers, result.triggers) && covers(result.triggers, check!.triggers),
+                     "merge without replay fires other watches than the replay")
+        precondition(check!.ownedNodesDelta.filter { $0.value != 0 } == result.ownedNodesDelta.filter { $0.value != 0 }
+                     && check!.ownedBytesDelta.filter { $0.value != 0 } == result.ownedBytesDelta.filter { $0.value != 0 },
+                     "merge without replay accounts other node ownership than the replay")
+        #endif
+        counters.transactionsMergedWithoutReplay += 1
+        return result
+    }
+
+    /// Whether no logged request of a privileged transaction can tell `head` from `base`: for
+    /// each logged path, the node there is the same object in both trees (so is everything
+    /// below it) or absent from both, and every ancestor on the way has the same value and
+    /// permissions; and no request is a SET_PERMS. Costs a walk of each logged path, however
+    /// many commits came in between.
+    static func logUnaffected(_ log: TransactionLog, base: Node, head: Node) -> Bool {
+        if base === head { return true }
+        entries: for entry in log.entries {
+            if case .setPerms = entry.operation { return false }
+            var old: Node? = base
+            var new: Node? = head
+            var remaining = entry.operation.path.components[...]
+            while true {
+                guard let before = old, let after = new else {
+                    if old == nil && new == nil { continue entries }
+                    return false
+                }
+                if before === after { continue entries }
+                guard let component = remaining.first else { return false }
+                if before.compactValue != after.compactValue || before.permissions != after.permissions { return false }
+                remaining = remaining.dropFirst()
+                old = before.child(component)
+                new = after.child(component)
+            }
+        }
+        return true
     }
 }

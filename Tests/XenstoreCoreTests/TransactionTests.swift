@@ -44,6 +44,54 @@ import XenstoreWire
         #expect(outside.read("/rmw").text == "2")
     }
 
+    /// A dom0 transaction whose requests cannot see what others committed meanwhile is merged
+    /// without replaying it, with the same result; one that read a node changed meanwhile is
+    /// replayed and fails; a guest's transaction is always replayed (its quotas count nodes
+    /// anywhere). Debug builds check every merge without replay against a replay.
+    @Test func disjointPrivilegedTransactionsMergeWithoutReplay() {
+        let dom0 = TestClient(server)
+        let other = TestClient(server)
+        dom0.write("/vm/a/name", "a")
+        dom0.write("/vm/b/name", "b")
+        var tx = dom0.start()
+        #expect(dom0.read("/vm/a/name", tx: tx).text == "a")
+        #expect(dom0.write("/vm/a/state", "running", tx: tx).isOK)
+        #expect(other.write("/vm/b/state", "paused").isOK)  // moves the head, elsewhere
+        let replayedBefore = server.counters.transactionRequestsReplayed
+        #expect(dom0.end(tx).isOK)
+        #expect(server.counters.transactionsMergedWithoutReplay == 1)
+        #expect(server.counters.transactionRequestsReplayed == replayedBefore)
+        #expect(dump(server)["/vm/a/state"] == "running" && dump(server)["/vm/b/state"] == "paused")
+        #expect(server.history.head.parents.count == 2)  // a merge commit, as with a replay
+
+        // The read node changed meanwhile: replayed, a true conflict.
+        tx = dom0.start()
+        #expect(dom0.read("/vm/a/name", tx: tx).text == "a")
+        #expect(dom0.write("/vm/a/state", "stopped", tx: tx).isOK)
+        #expect(other.write("/vm/a/name", "renamed").isOK)
+        #expect(dom0.end(tx).error == .EAGAIN)
+        #expect(server.counters.transactionsMergedWithoutReplay == 1)
+        #expect(dump(server)["/vm/a/state"] == "running")
+
+        // A listing sees a child created below it: replayed, and the listing differs.
+        tx = dom0.start()
+        #expect(dom0.directory("/vm/b", tx: tx).error == nil)
+        #expect(dom0.write("/vm/a/state", "stopped", tx: tx).isOK)
+        #expect(other.write("/vm/b/extra", "1").isOK)
+        #expect(dom0.end(tx).error == .EAGAIN)
+        #expect(server.counters.transactionsMergedWithoutReplay == 1)
+
+        // A guest's transaction is replayed even when disjoint.
+        let guest = TestClient(server, caller: Caller(domid: 5, privileged: false))
+        giveHome(to: 5, by: dom0)
+        tx = guest.start()
+        #expect(guest.write("/local/domain/5/data/x", "1", tx: tx).isOK)
+        #expect(other.write("/vm/b/state", "running").isOK)
+        #expect(guest.end(tx).isOK)
+        #expect(server.counters.transactionsMergedWithoutReplay == 1)
+        #expect(server.counters.transactionRequestsReplayed > replayedBefore)
+    }
+
     @Test func interferingCases() {
         let c = TestClient(server)
         let o = TestClient(server)
