@@ -42,6 +42,21 @@ public struct FrameDecoder: Sendable {
     /// before an oversized header are kept, so a server can answer them before disconnecting.
     public mutating func feed<C: Collection>(_ bytes: C, into messages: inout [Message]) throws(FramingError)
     where C.Element == UInt8 {
+        // Arrays, slices and buffers (every shell's reads) go through the concrete loop below:
+        // called from another module this generic function is not specialized, and the generic
+        // loop costs several thousand instructions per message.
+        var failure: FramingError? = nil
+        let contiguous: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            do throws(FramingError) { try feedBuffer(buffer, into: &messages) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        if contiguous != nil { return }
+        try feedBuffer(bytes, into: &messages)
+    }
+
+    /// The framing loop, for any collection (specialized for buffers above).
+    mutating func feedBuffer<C: Collection>(_ bytes: C, into messages: inout [Message]) throws(FramingError)
+    where C.Element == UInt8 {
         var index = bytes.startIndex
         while index != bytes.endIndex {
             let want = bytesWanted
