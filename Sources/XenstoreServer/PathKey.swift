@@ -17,7 +17,23 @@ struct PathKey: Hashable {
     init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
 
     static func == (left: PathKey, right: PathKey) -> Bool {
-        left.bytes.count == right.bytes.count && left.bytes.elementsEqual(right.bytes)
+        guard left.bytes.count == right.bytes.count else { return false }
+        return left.bytes.withUnsafeBytes { a in
+            right.bytes.withUnsafeBytes { b in
+                // Eight bytes at a time, then the tail.
+                var index = 0
+                while index + 8 <= a.count {
+                    if a.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                        != b.loadUnaligned(fromByteOffset: index, as: UInt64.self) { return false }
+                    index += 8
+                }
+                while index < a.count {
+                    if a[index] != b[index] { return false }
+                    index += 1
+                }
+                return true
+            }
+        }
     }
 
     func hash(into hasher: inout Hasher) {

@@ -32,8 +32,10 @@ struct LoggedRequest {
 struct TransactionLog {
     /// The requests to replay, in order.
     private(set) var entries: [LoggedRequest] = []
-    /// What the log knows about each path it mentions.
-    private var marks: [PathKey: PathMarks] = [:]
+    /// What the log knows about each path it mentions, at the position `slots` gives.
+    private var marks: [PathMarks] = []
+    /// Where in `marks` each mentioned path's marks are.
+    private var slots: [PathKey: Int] = [:]
     /// Reads and failed mutations already logged, with their outcome and the mutation count then.
     private var repeatable: [NodeOperation: (outcome: Outcome, mutations: Int)] = [:]
     /// Successful mutations so far; each one's number is its serial.
@@ -53,6 +55,28 @@ struct TransactionLog {
         var mutationBelow = 0
     }
 
+    /// Where the marks of one request's path and of each of its strict ancestors (root first)
+    /// are, nil for those the log does not mention yet: looked up once per request, then used by
+    /// `placement`, `cost` and `record`.
+    struct MarkSlots {
+        var here: (key: PathKey, slot: Int?)
+        var ancestors: [(key: PathKey, slot: Int?)]
+    }
+
+    /// The mark slots of `path` and its ancestors.
+    func markSlots(of path: [UInt8]) -> MarkSlots {
+        let key = PathKey(path)
+        var ancestors: [(key: PathKey, slot: Int?)] = []
+        var depth = 0
+        for byte in path where byte == 0x2F { depth += 1 }
+        ancestors.reserveCapacity(depth)
+        for ancestor in PathKey.ancestors(of: path) { ancestors.append((ancestor, slots[ancestor])) }
+        return MarkSlots(here: (key, slots[key]), ancestors: ancestors)
+    }
+
+    /// The marks at `slot`, or none.
+    private func marks(at slot: Int?) -> PathMarks { slot.map { marks[$0] } ?? PathMarks() }
+
     /// What recording a request will do.
     enum Placement: Equatable {
         /// Nothing: an identical earlier entry already validates it.
@@ -63,10 +87,9 @@ struct TransactionLog {
         case append
     }
 
-    /// Where a request with this outcome would go; nothing is changed.
-    func placement(of operation: NodeOperation, _ outcome: Outcome) -> Placement {
-        let path = operation.path.bytes
-        let key = PathKey(path)
+    /// Where a request with this outcome would go (`found`: the request path's mark slots);
+    /// nothing is changed.
+    func placement(of operation: NodeOperation, _ outcome: Outcome, _ found: MarkSlots) -> Placement {
         if !operation.isMutation || !TransactionLog.succeeded(outcome) {
             guard let earlier = repeatable[operation], earlier.outcome == outcome else { return .append }
             if operation.isMutation {
@@ -74,27 +97,25 @@ struct TransactionLog {
                 return earlier.mutations == mutations ? .redundant : .append
             }
             // A read depends on its node, the node's ancestors and (listings) its descendants.
-            let here = marks[key] ?? PathMarks()
+            let here = marks(at: found.here.slot)
             if here.mutationAt > earlier.mutations || here.mutationBelow > earlier.mutations { return .append }
-            for ancestor in PathKey.ancestors(of: path) {
-                if let at = marks[ancestor]?.mutationAt, at > earlier.mutations { return .append }
+            for ancestor in found.ancestors where marks(at: ancestor.slot).mutationAt > earlier.mutations {
+                return .append
             }
             return .redundant
         }
-        guard case .write = operation, let here = marks[key], here.entryAt >= 0,
+        guard case .write = operation, let slot = found.here.slot, case let here = marks[slot], here.entryAt >= 0,
               case .write = entries[here.entryAt].operation, entries[here.entryAt].outcome == outcome else {
             return .append
         }
         let index = here.entryAt
         if here.entryBelow > index { return .append }
-        for ancestor in PathKey.ancestors(of: path) {
-            if let at = marks[ancestor]?.entryAt, at > index { return .append }
-        }
+        for ancestor in found.ancestors where marks(at: ancestor.slot).entryAt > index { return .append }
         return .fold(index)
     }
 
     /// The change in `heldBytes` that recording the request at `placement` makes.
-    func cost(of operation: NodeOperation, _ outcome: Outcome, at placement: Placement) -> Int {
+    func cost(of operation: NodeOperation, _ outcome: Outcome, at placement: Placement, _ found: MarkSlots) -> Int {
         switch placement {
         case .redundant:
             return 0
@@ -104,9 +125,9 @@ struct TransactionLog {
             let path = operation.path.bytes
             var bytes = TransactionLog.fixedCost + path.count + TransactionLog.valueBytes(operation)
             if case .success(let payload) = outcome { bytes += payload.count }
-            if marks[PathKey(path)] == nil { bytes += TransactionLog.fixedCost + path.count }
-            for ancestor in PathKey.ancestors(of: path) where marks[ancestor] == nil {
-                bytes += TransactionLog.fixedCost + ancestor.bytes.count
+            if found.here.slot == nil { bytes += TransactionLog.fixedCost + path.count }
+            for ancestor in found.ancestors where ancestor.slot == nil {
+                bytes += TransactionLog.fixedCost + ancestor.key.bytes.count
             }
             if !operation.isMutation || !TransactionLog.succeeded(outcome) {
                 // The repeat table holds a second copy of the request and its outcome.
@@ -119,10 +140,10 @@ struct TransactionLog {
 
     /// Records a request at the placement `placement(of:_:)` chose; `cost` is what
     /// `cost(of:_:at:)` said for it (computed once by the caller, which checks it against quotas).
-    mutating func record(_ operation: NodeOperation, _ outcome: Outcome, at placement: Placement, cost: Int) {
+    mutating func record(_ operation: NodeOperation, _ outcome: Outcome, at placement: Placement, cost: Int,
+                         _ found: MarkSlots) {
         heldBytes += cost
         if case .redundant = placement { return }
-        let path = operation.path.bytes
         let successfulMutation = operation.isMutation && TransactionLog.succeeded(outcome)
         if successfulMutation { mutations += 1 }
         // One lookup per path and ancestor: the entry marks (a new entry) and the mutation
@@ -150,17 +171,22 @@ struct TransactionLog {
                 if below { marks.mutationBelow = serial } else { marks.mutationAt = serial }
             }
         }
-        mark(&marks[PathKey(path), default: PathMarks()], below: false)
-        for ancestor in PathKey.ancestors(of: path) { mark(&marks[ancestor, default: PathMarks()], below: true) }
+        func slot(_ known: (key: PathKey, slot: Int?)) -> Int {
+            if let slot = known.slot { return slot }
+            marks.append(PathMarks())
+            slots[known.key] = marks.count - 1
+            return marks.count - 1
+        }
+        mark(&marks[slot(found.here)], below: false)
+        for ancestor in found.ancestors { mark(&marks[slot(ancestor)], below: true) }
     }
 
     /// Whether a change at `path` could have changed an outcome this log records: the log has
     /// an entry about `path`, an ancestor of it, or a descendant of it.
     func mentions(relatedTo path: [UInt8]) -> Bool {
-        if let here = marks[PathKey(path)], here.entryAt >= 0 || here.entryBelow >= 0 { return true }
-        for ancestor in PathKey.ancestors(of: path) {
-            if let at = marks[ancestor]?.entryAt, at >= 0 { return true }
-        }
+        let here = marks(at: slots[PathKey(path)])
+        if here.entryAt >= 0 || here.entryBelow >= 0 { return true }
+        for ancestor in PathKey.ancestors(of: path) where marks(at: slots[ancestor]).entryAt >= 0 { return true }
         return false
     }
 
@@ -218,8 +244,9 @@ extension Server {
         let savedOwnedBytesDelta = workspace.ownedBytesDelta
         let triggersBefore = workspace.triggers.count
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
-        let placement = transaction.log.placement(of: operation, outcome)
-        let logCost = transaction.log.cost(of: operation, outcome, at: placement)
+        let found = transaction.log.markSlots(of: operation.path.bytes)
+        let placement = transaction.log.placement(of: operation, outcome, found)
+        let logCost = transaction.log.cost(of: operation, outcome, at: placement, found)
         var delta = logCost
         // One watch event per node and visibility at commit: a trigger equal to the node's
         // previous one is dropped.
@@ -248,7 +275,7 @@ extension Server {
             workspace.triggers.append(newTrigger)
         }
         transaction.workspace = workspace
-        transaction.log.record(operation, outcome, at: placement, cost: logCost)
+        transaction.log.record(operation, outcome, at: placement, cost: logCost, found)
         transaction.heldBytes += delta
         domains.hold(delta, in: .transactions, by: domid)
         return outcome
