@@ -46,7 +46,7 @@ vmstart() { # vmstart RUN LABEL SECONDS: the load; prints xsbench's CSV line
 }
 
 echo "label,commit,clients,commits_per_s,samples,callgrind_commits,instructions_per_commit" > "$OUT/profile-runs.csv"
-profile_side() { # profile_side LABEL BINARY
+profile_side() { # profile_side LABEL BINARY REV (REV names the commit in profile-runs.csv)
     local label=$1 bin=$2 run=$WORK/run-$1 line rate samples commits instructions
     echo "bench-profile: $label: perf"
     start_daemon "$run" "$bin"

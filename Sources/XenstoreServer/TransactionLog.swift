@@ -64,13 +64,11 @@ struct TransactionLog {
     }
 
     /// The mark slots of `path` and its ancestors.
-    func markSlots(of path: [UInt8]) -> MarkSlots {
-        let key = PathKey(path)
+    func markSlots(of path: NodePath) -> MarkSlots {
+        let key = PathKey(path.bytes)
         var ancestors: [(key: PathKey, slot: Int?)] = []
-        var depth = 0
-        for byte in path where byte == 0x2F { depth += 1 }
-        ancestors.reserveCapacity(depth)
-        for ancestor in PathKey.ancestors(of: path) { ancestors.append((ancestor, slots[ancestor])) }
+        ancestors.reserveCapacity(path.components.count)  // a path below the root has one ancestor per component
+        for ancestor in PathKey.ancestors(of: path.bytes) { ancestors.append((ancestor, slots[ancestor])) }
         return MarkSlots(here: (key, slots[key]), ancestors: ancestors)
     }
 
@@ -143,7 +141,6 @@ struct TransactionLog {
     mutating func record(_ operation: NodeOperation, _ outcome: Outcome, at placement: Placement, cost: Int,
                          _ found: MarkSlots) {
         heldBytes += cost
-        if case .redundant = placement { return }
         let successfulMutation = operation.isMutation && TransactionLog.succeeded(outcome)
         if successfulMutation { mutations += 1 }
         // One lookup per path and ancestor: the entry marks (a new entry) and the mutation
@@ -244,7 +241,7 @@ extension Server {
         let savedOwnedBytesDelta = workspace.ownedBytesDelta
         let triggersBefore = workspace.triggers.count
         let outcome = NodeOperations.execute(operation, in: &workspace, context)
-        let found = transaction.log.markSlots(of: operation.path.bytes)
+        let found = transaction.log.markSlots(of: operation.path)
         let placement = transaction.log.placement(of: operation, outcome, found)
         let logCost = transaction.log.cost(of: operation, outcome, at: placement, found)
         var delta = logCost
