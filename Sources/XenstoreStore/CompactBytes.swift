@@ -118,4 +118,39 @@ public struct CompactBytes: Sendable, Equatable {
 
     /// Whether these bytes sort before `other`'s.
     public func precedes(_ other: CompactBytes) -> Bool { compare(other) < 0 }
+
+    /// Copies the bytes to `destination` and returns how many they are. An inline string stores
+    /// all 14 inline bytes: `destination` must have room for at least 14 (or `count`) bytes.
+    public func store(at destination: UnsafeMutableRawPointer) -> Int {
+        switch storage {
+        case .inline(let low, let middle, let high, let count):
+            destination.storeBytes(of: low.littleEndian, as: UInt64.self)
+            destination.storeBytes(of: middle.littleEndian, toByteOffset: 8, as: UInt32.self)
+            destination.storeBytes(of: high.littleEndian, toByteOffset: 12, as: UInt16.self)
+            return Int(count)
+        case .array(let bytes):
+            bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return bytes.count
+        }
+    }
+
+    /// The first byte (0 for the empty string).
+    public var firstByte: UInt8 {
+        switch storage {
+        case .inline(let low, _, _, _): return UInt8(truncatingIfNeeded: low)
+        case .array(let bytes): return bytes.first ?? 0
+        }
+    }
+
+    /// Whether these bytes are the non-empty `prefix` followed by at least one byte, the first of
+    /// which is below `limit` (git's tree order puts such a name before a directory `prefix/`).
+    public func continues(_ prefix: CompactBytes, withByteBelow limit: UInt8) -> Bool {
+        let length = prefix.count
+        guard length > 0, count > length else { return false }
+        return withUnsafeBufferPointer { mine in
+            prefix.withUnsafeBufferPointer { start in
+                mine[length] < limit && UnsafeBufferPointer(rebasing: mine[0..<length]).elementsEqual(start)
+            }
+        }
+    }
 }

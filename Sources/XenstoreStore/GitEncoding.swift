@@ -24,13 +24,48 @@ public enum GitEncoding {
     public static let permsEntry: [UInt8] = [0x2E, 0x70, 0x65, 0x72, 0x6D, 0x73]  // .perms
     static let blobMode: [UInt8] = [0x31, 0x30, 0x30, 0x36, 0x34, 0x34]  // 100644
     static let treeMode: [UInt8] = [0x34, 0x30, 0x30, 0x30, 0x30]  // 40000
+    /// The id of the empty blob (`git hash-object /dev/null`): the value of most directory nodes.
+    static let emptyBlobID = objectID(.blob, body: [])
 
     /// The id of an object: SHA-1 over `type SP length NUL body`.
     public static func objectID(_ type: GitObjectType, body: [UInt8]) -> ObjectID {
+        body.withUnsafeBytes { objectID(type, bytes: $0) }
+    }
+
+    /// The id of an object whose body is `bytes` (the header is hashed from a stack buffer:
+    /// hashing a small blob allocates nothing).
+    public static func objectID(_ type: GitObjectType, bytes: UnsafeRawBufferPointer) -> ObjectID {
         var hasher = SHA1()
-        hasher.update(header(type, length: body.count))
-        hasher.update(body)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            var count = 0
+            func put(_ byte: UInt8) {
+                buffer[count] = byte
+                count += 1
+            }
+            switch type {
+            case .blob: put(0x62); put(0x6C); put(0x6F); put(0x62)
+            case .tree: put(0x74); put(0x72); put(0x65); put(0x65)
+            case .commit: put(0x63); put(0x6F); put(0x6D); put(0x6D); put(0x69); put(0x74)
+            }
+            put(0x20)
+            var divisor = 1
+            while divisor <= bytes.count / 10 { divisor *= 10 }
+            var remaining = bytes.count
+            while divisor > 0 {
+                put(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
+                remaining %= divisor
+                divisor /= 10
+            }
+            put(0)
+            hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+        }
+        hasher.update(bytes)
         return hasher.finalize()
+    }
+
+    /// The id of the blob holding `value`'s bytes (no array made for an inline value).
+    public static func blobID(_ value: CompactBytes) -> ObjectID {
+        value.withUnsafeBufferPointer { objectID(.blob, bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// The header git hashes and stores before an object body.
@@ -57,7 +92,7 @@ public enum GitEncoding {
 
     /// The tree body of `node`; the ids of its children must already be known.
     public static func treeBody(_ node: Node) -> [UInt8] {
-        treeBody(node, valueID: objectID(.blob, body: node.value), permsID: objectID(.blob, body: node.permissions.blob))
+        treeBody(node, valueID: blobID(node.compactValue), permsID: objectID(.blob, body: node.permissions.blob))
     }
 
     /// The tree body of `node` whose `.value` and `.perms` blobs have the given ids (a writer
@@ -65,30 +100,60 @@ public enum GitEncoding {
     static func treeBody(_ node: Node, valueID: ObjectID, permsID: ObjectID) -> [UInt8] {
         // The common case in one pass over the children, copying no list: names in plain byte
         // order are in git's order unless one continues the previous with a byte below '/'.
+        // Written through a pointer into a buffer of the exact bound: per entry `40000 `, the name,
+        // NUL and 20 id bytes (a name is stored 16 bytes at a time, hence the slack); the two blob
+        // entries 34 bytes each.
         let children = node.children
-        var body: [UInt8] = []
-        body.reserveCapacity(children.nameBytes + children.count * (treeMode.count + 21) + 2 * (blobMode.count + 28))
-        func appendBlobs() {
-            appendEntry(to: &body, blobMode, permsEntry, permsID)
-            appendEntry(to: &body, blobMode, valueEntry, valueID)
-        }
-        var blobsWritten = false
-        var previous: [UInt8] = []
-        for child in children {
-            let name = child.name
-            if name.count > previous.count && !previous.isEmpty && name.starts(with: previous) && name[previous.count] < 0x2F {
-                return sortedTreeBody(node, valueID: valueID, permsID: permsID)
+        let capacity = children.nameBytes + children.count * (treeMode.count + 21) + 2 * (blobMode.count + 28) + 16
+        var inGitOrder = true
+        let body = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            var out = UnsafeMutableRawPointer(buffer.baseAddress!)
+            func appendBlobs() {
+                out = appendBlobEntry(at: out, name: permsEntry, id: permsID)
+                out = appendBlobEntry(at: out, name: valueEntry, id: valueID)
             }
-            if !blobsWritten && name[0] >= 0x2E {
-                appendBlobs()
-                blobsWritten = true
+            var blobsWritten = false
+            var previous = CompactBytes()
+            for child in children {
+                let name = child.compactName
+                if name.continues(previous, withByteBelow: 0x2F) {
+                    inGitOrder = false
+                    break
+                }
+                if !blobsWritten && name.firstByte >= 0x2E {
+                    appendBlobs()
+                    blobsWritten = true
+                }
+                guard let childID = child.node.cachedID else { preconditionFailure("child id must be computed first") }
+                out.storeBytes(of: (0x3030_3034 as UInt32).littleEndian, as: UInt32.self)  // "4000"
+                out.storeBytes(of: (0x2030 as UInt16).littleEndian, toByteOffset: 4, as: UInt16.self)  // "0 "
+                out += 6
+                out += name.store(at: out)
+                out.storeBytes(of: 0 as UInt8, as: UInt8.self)
+                childID.store(at: out + 1)
+                out += 21
+                previous = name
             }
-            guard let childID = child.node.cachedID else { preconditionFailure("child id must be computed first") }
-            appendEntry(to: &body, treeMode, name, childID)
-            previous = name
+            if !blobsWritten { appendBlobs() }
+            count = inGitOrder ? out - UnsafeMutableRawPointer(buffer.baseAddress!) : 0
         }
-        if !blobsWritten { appendBlobs() }
-        return body
+        return inGitOrder ? body : sortedTreeBody(node, valueID: valueID, permsID: permsID)
+    }
+
+    /// Writes the tree entry `100644 name NUL id` at `out`; returns the position after it.
+    private static func appendBlobEntry(at out: UnsafeMutableRawPointer, name: [UInt8], id: ObjectID) -> UnsafeMutableRawPointer {
+        var position = out
+        for byte in blobMode {
+            position.storeBytes(of: byte, as: UInt8.self)
+            position += 1
+        }
+        position.storeBytes(of: 0x20 as UInt8, as: UInt8.self)
+        position += 1
+        name.withUnsafeBytes { position.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        position += name.count
+        position.storeBytes(of: 0 as UInt8, as: UInt8.self)
+        id.store(at: position + 1)
+        return position + 21
     }
 
     /// `treeBody` where git's order is not the children's plain order (a name continues another
@@ -155,18 +220,23 @@ public enum GitEncoding {
     public static func forEachObject(_ root: Node, since previous: Node? = nil, skipping known: (ObjectID) -> Bool,
                                      visit: (ObjectID, GitObjectType, [UInt8]) -> Void) {
         var stack: [(node: Node, previous: Node?, expanded: Bool)] = [(root, previous, false)]
+        var lastPermissions = Permissions.ownedBy(0)
+        var lastPermissionsID = objectID(.blob, body: lastPermissions.blob)
         while let entry = stack.popLast() {
             let current = entry.node
             if entry.expanded {
-                let perms = current.permissions.blob
-                let valueID = objectID(.blob, body: current.value)
-                let permsID = objectID(.blob, body: perms)
+                let valueID = current.compactValue.isEmpty ? emptyBlobID : blobID(current.compactValue)
+                if current.permissions != lastPermissions {  // siblings mostly share their permissions
+                    lastPermissions = current.permissions
+                    lastPermissionsID = objectID(.blob, body: current.permissions.blob)
+                }
+                let permsID = lastPermissionsID
                 let body = treeBody(current, valueID: valueID, permsID: permsID)
                 let id = current.cachedID ?? objectID(.tree, body: body)
                 current.cachedID = id
                 if known(id) { continue }
                 visit(valueID, .blob, current.value)
-                visit(permsID, .blob, perms)
+                visit(permsID, .blob, current.permissions.blob)
                 visit(id, .tree, body)
                 continue
             }
@@ -199,5 +269,19 @@ public enum GitEncoding {
         }
         if value < 0 { digits.append(0x2D) }
         return digits.reversed()
+    }
+
+    /// Appends the ASCII decimal digits of `value` (with a leading `-` when negative) to `out`.
+    public static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 { out.append(0x2D) }
+        let magnitude = value.magnitude
+        var divisor: UInt64 = 1
+        while divisor <= magnitude / 10 { divisor *= 10 }
+        var remaining = magnitude
+        while divisor > 0 {
+            out.append(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
+            remaining %= divisor
+            divisor /= 10
+        }
     }
 }

@@ -41,14 +41,20 @@ public final class Commit: @unchecked Sendable {
 
     /// The git identity line value for the author: `Domain N <domain-N@xenstore> TIME +0000`.
     public var identity: [UInt8] {
-        var out: [UInt8] = Array("Domain ".utf8)
-        out.append(contentsOf: GitEncoding.decimal(author))
-        out.append(contentsOf: Array(" <domain-".utf8))
-        out.append(contentsOf: GitEncoding.decimal(author))
-        out.append(contentsOf: Array("@xenstore> ".utf8))
-        out.append(contentsOf: GitEncoding.decimal(time))
-        out.append(contentsOf: Array(" +0000".utf8))
+        var out: [UInt8] = []
+        appendIdentity(to: &out)
         return out
+    }
+
+    /// Appends `identity` to `out` (a commit body holds it twice).
+    public func appendIdentity(to out: inout [UInt8]) {
+        out.append(contentsOf: "Domain ".utf8)
+        GitEncoding.appendDecimal(Int64(author), to: &out)
+        out.append(contentsOf: " <domain-".utf8)
+        GitEncoding.appendDecimal(Int64(author), to: &out)
+        out.append(contentsOf: "@xenstore> ".utf8)
+        GitEncoding.appendDecimal(time, to: &out)
+        out.append(contentsOf: " +0000".utf8)
     }
 }
 
@@ -198,19 +204,21 @@ public final class History {
     /// The git commit body of `commit`; its parents' ids must be known (`id(of:)` ensures it).
     public func commitBody(_ commit: Commit) -> [UInt8] {
         let parentIDs = commit.parentIDs ?? commit.parents.map { $0.cachedID! }
-        var body: [UInt8] = Array("tree ".utf8)
-        body.append(contentsOf: GitEncoding.treeID(commit.root).hex)
+        var body: [UInt8] = []
+        body.reserveCapacity(46 + parentIDs.count * 48 + 2 * 80 + commit.message.count + 2)
+        body.append(contentsOf: "tree ".utf8)
+        GitEncoding.treeID(commit.root).appendHex(to: &body)
         body.append(0x0A)
         for parent in parentIDs {
-            body.append(contentsOf: Array("parent ".utf8))
-            body.append(contentsOf: parent.hex)
+            body.append(contentsOf: "parent ".utf8)
+            parent.appendHex(to: &body)
             body.append(0x0A)
         }
-        body.append(contentsOf: Array("author ".utf8))
-        body.append(contentsOf: commit.identity)
+        body.append(contentsOf: "author ".utf8)
+        commit.appendIdentity(to: &body)
         body.append(0x0A)
-        body.append(contentsOf: Array("committer ".utf8))
-        body.append(contentsOf: commit.identity)
+        body.append(contentsOf: "committer ".utf8)
+        commit.appendIdentity(to: &body)
         body.append(0x0A)
         body.append(0x0A)
         body.append(contentsOf: commit.message)
@@ -252,6 +260,19 @@ public final class History {
             stack.append(contentsOf: commit.parents)
         }
         return pending.reversed()
+    }
+
+    /// The id and git body of `commit`, the body built once when it serves to compute the id
+    /// too (a writer stores the body it hashed).
+    public func encoded(_ commit: Commit) -> (id: ObjectID, body: [UInt8]) {
+        if commit.cachedID == nil && commit.parents.allSatisfy({ $0.cachedID != nil }) {
+            if commit.parentIDs == nil { commit.parentIDs = commit.parents.map { $0.cachedID! } }
+            let body = commitBody(commit)
+            let id = GitEncoding.objectID(.commit, body: body)
+            commit.cachedID = id
+            return (id, body)
+        }
+        return (id(of: commit), commitBody(commit))
     }
 
     /// The commit's id if it has been computed, without computing it.

@@ -49,7 +49,8 @@ extension History {
         var previous = stored
         for commit in unstoredCommits(from: head, stored: isStored) {
             GitEncoding.forEachObject(commit.root, since: previous, skipping: isStored, visit: visit)
-            visit(id(of: commit), .commit, commitBody(commit))
+            let (id, body) = encoded(commit)
+            visit(id, .commit, body)
             previous = commit.root
         }
     }
