@@ -16,8 +16,8 @@ public struct SnapshotWriter {
     /// The bytes written so far.
     public private(set) var bytes: [UInt8] = []
 
-    /// An empty writer.
-    public init() {}
+    /// An empty writer (room for a typical connection state reserved: no regrowing on the way).
+    public init() { bytes.reserveCapacity(1024) }
 
     /// Appends a 32-bit word.
     public mutating func u32(_ value: UInt32) {
@@ -120,10 +120,16 @@ extension Server {
             out.bool(record.shutDown)
             out.bool(record.quotas != nil)
             let quotas = record.quotas ?? configuration.quotas
-            for value in [quotas.nodes, quotas.watches, quotas.transactions, quotas.transactionNodes, quotas.nodeSize,
-                          quotas.permissions, quotas.pathMax, quotas.outstanding, quotas.memory] {
-                out.u32(UInt32(truncatingIfNeeded: value))
-            }
+            func quota(_ value: Int) { out.u32(UInt32(truncatingIfNeeded: value)) }
+            quota(quotas.nodes)
+            quota(quotas.watches)
+            quota(quotas.transactions)
+            quota(quotas.transactionNodes)
+            quota(quotas.nodeSize)
+            quota(quotas.permissions)
+            quota(quotas.pathMax)
+            quota(quotas.outstanding)
+            quota(quotas.memory)
         }
         let special = specialPermissions.keys.sorted { $0.lexicographicallyPrecedes($1) }
         out.u32(UInt32(special.count))

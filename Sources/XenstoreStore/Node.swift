@@ -49,15 +49,22 @@ public struct PermissionEntry: Hashable, Sendable {
 
     /// The wire form, e.g. `r5`.
     public var encoded: [UInt8] {
-        var out: [UInt8] = [access.letter]
-        var digits: [UInt8] = []
-        var remaining = domid
-        repeat {
-            digits.append(0x30 + UInt8(remaining % 10))
-            remaining /= 10
-        } while remaining > 0
-        out.append(contentsOf: digits.reversed())
+        var out: [UInt8] = []
+        append(to: &out)
         return out
+    }
+
+    /// Appends the wire form to `out` (no array of its own: permission blobs are built often).
+    public func append(to out: inout [UInt8]) {
+        out.append(access.letter)
+        var divisor: UInt32 = 1
+        while divisor <= domid / 10 { divisor *= 10 }
+        var remaining = domid
+        while divisor > 0 {
+            out.append(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
+            remaining %= divisor
+            divisor /= 10
+        }
     }
 
     /// Parses the wire form (`<letter><decimal domid>`); nil if malformed.
@@ -142,8 +149,9 @@ public struct Permissions: Hashable, Sendable, RandomAccessCollection {
     /// The contents of the `.perms` blob: one entry per line (`n0\nr5\n`).
     public var blob: [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(count * 8)
         for entry in self {
-            out.append(contentsOf: entry.encoded)
+            entry.append(to: &out)
             out.append(0x0A)
         }
         return out
