@@ -153,9 +153,12 @@ if profile_rows:
         print(f"| {phase} | " + " | ".join(fmt(x, digits(x)) for x in cells) + " |")
     cells = [per_request(w, busy_us) for w in workloads]
     print("| busy | " + " | ".join(fmt(x, digits(x)) for x in cells) + " |")
-    for counter in ["rounds", "store-batches", "store-batch-bytes", "store-squashes"]:
+    for counter in ["rounds", "store-batches", "store-batch-bytes", "store-squashes", "state-encodes"]:
         cells = [per_request(w, lambda run, c=counter: run.get(c)) for w in workloads]
         print(f"| {counter} per request | " + " | ".join(fmt(x, 2) for x in cells) + " |")
+    cells = [median([run["state-bytes"] / run["state-encodes"] for (boot, name), run in runs.items()
+                     if name == w and run.get("state-encodes")]) for w in workloads]
+    print("| bytes per connection state encoded | " + " | ".join(fmt(x) for x in cells) + " |")
     for counter, label in [("longest-busy-us", "longest busy stretch (µs)"), ("longest-store-us", "longest history store in one stretch (µs)")]:
         cells = [median([run[counter] for (boot, name), run in runs.items() if name == w and counter in run]) for w in workloads]
         print(f"| {label} | " + " | ".join(fmt(x) for x in cells) + " |")

@@ -177,7 +177,9 @@ public final class RingServer {
     func resumableState() -> [UInt8] {
         var states: [RingLinkState] = []
         for ring in rings { if let link = ring.link { states.append(link.state(domid: UInt32(ring.domid))) } }
-        return ResumableState.encode(server: server, rings: states)
+        let state = ResumableState.encode(server: server, rings: states)
+        roundProfile.countState(bytes: state.count)
+        return state
     }
 
     /// Saves this round's connection state in the kept memory (restart in place armed): after the

@@ -68,6 +68,9 @@ struct RoundProfile {
     /// Rounds of the loop, and of those the ones that read at least one request.
     private var rounds: UInt64 = 0
     private var roundsWithRequests: UInt64 = 0
+    /// Connection states encoded (restart in place) and their bytes.
+    private var stateEncodes: UInt64 = 0
+    private var stateBytes: UInt64 = 0
     /// The longest busy stretch between two sleeps, and the longest time the history store took
     /// in one (a squash shows there), in ns; the totals when the current stretch began.
     private var longestBusy: UInt64 = 0
@@ -115,6 +118,13 @@ struct RoundProfile {
         if readRequests { roundsWithRequests &+= 1 }
     }
 
+    /// Counts one encoding of the connection state, `bytes` long.
+    mutating func countState(bytes: Int) {
+        guard enabled else { return }
+        stateEncodes &+= 1
+        stateBytes &+= UInt64(bytes)
+    }
+
     /// CONTROL `profile`: `start` zeroes the counts and starts counting, `report` and `stop`
     /// report them (`stop` then stops counting). The report: microseconds since the start and
     /// per phase, how often each phase was entered, the rounds, the store's counters and the
@@ -127,6 +137,8 @@ struct RoundProfile {
             }
             rounds = 0
             roundsWithRequests = 0
+            stateEncodes = 0
+            stateBytes = 0
             longestBusy = 0
             longestStore = 0
             busyAtWake = 0
@@ -148,6 +160,8 @@ struct RoundProfile {
         }
         out += Payload.bytes("\nrounds ") + Payload.decimal(rounds)
         out += Payload.bytes("\nrounds-with-requests ") + Payload.decimal(roundsWithRequests)
+        out += Payload.bytes("\nstate-encodes ") + Payload.decimal(stateEncodes)
+        out += Payload.bytes("\nstate-bytes ") + Payload.decimal(stateBytes)
         out += Payload.bytes("\nlongest-busy-us ") + Payload.decimal(longestBusy / 1000)
         out += Payload.bytes("\nlongest-store-us ") + Payload.decimal(longestStore / 1000)
         for (index, counter) in (storeCounters?() ?? []).enumerated() {
