@@ -57,14 +57,7 @@ public struct PermissionEntry: Hashable, Sendable {
     /// Appends the wire form to `out` (no array of its own: permission blobs are built often).
     public func append(to out: inout [UInt8]) {
         out.append(access.letter)
-        var divisor: UInt32 = 1
-        while divisor <= domid / 10 { divisor *= 10 }
-        var remaining = domid
-        while divisor > 0 {
-            out.append(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
-            remaining %= divisor
-            divisor /= 10
-        }
+        GitEncoding.appendDecimal(Int64(domid), to: &out)
     }
 
     /// Parses the wire form (`<letter><decimal domid>`); nil if malformed.
