@@ -48,14 +48,7 @@ public enum GitEncoding {
             case .commit: put(0x63); put(0x6F); put(0x6D); put(0x6D); put(0x69); put(0x74)
             }
             put(0x20)
-            var divisor = 1
-            while divisor <= bytes.count / 10 { divisor *= 10 }
-            var remaining = bytes.count
-            while divisor > 0 {
-                put(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
-                remaining %= divisor
-                divisor /= 10
-            }
+            forEachDigit(of: UInt64(bytes.count), put)
             put(0)
             hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
         }
@@ -221,14 +214,16 @@ public enum GitEncoding {
                                      visit: (ObjectID, GitObjectType, [UInt8]) -> Void) {
         var stack: [(node: Node, previous: Node?, expanded: Bool)] = [(root, previous, false)]
         var lastPermissions = Permissions.ownedBy(0)
-        var lastPermissionsID = objectID(.blob, body: lastPermissions.blob)
+        var lastPermissionsBlob = lastPermissions.blob
+        var lastPermissionsID = objectID(.blob, body: lastPermissionsBlob)
         while let entry = stack.popLast() {
             let current = entry.node
             if entry.expanded {
                 let valueID = current.compactValue.isEmpty ? emptyBlobID : blobID(current.compactValue)
                 if current.permissions != lastPermissions {  // siblings mostly share their permissions
                     lastPermissions = current.permissions
-                    lastPermissionsID = objectID(.blob, body: current.permissions.blob)
+                    lastPermissionsBlob = current.permissions.blob
+                    lastPermissionsID = objectID(.blob, body: lastPermissionsBlob)
                 }
                 let permsID = lastPermissionsID
                 let body = treeBody(current, valueID: valueID, permsID: permsID)
@@ -236,7 +231,7 @@ public enum GitEncoding {
                 current.cachedID = id
                 if known(id) { continue }
                 visit(valueID, .blob, current.value)
-                visit(permsID, .blob, current.permissions.blob)
+                visit(permsID, .blob, lastPermissionsBlob)
                 visit(id, .tree, body)
                 continue
             }
@@ -260,26 +255,24 @@ public enum GitEncoding {
 
     /// ASCII decimal digits of an integer (with a leading `-` when negative).
     public static func decimal<T: BinaryInteger>(_ value: T) -> [UInt8] {
-        if value == 0 { return [0x30] }
         var digits: [UInt8] = []
-        var remaining = Int64(value).magnitude
-        while remaining > 0 {
-            digits.append(0x30 + UInt8(truncatingIfNeeded: remaining % 10))
-            remaining /= 10
-        }
-        if value < 0 { digits.append(0x2D) }
-        return digits.reversed()
+        appendDecimal(Int64(value), to: &digits)
+        return digits
     }
 
     /// Appends the ASCII decimal digits of `value` (with a leading `-` when negative) to `out`.
     public static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
         if value < 0 { out.append(0x2D) }
-        let magnitude = value.magnitude
+        forEachDigit(of: value.magnitude) { out.append($0) }
+    }
+
+    /// Calls `body` with each ASCII decimal digit of `value`, most significant first.
+    static func forEachDigit(of value: UInt64, _ body: (UInt8) -> Void) {
         var divisor: UInt64 = 1
-        while divisor <= magnitude / 10 { divisor *= 10 }
-        var remaining = magnitude
+        while divisor <= value / 10 { divisor *= 10 }
+        var remaining = value
         while divisor > 0 {
-            out.append(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
+            body(0x30 + UInt8(truncatingIfNeeded: remaining / divisor))
             remaining %= divisor
             divisor /= 10
         }

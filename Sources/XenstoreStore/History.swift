@@ -235,8 +235,7 @@ public final class History {
             let (current, expanded) = entry
             if current.cachedID != nil { continue }
             if expanded || current.parents.allSatisfy({ $0.cachedID != nil }) {
-                if current.parentIDs == nil { current.parentIDs = current.parents.map { $0.cachedID! } }
-                current.cachedID = GitEncoding.objectID(.commit, body: commitBody(current))
+                _ = hash(current)
             } else {
                 stack.append((current, true))
                 for parent in current.parents where parent.cachedID == nil { stack.append((parent, false)) }
@@ -266,13 +265,18 @@ public final class History {
     /// too (a writer stores the body it hashed).
     public func encoded(_ commit: Commit) -> (id: ObjectID, body: [UInt8]) {
         if commit.cachedID == nil && commit.parents.allSatisfy({ $0.cachedID != nil }) {
-            if commit.parentIDs == nil { commit.parentIDs = commit.parents.map { $0.cachedID! } }
-            let body = commitBody(commit)
-            let id = GitEncoding.objectID(.commit, body: body)
-            commit.cachedID = id
-            return (id, body)
+            let body = hash(commit)
+            return (commit.cachedID!, body)
         }
         return (id(of: commit), commitBody(commit))
+    }
+
+    /// Computes and caches the id of `commit`, whose parents' ids are known; returns the body it hashed.
+    private func hash(_ commit: Commit) -> [UInt8] {
+        if commit.parentIDs == nil { commit.parentIDs = commit.parents.map { $0.cachedID! } }
+        let body = commitBody(commit)
+        commit.cachedID = GitEncoding.objectID(.commit, body: body)
+        return body
     }
 
     /// The commit's id if it has been computed, without computing it.
